@@ -1,0 +1,390 @@
+package memo
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// DefaultMaxSize is the size of a cache built without MaxSize or Unbounded,
+// the same default as Python's functools.lru_cache.
+const DefaultMaxSize = 128
+
+// Option configures a memoized function; see MaxSize and Unbounded.
+type Option func(*config)
+
+type config struct {
+	size      int
+	unbounded bool
+}
+
+// MaxSize bounds the cache to n entries, evicting the least recently used
+// entry when full. A size of 0 or less turns caching off: every call runs the
+// function and counts as a miss, and the size is reported as 0. MaxSize
+// panics if n is larger than a cache can index (2^31-2). Of MaxSize and
+// Unbounded, the last given wins.
+func MaxSize(n int) Option {
+	if n > maxEntries {
+		panic(fmt.Sprintf("memo: MaxSize(%d) is larger than the %d entries a cache can index; use Unbounded()", n, maxEntries))
+	}
+	return func(c *config) { c.size, c.unbounded = max(n, 0), false }
+}
+
+// Unbounded lets the cache grow without limit: nothing is ever evicted. Of
+// MaxSize and Unbounded, the last given wins.
+func Unbounded() Option {
+	return func(c *config) { c.size, c.unbounded = 0, true }
+}
+
+// Parameters are a cache's settings as configured, normalised: a negative
+// MaxSize reads 0.
+type Parameters struct {
+	// MaxSize is the most entries the cache holds; 0 when Unbounded, and 0
+	// when caching is off.
+	MaxSize int
+	// Unbounded reports that the cache has no size limit.
+	Unbounded bool
+}
+
+// PanicError is the value every caller of an execution panics with when the
+// memoized function panicked during that execution.
+type PanicError struct {
+	// Value is what the function passed to panic.
+	Value any
+	// Stack is the stack of the goroutine that panicked, at the panic.
+	Stack []byte
+}
+
+// Error describes the panic and includes the original stack.
+func (p *PanicError) Error() string {
+	return fmt.Sprintf("memo: memoized function panicked: %v\n\n%s", p.Value, p.Stack)
+}
+
+// Unwrap returns the panic value if it is an error, so errors.Is and
+// errors.As see through a PanicError.
+func (p *PanicError) Unwrap() error {
+	err, _ := p.Value.(error)
+	return err
+}
+
+// Cache is the cache behind a memoized function, returned by Memoize,
+// MemoizeErr and MemoizeCtx next to the function itself. It is safe for
+// concurrent use by multiple goroutines. The zero value is not usable.
+type Cache[K comparable, V any] struct {
+	mu    sync.Mutex
+	l     list[K, V]
+	calls map[K]*call[V] // executions in progress, by key
+	st    stats
+
+	fn     func(context.Context, K) (V, error)
+	params Parameters
+	off    bool // MaxSize 0: caching is off
+	check  bool // K holds an interface, so == may panic; see selfEqual
+}
+
+// call is one execution of the function for one key. Its fields other than
+// done and waiters are written by the executing goroutine before done is
+// closed and read by the callers after.
+type call[V any] struct {
+	done    chan struct{} // made when someone needs to wait; closed at the end
+	waiters int           // callers still waiting, the executing one included
+	cancel  context.CancelFunc
+
+	val      V
+	err      error
+	panicked *PanicError
+	goexit   bool
+}
+
+func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts []Option) *Cache[K, V] {
+	if fn == nil {
+		panic("memo: the function to memoize is nil")
+	}
+	cfg := config{size: DefaultMaxSize}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	c := &Cache[K, V]{
+		fn:     fn,
+		params: Parameters{MaxSize: cfg.size, Unbounded: cfg.unbounded},
+		off:    cfg.size == 0 && !cfg.unbounded,
+		check:  mayPanicOnEqual(reflect.TypeFor[K]()),
+		calls:  make(map[K]*call[V]),
+	}
+	c.l.init(cfg.size)
+	return c
+}
+
+// Memoize returns a function that behaves like fn but remembers its results,
+// and the Cache behind it. By default the cache holds the DefaultMaxSize most
+// recently used results; see MaxSize and Unbounded.
+//
+// Concurrent calls for a key that is not cached run fn once; the other
+// callers wait for that execution and share its result. fn never runs while
+// the cache's lock is held, so it may call the memoized function for other
+// keys, as a recursive function does. If fn calls the memoized function with
+// its own key it waits for itself forever, as sync.Once does.
+//
+// If fn panics, nothing is cached, and every caller waiting on that execution
+// panics with a *PanicError holding the original value and stack. A key that
+// holds an uncomparable value makes the returned function panic with an error
+// wrapping ErrNotComparable, before fn runs.
+func Memoize[K comparable, V any](fn func(K) V, opts ...Option) (func(K) V, *Cache[K, V]) {
+	if fn == nil {
+		panic("memo: the function to memoize is nil")
+	}
+	c := newCache(func(_ context.Context, k K) (V, error) { return fn(k), nil }, opts)
+	return func(k K) V {
+		v, err := c.do(context.Background(), nil, k)
+		if err != nil {
+			panic(err)
+		}
+		return v
+	}, c
+}
+
+// MemoizeErr is Memoize for a function that can fail. An error is returned to
+// every caller of that execution and never cached: the next call runs fn
+// again. A key that holds an uncomparable value gives an error wrapping
+// ErrNotComparable, and fn is not called.
+func MemoizeErr[K comparable, V any](fn func(K) (V, error), opts ...Option) (func(K) (V, error), *Cache[K, V]) {
+	if fn == nil {
+		panic("memo: the function to memoize is nil")
+	}
+	c := newCache(func(_ context.Context, k K) (V, error) { return fn(k) }, opts)
+	return func(k K) (V, error) { return c.do(context.Background(), nil, k) }, c
+}
+
+// MemoizeCtx is MemoizeErr for a function that takes a context.
+//
+// A caller whose context ends while it waits for the result stops waiting at
+// once and gets the context's error; the execution carries on for the callers
+// still waiting. The context fn receives carries the values of the context of
+// the call that started the execution, and is cancelled only when every
+// caller of that execution has stopped waiting. To let callers stop waiting,
+// fn runs in a goroutine of its own, unless the starting caller's context can
+// never be cancelled (its Done method returns nil, as context.Background's
+// does); then it runs in the caller's goroutine. A hit returns the cached
+// value even if the caller's context has ended.
+func MemoizeCtx[K comparable, V any](fn func(context.Context, K) (V, error), opts ...Option) (func(context.Context, K) (V, error), *Cache[K, V]) {
+	c := newCache(fn, opts)
+	return func(ctx context.Context, k K) (V, error) { return c.do(ctx, ctx.Done(), k) }, c
+}
+
+// do answers one call: from the cache if it can, else by joining or starting
+// an execution. ctxDone is ctx.Done(), fetched by the caller outside the lock.
+func (c *Cache[K, V]) do(ctx context.Context, ctxDone <-chan struct{}, k K) (V, error) {
+	if c.off {
+		return c.bypass(ctx, k)
+	}
+	if c.check {
+		ok, err := selfEqual(k)
+		if err != nil {
+			var zero V
+			return zero, err
+		}
+		if !ok {
+			return c.bypass(ctx, k)
+		}
+	} else if k != k {
+		return c.bypass(ctx, k)
+	}
+	c.mu.Lock()
+	if i, ok := c.l.items[k]; ok {
+		c.l.touch(i)
+		v := c.l.nodes[i].val
+		c.st.hits++
+		c.mu.Unlock()
+		return v, nil
+	}
+	return c.miss(ctx, ctxDone, k)
+}
+
+// miss is do's slow path, entered with c.mu held.
+func (c *Cache[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K) (V, error) {
+	if cl, ok := c.calls[k]; ok {
+		c.st.hits++
+		c.st.coalesced++
+		cl.waiters++
+		if cl.done == nil {
+			cl.done = make(chan struct{})
+		}
+		c.mu.Unlock()
+		return c.wait(ctxDone, ctx, k, cl)
+	}
+	c.st.misses++
+	cl := &call[V]{waiters: 1}
+	c.calls[k] = cl
+	if ctxDone == nil {
+		// Nobody can stop waiting for this execution before it ends, since
+		// later callers who give up leave this one waiting: run fn here.
+		c.mu.Unlock()
+		c.run(ctx, k, cl, true)
+		return cl.result()
+	}
+	cl.done = make(chan struct{})
+	// fn keeps ctx's values but not its cancellation, which belongs to this
+	// caller alone; cl.cancel fires when the last caller gives up.
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	cl.cancel = cancel
+	c.mu.Unlock()
+	go c.run(fctx, k, cl, true)
+	return c.wait(ctxDone, ctx, k, cl)
+}
+
+// wait waits for cl to end, or for ctxDone, whichever comes first.
+func (c *Cache[K, V]) wait(ctxDone <-chan struct{}, ctx context.Context, k K, cl *call[V]) (V, error) {
+	select {
+	case <-cl.done:
+		return cl.result()
+	case <-ctxDone:
+	}
+	c.mu.Lock()
+	cl.waiters--
+	abandoned := cl.waiters == 0
+	if abandoned && c.calls[k] == cl {
+		// Later callers must not join an execution whose context is
+		// cancelled: they start afresh.
+		delete(c.calls, k)
+	}
+	c.mu.Unlock()
+	if abandoned && cl.cancel != nil {
+		cl.cancel()
+	}
+	var zero V
+	return zero, ctx.Err()
+}
+
+// bypass runs fn for a call that cannot use the cache: caching is off, or k
+// is not equal to itself. It counts a miss and stores nothing.
+func (c *Cache[K, V]) bypass(ctx context.Context, k K) (V, error) {
+	c.mu.Lock()
+	c.st.misses++
+	c.mu.Unlock()
+	cl := &call[V]{waiters: 1}
+	c.run(ctx, k, cl, false)
+	return cl.result()
+}
+
+// run executes fn for k and records the outcome in cl, turning a panic or a
+// runtime.Goexit in fn into a recorded outcome so that the lock is released,
+// the waiters are woken and nothing is cached. If shared, cl is the
+// execution registered for k in c.calls.
+func (c *Cache[K, V]) run(ctx context.Context, k K, cl *call[V], shared bool) {
+	start := time.Now()
+	returned := false
+	defer func() {
+		// Reached after a return, a recovered panic, or runtime.Goexit (which
+		// cannot be recovered and goes on unwinding after this).
+		if !returned && cl.panicked == nil {
+			cl.goexit = true
+		}
+		c.finish(k, cl, shared, time.Since(start))
+	}()
+	func() {
+		defer func() {
+			if !returned {
+				if r := recover(); r != nil {
+					cl.panicked = &PanicError{Value: r, Stack: debug.Stack()}
+				}
+			}
+		}()
+		cl.val, cl.err = c.fn(ctx, k)
+		returned = true
+	}()
+}
+
+// finish records the end of cl's execution, stores a successful result unless
+// the key was forgotten or the cache cleared meanwhile, and wakes the waiters.
+func (c *Cache[K, V]) finish(k K, cl *call[V], shared bool, took time.Duration) {
+	failed := cl.err != nil || cl.panicked != nil || cl.goexit
+	c.mu.Lock()
+	c.st.execTime += took
+	if failed {
+		c.st.errors++
+	}
+	if shared && c.calls[k] == cl {
+		delete(c.calls, k)
+		if !failed {
+			if _, evicted := c.l.add(k, cl.val); evicted {
+				c.st.evictions++
+			}
+		}
+	}
+	if cl.done != nil {
+		close(cl.done)
+	}
+	c.mu.Unlock()
+	if cl.cancel != nil {
+		cl.cancel()
+	}
+}
+
+// result hands a finished execution's outcome to one caller.
+func (cl *call[V]) result() (V, error) {
+	if cl.panicked != nil {
+		panic(cl.panicked)
+	}
+	if cl.goexit {
+		runtime.Goexit()
+	}
+	return cl.val, cl.err
+}
+
+// CacheInfo returns a consistent snapshot of the cache's counters and size.
+func (c *Cache[K, V]) CacheInfo() CacheInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return CacheInfo{
+		Hits:      c.st.hits,
+		Misses:    c.st.misses,
+		MaxSize:   c.params.MaxSize,
+		Unbounded: c.params.Unbounded,
+		CurrSize:  c.l.len(),
+		Evictions: c.st.evictions,
+		Coalesced: c.st.coalesced,
+		Errors:    c.st.errors,
+		ExecTime:  c.st.execTime,
+	}
+}
+
+// Parameters returns the cache's settings.
+func (c *Cache[K, V]) Parameters() Parameters { return c.params }
+
+// Clear empties the cache and resets its counters. Executions in progress
+// finish for their callers, but their results are not stored, and later
+// calls for their keys start new executions.
+func (c *Cache[K, V]) Clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.l.init(c.params.MaxSize)
+	clear(c.calls)
+	c.st = stats{}
+}
+
+// Forget drops the cached result for k, if any, and reports whether there was
+// one. An execution for k in progress finishes for its callers, but its
+// result is not stored, and later calls start a new execution.
+func (c *Cache[K, V]) Forget(k K) bool {
+	if c.off {
+		return false
+	}
+	if ok, err := selfEqual(k); !ok || err != nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.calls, k)
+	_, ok := c.l.remove(k)
+	return ok
+}
+
+// Unwrapped returns the original function in the form that takes a context
+// and returns an error. Calling it touches neither the cache nor its
+// counters. For a function memoized with Memoize it always returns a nil
+// error; for one memoized with MemoizeErr it ignores the context.
+func (c *Cache[K, V]) Unwrapped() func(context.Context, K) (V, error) { return c.fn }

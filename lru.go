@@ -1,0 +1,303 @@
+package memo
+
+import (
+	"fmt"
+	"math"
+	"reflect"
+	"sync"
+)
+
+// list is the unsynchronised LRU core shared by LRU and the memoized
+// functions. Its nodes live in one slice and link to each other by int32
+// index: one allocation for the whole list instead of one per entry, and
+// nothing inside it for the garbage collector to chase except keys and values.
+//
+// nodes[0] is the sentinel: nodes[0].next is the most recently used entry and
+// nodes[0].prev the least recently used, so linking never has to branch on an
+// empty list. Freed slots are chained through next, starting at free.
+type list[K comparable, V any] struct {
+	items map[K]int32
+	nodes []node[K, V]
+	free  int32
+	max   int // most entries held; 0 means no bound
+}
+
+type node[K comparable, V any] struct {
+	key        K
+	val        V
+	prev, next int32
+}
+
+// maxEntries is the most entries int32 indices can address (slot 0 is the
+// sentinel).
+const maxEntries = math.MaxInt32 - 1
+
+func (l *list[K, V]) init(max int) {
+	l.max = max
+	l.items = make(map[K]int32)
+	l.nodes = make([]node[K, V], 1, 1+min(max, 16))
+	l.free = 0
+}
+
+func (l *list[K, V]) len() int { return len(l.items) }
+
+// get returns the value for k and marks it most recently used.
+func (l *list[K, V]) get(k K) (v V, ok bool) {
+	i, ok := l.items[k]
+	if !ok {
+		return v, false
+	}
+	l.touch(i)
+	return l.nodes[i].val, true
+}
+
+// touch makes node i the most recently used. The common case, a node already
+// in front, costs one comparison.
+func (l *list[K, V]) touch(i int32) {
+	if l.nodes[0].next != i {
+		l.unlink(i)
+		l.pushFront(i)
+	}
+}
+
+func (l *list[K, V]) unlink(i int32) {
+	n := &l.nodes[i]
+	l.nodes[n.prev].next = n.next
+	l.nodes[n.next].prev = n.prev
+}
+
+func (l *list[K, V]) pushFront(i int32) {
+	first := l.nodes[0].next
+	n := &l.nodes[i]
+	n.prev, n.next = 0, first
+	l.nodes[first].prev = i
+	l.nodes[0].next = i
+}
+
+// add stores v under k as the most recently used entry. When the list is
+// full, the least recently used entry makes room and is returned. k must be
+// equal to itself (see selfEqual).
+func (l *list[K, V]) add(k K, v V) (old node[K, V], evicted bool) {
+	if i, ok := l.items[k]; ok {
+		l.nodes[i].val = v
+		l.touch(i)
+		return old, false
+	}
+	var i int32
+	switch {
+	case l.max > 0 && len(l.items) >= l.max:
+		// Reuse the least recently used slot in place: no allocation in the
+		// steady state of a full cache.
+		i = l.nodes[0].prev
+		old, evicted = l.nodes[i], true
+		delete(l.items, old.key)
+		l.unlink(i)
+	case l.free != 0:
+		i = l.free
+		l.free = l.nodes[i].next
+	default:
+		if len(l.nodes) == cap(l.nodes) {
+			l.grow()
+		}
+		i = int32(len(l.nodes))
+		l.nodes = l.nodes[:i+1]
+	}
+	l.nodes[i].key, l.nodes[i].val = k, v
+	l.items[k] = i
+	l.pushFront(i)
+	return old, evicted
+}
+
+// grow makes room for more nodes, doubling the slice but never past the
+// bound, so a full cache carries no spare capacity.
+func (l *list[K, V]) grow() {
+	n := 2 * cap(l.nodes)
+	if l.max > 0 {
+		n = min(n, l.max+1)
+	}
+	if n > maxEntries+1 {
+		if cap(l.nodes) > maxEntries {
+			panic("memo: more entries than one cache can index")
+		}
+		n = maxEntries + 1
+	}
+	nodes := make([]node[K, V], len(l.nodes), n)
+	copy(nodes, l.nodes)
+	l.nodes = nodes
+}
+
+// remove deletes k and returns its value.
+func (l *list[K, V]) remove(k K) (v V, ok bool) {
+	i, ok := l.items[k]
+	if !ok {
+		return v, false
+	}
+	delete(l.items, k)
+	l.unlink(i)
+	v = l.nodes[i].val
+	// Zero the slot so the list does not keep the key and value alive.
+	l.nodes[i] = node[K, V]{next: l.free}
+	l.free = i
+	return v, true
+}
+
+// removeOldest deletes the least recently used entry.
+func (l *list[K, V]) removeOldest() (old node[K, V], ok bool) {
+	i := l.nodes[0].prev
+	if i == 0 {
+		return old, false
+	}
+	old = l.nodes[i]
+	l.remove(old.key)
+	return old, true
+}
+
+// keys returns the keys from most to least recently used.
+func (l *list[K, V]) keys() []K {
+	ks := make([]K, 0, len(l.items))
+	for i := l.nodes[0].next; i != 0; i = l.nodes[i].next {
+		ks = append(ks, l.nodes[i].key)
+	}
+	return ks
+}
+
+// LRU is a fixed-size map that, when full, drops the least recently used
+// entry to make room for a new one. It is safe for concurrent use by multiple
+// goroutines. The zero value is not usable: create one with NewLRU.
+//
+// Keys that are not equal to themselves, such as a float NaN or an interface
+// holding one, are never stored: Add ignores them and Get reports them absent.
+type LRU[K comparable, V any] struct {
+	mu      sync.Mutex
+	l       list[K, V]
+	onEvict func(K, V)
+	check   bool // K holds an interface, so == may panic; see selfEqual
+}
+
+// NewLRU returns an empty LRU that holds at most size entries. If onEvict is
+// not nil, it is called with each entry the cache drops to make room (in Add
+// and Resize), after the cache's lock is released. NewLRU panics if size is
+// not positive.
+func NewLRU[K comparable, V any](size int, onEvict func(key K, value V)) *LRU[K, V] {
+	if size <= 0 || size > maxEntries {
+		panic(fmt.Sprintf("memo: NewLRU size must be between 1 and %d, got %d", maxEntries, size))
+	}
+	c := &LRU[K, V]{onEvict: onEvict, check: mayPanicOnEqual(reflect.TypeFor[K]())}
+	c.l.init(size)
+	return c
+}
+
+// Get returns the value stored under k and marks it most recently used.
+func (c *LRU[K, V]) Get(k K) (v V, ok bool) {
+	if !c.storable(k) {
+		return v, false
+	}
+	c.mu.Lock()
+	v, ok = c.l.get(k)
+	c.mu.Unlock()
+	return v, ok
+}
+
+// Peek returns the value stored under k without changing its recency.
+func (c *LRU[K, V]) Peek(k K) (v V, ok bool) {
+	if !c.storable(k) {
+		return v, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i, ok := c.l.items[k]
+	if !ok {
+		return v, false
+	}
+	return c.l.nodes[i].val, true
+}
+
+// Add stores v under k as the most recently used entry, replacing any value
+// k had. It reports whether an entry was evicted to make room.
+func (c *LRU[K, V]) Add(k K, v V) (evicted bool) {
+	if !c.storable(k) {
+		return false
+	}
+	c.mu.Lock()
+	old, evicted := c.l.add(k, v)
+	c.mu.Unlock()
+	if evicted && c.onEvict != nil {
+		c.onEvict(old.key, old.val)
+	}
+	return evicted
+}
+
+// Remove deletes k and returns the value it had, if any.
+func (c *LRU[K, V]) Remove(k K) (v V, ok bool) {
+	if !c.storable(k) {
+		return v, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.l.remove(k)
+}
+
+// Len returns the number of entries in the cache.
+func (c *LRU[K, V]) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.l.len()
+}
+
+// Cap returns the most entries the cache holds.
+func (c *LRU[K, V]) Cap() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.l.max
+}
+
+// Keys returns the keys from most to least recently used.
+func (c *LRU[K, V]) Keys() []K {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.l.keys()
+}
+
+// Clear deletes every entry and releases the memory they held.
+func (c *LRU[K, V]) Clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.l.init(c.l.max)
+}
+
+// Resize changes the most entries the cache holds, evicting the least
+// recently used entries that no longer fit, and returns how many it evicted.
+// Resize panics if size is not positive.
+func (c *LRU[K, V]) Resize(size int) (evicted int) {
+	if size <= 0 || size > maxEntries {
+		panic(fmt.Sprintf("memo: Resize size must be between 1 and %d, got %d", maxEntries, size))
+	}
+	c.mu.Lock()
+	var gone []node[K, V]
+	for c.l.len() > size {
+		old, _ := c.l.removeOldest()
+		gone = append(gone, old)
+	}
+	c.l.max = size
+	c.mu.Unlock()
+	if c.onEvict != nil {
+		for _, n := range gone {
+			c.onEvict(n.key, n.val)
+		}
+	}
+	return len(gone)
+}
+
+// storable reports whether k can be a map key of this cache: false for keys
+// not equal to themselves. It panics, before any lock is taken, with a memo
+// error when k holds a value that cannot be compared at all.
+func (c *LRU[K, V]) storable(k K) bool {
+	if c.check {
+		ok, err := selfEqual(k)
+		if err != nil {
+			panic(err)
+		}
+		return ok
+	}
+	return k == k
+}

@@ -1,0 +1,303 @@
+package memo
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// within runs f and fails the test if it has not returned after d, so that a
+// deadlock fails instead of hanging the suite.
+func within(t *testing.T, d time.Duration, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("still running after %v: deadlock?", d)
+	}
+}
+
+func TestLRUBasics(t *testing.T) {
+	c := NewLRU[string, int](2, nil)
+	assert.False(t, c.Add("a", 1))
+	assert.False(t, c.Add("b", 2))
+	assert.Equal(t, []string{"b", "a"}, c.Keys())
+
+	v, ok := c.Get("a") // a becomes most recent
+	require.True(t, ok)
+	assert.Equal(t, 1, v)
+	assert.Equal(t, []string{"a", "b"}, c.Keys())
+
+	v, ok = c.Peek("b") // b stays least recent
+	require.True(t, ok)
+	assert.Equal(t, 2, v)
+	assert.Equal(t, []string{"a", "b"}, c.Keys())
+
+	assert.True(t, c.Add("c", 3), "adding to a full cache evicts")
+	_, ok = c.Get("b")
+	assert.False(t, ok, "b was least recently used")
+	assert.Equal(t, []string{"c", "a"}, c.Keys())
+
+	assert.False(t, c.Add("a", 10), "replacing a value evicts nothing")
+	v, _ = c.Peek("a")
+	assert.Equal(t, 10, v)
+	assert.Equal(t, []string{"a", "c"}, c.Keys())
+
+	v, ok = c.Remove("a")
+	assert.True(t, ok)
+	assert.Equal(t, 10, v)
+	_, ok = c.Remove("a")
+	assert.False(t, ok)
+	assert.Equal(t, 1, c.Len())
+	assert.Equal(t, 2, c.Cap())
+
+	c.Clear()
+	assert.Equal(t, 0, c.Len())
+	assert.Empty(t, c.Keys())
+	c.Add("x", 1)
+	assert.Equal(t, []string{"x"}, c.Keys())
+}
+
+func TestLRUSizeOne(t *testing.T) {
+	c := NewLRU[int, int](1, nil)
+	for i := range 5 {
+		c.Add(i, i)
+		assert.Equal(t, []int{i}, c.Keys())
+	}
+}
+
+func TestNewLRUBadSize(t *testing.T) {
+	for _, n := range []int{0, -1, math.MaxInt32} {
+		assert.PanicsWithValue(t,
+			fmt.Sprintf("memo: NewLRU size must be between 1 and 2147483646, got %d", n),
+			func() { NewLRU[int, int](n, nil) })
+	}
+	assert.Panics(t, func() { NewLRU[int, int](1, nil).Resize(0) })
+}
+
+func TestLRUEvictCallback(t *testing.T) {
+	type kv struct{ k, v int }
+	var got []kv
+	var c *LRU[int, int]
+	c = NewLRU(2, func(k, v int) {
+		// Calling back into the cache deadlocks if the lock were still held.
+		c.Len()
+		got = append(got, kv{k, v})
+	})
+	within(t, 5*time.Second, func() {
+		c.Add(1, 10)
+		c.Add(2, 20)
+		c.Add(3, 30)
+		c.Get(2)
+		c.Add(4, 40)
+		c.Remove(2) // removal on request is not an eviction
+		c.Add(5, 50)
+		c.Add(6, 60)
+	})
+	assert.Equal(t, []kv{{1, 10}, {3, 30}, {4, 40}}, got)
+}
+
+func TestLRUResize(t *testing.T) {
+	var evicted []int
+	c := NewLRU(5, func(k, _ int) { evicted = append(evicted, k) })
+	for i := range 5 {
+		c.Add(i, i)
+	}
+	assert.Equal(t, 3, c.Resize(2))
+	assert.Equal(t, []int{0, 1, 2}, evicted)
+	assert.Equal(t, []int{4, 3}, c.Keys())
+	assert.Equal(t, 2, c.Cap())
+	assert.Equal(t, 0, c.Resize(10))
+	for i := 10; i < 20; i++ {
+		c.Add(i, i)
+	}
+	assert.Equal(t, 10, c.Len())
+}
+
+func TestLRUNaNKeys(t *testing.T) {
+	nan := math.NaN()
+	c := NewLRU[float64, int](2, nil)
+	for range 100 {
+		assert.False(t, c.Add(nan, 1))
+	}
+	assert.Equal(t, 0, c.Len())
+	assert.Empty(t, c.l.items, "a NaN key would leak a map entry per Add")
+	_, ok := c.Get(nan)
+	assert.False(t, ok)
+
+	ca := NewLRU[any, int](2, nil)
+	ca.Add(any(nan), 1)
+	ca.Add(struct{ f any }{nan}, 1)
+	assert.Equal(t, 0, ca.Len())
+	assert.Empty(t, ca.l.items)
+	ca.Add(1.5, 1)
+	assert.Equal(t, 1, ca.Len())
+}
+
+func TestLRUUncomparableKey(t *testing.T) {
+	c := NewLRU[any, int](2, nil)
+	within(t, 5*time.Second, func() {
+		err := func() (err any) {
+			defer func() { err = recover() }()
+			c.Add([]int{1}, 1)
+			return nil
+		}()
+		require.ErrorIs(t, err.(error), ErrNotComparable)
+		assert.Contains(t, err.(error).Error(), "[]int")
+		// The lock was not left held.
+		c.Add("ok", 1)
+		assert.Equal(t, 1, c.Len())
+	})
+}
+
+// refLRU is the naive model: a slice of entries, most recently used first.
+type refLRU struct {
+	size int
+	ents []refEntry
+}
+
+type refEntry struct{ k, v int }
+
+func (r *refLRU) find(k int) int {
+	return slices.IndexFunc(r.ents, func(e refEntry) bool { return e.k == k })
+}
+
+func (r *refLRU) get(k int, touch bool) (int, bool) {
+	i := r.find(k)
+	if i < 0 {
+		return 0, false
+	}
+	e := r.ents[i]
+	if touch {
+		r.ents = slices.Insert(slices.Delete(r.ents, i, i+1), 0, e)
+	}
+	return e.v, true
+}
+
+func (r *refLRU) add(k, v int) (evicted bool) {
+	if i := r.find(k); i >= 0 {
+		r.ents = slices.Delete(r.ents, i, i+1)
+	} else if len(r.ents) == r.size {
+		r.ents = r.ents[:len(r.ents)-1]
+		evicted = true
+	}
+	r.ents = slices.Insert(r.ents, 0, refEntry{k, v})
+	return evicted
+}
+
+func (r *refLRU) remove(k int) (int, bool) {
+	i := r.find(k)
+	if i < 0 {
+		return 0, false
+	}
+	v := r.ents[i].v
+	r.ents = slices.Delete(r.ents, i, i+1)
+	return v, true
+}
+
+func (r *refLRU) keys() []int {
+	ks := []int{}
+	for _, e := range r.ents {
+		ks = append(ks, e.k)
+	}
+	return ks
+}
+
+// TestLRUModel runs thousands of random operation sequences against the
+// naive model and requires identical answers and recency order after every
+// operation.
+func TestLRUModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for seq := range 2000 {
+		size := 1 + rng.IntN(8)
+		keySpace := 1 + rng.IntN(3*size)
+		c := NewLRU[int, int](size, nil)
+		ref := &refLRU{size: size}
+		for op := range 60 {
+			k, v := rng.IntN(keySpace), rng.Int()
+			var what string
+			switch rng.IntN(7) {
+			case 0, 1:
+				what = "Add"
+				require.Equal(t, ref.add(k, v), c.Add(k, v), "seq %d op %d Add(%d)", seq, op, k)
+			case 2, 3:
+				what = "Get"
+				wv, wok := ref.get(k, true)
+				gv, gok := c.Get(k)
+				require.Equal(t, [2]any{wv, wok}, [2]any{gv, gok}, "seq %d op %d Get(%d)", seq, op, k)
+			case 4:
+				what = "Peek"
+				wv, wok := ref.get(k, false)
+				gv, gok := c.Peek(k)
+				require.Equal(t, [2]any{wv, wok}, [2]any{gv, gok}, "seq %d op %d Peek(%d)", seq, op, k)
+			case 5:
+				what = "Remove"
+				wv, wok := ref.remove(k)
+				gv, gok := c.Remove(k)
+				require.Equal(t, [2]any{wv, wok}, [2]any{gv, gok}, "seq %d op %d Remove(%d)", seq, op, k)
+			case 6:
+				what = "Resize"
+				if rng.IntN(10) == 0 {
+					size = 1 + rng.IntN(8)
+					want := max(len(ref.ents)-size, 0)
+					ref.ents = ref.ents[:len(ref.ents)-want]
+					ref.size = size
+					require.Equal(t, want, c.Resize(size), "seq %d op %d Resize(%d)", seq, op, size)
+				}
+			}
+			require.Equal(t, ref.keys(), c.Keys(), "seq %d op %d %s(%d): order", seq, op, what, k)
+			require.LessOrEqual(t, c.Len(), c.Cap())
+			require.LessOrEqual(t, len(c.l.nodes)-1, size+8, "nodes are reused, not leaked")
+		}
+	}
+}
+
+func TestLRUConcurrent(t *testing.T) {
+	c := NewLRU[int, int](64, nil)
+	within(t, 30*time.Second, func() {
+		done := make(chan struct{})
+		for g := range 8 {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				rng := rand.New(rand.NewPCG(uint64(g), 0))
+				for range 5000 {
+					k := rng.IntN(128)
+					if v, ok := c.Get(k); ok && v != k*k {
+						t.Errorf("Get(%d) = %d, want %d", k, v, k*k)
+						return
+					}
+					c.Add(k, k*k)
+				}
+			}()
+		}
+		for range 8 {
+			<-done
+		}
+	})
+	assert.Equal(t, 64, c.Len())
+}
+
+func TestLRUGetAllocatesNothing(t *testing.T) {
+	c := NewLRU[int, int](128, nil)
+	for i := range 128 {
+		c.Add(i, i)
+	}
+	k := 0
+	allocs := testing.AllocsPerRun(1000, func() {
+		c.Get(k % 128)
+		c.Add(k%256, k) // half of these evict, reusing the slot
+		k++
+	})
+	assert.Zero(t, allocs)
+}

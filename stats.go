@@ -1,0 +1,72 @@
+package memo
+
+import (
+	"strconv"
+	"time"
+)
+
+// CacheInfo is a snapshot of a memoized function's cache, taken at one
+// instant. Hits, Misses, MaxSize and CurrSize mean what they mean in Python's
+// functools.lru_cache; the other fields go further.
+type CacheInfo struct {
+	// Hits counts calls answered without running the function, including
+	// calls that waited for another caller's execution of the same key.
+	Hits uint64 `json:"hits"`
+	// Misses counts calls that ran the function (or, for a cache of size 0
+	// or a key that is not equal to itself, would have). It is counted before
+	// the function runs, so a call that fails still counts one miss.
+	Misses uint64 `json:"misses"`
+	// MaxSize is the most entries the cache holds; 0 when Unbounded.
+	MaxSize int `json:"maxsize"`
+	// Unbounded reports that the cache was built with the Unbounded option.
+	Unbounded bool `json:"unbounded"`
+	// CurrSize is the number of entries in the cache.
+	CurrSize int `json:"currsize"`
+	// Evictions counts entries dropped to make room for new ones.
+	Evictions uint64 `json:"evictions"`
+	// Coalesced counts the hits that were served by waiting on an execution
+	// another caller had started for the same key.
+	Coalesced uint64 `json:"coalesced"`
+	// Errors counts executions that returned an error or panicked.
+	Errors uint64 `json:"errors"`
+	// ExecTime is the total time spent running the function.
+	ExecTime time.Duration `json:"exec_time_ns"`
+}
+
+// HitRatio returns Hits / (Hits + Misses), or 0 before the first call.
+func (ci CacheInfo) HitRatio() float64 {
+	calls := ci.Hits + ci.Misses
+	if calls == 0 {
+		return 0
+	}
+	return float64(ci.Hits) / float64(calls)
+}
+
+// String formats the snapshot the way Python prints its CacheInfo, as in
+// CacheInfo(hits=1, misses=1, maxsize=256, currsize=1), with maxsize=unbounded
+// for an unbounded cache.
+func (ci CacheInfo) String() string {
+	b := make([]byte, 0, 64)
+	b = append(b, "CacheInfo(hits="...)
+	b = strconv.AppendUint(b, ci.Hits, 10)
+	b = append(b, ", misses="...)
+	b = strconv.AppendUint(b, ci.Misses, 10)
+	b = append(b, ", maxsize="...)
+	if ci.Unbounded {
+		b = append(b, "unbounded"...)
+	} else {
+		b = strconv.AppendInt(b, int64(ci.MaxSize), 10)
+	}
+	b = append(b, ", currsize="...)
+	b = strconv.AppendInt(b, int64(ci.CurrSize), 10)
+	b = append(b, ')')
+	return string(b)
+}
+
+// stats are a cache's counters, guarded by the cache's lock: every call takes
+// that lock anyway, so plain fields cost nothing more and a snapshot of them
+// is always consistent.
+type stats struct {
+	hits, misses, evictions, coalesced, errors uint64
+	execTime                                   time.Duration
+}
