@@ -1,0 +1,637 @@
+package memo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const timeout = 10 * time.Second
+
+// eventually spins until cond holds; callers bound it with within.
+func eventually(cond func() bool) {
+	for !cond() {
+		runtime.Gosched()
+	}
+}
+
+// memoFib returns a memoized recursive Fibonacci that recurses through the
+// cache, as the functools documentation's example does.
+func memoFib(opts ...Option) (func(int) int, *Cache[int, int]) {
+	var fib func(int) int
+	fib, c := Memoize(func(n int) int {
+		if n < 2 {
+			return n
+		}
+		return fib(n-1) + fib(n-2)
+	}, opts...)
+	return fib, c
+}
+
+func TestFibVectors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []Option
+	}{
+		{"default", nil},
+		{"128", []Option{MaxSize(128)}},
+		{"unbounded", []Option{Unbounded()}},
+	} {
+		t.Run(tc.name+"/0..15", func(t *testing.T) {
+			fib, c := memoFib(tc.opts...)
+			got := 0
+			for n := range 16 {
+				got = fib(n)
+			}
+			assert.Equal(t, 610, got)
+			ci := c.CacheInfo()
+			assert.Equal(t, [3]any{uint64(28), uint64(16), 16}, [3]any{ci.Hits, ci.Misses, ci.CurrSize})
+		})
+	}
+	t.Run("20/maxsize2", func(t *testing.T) {
+		fib, c := memoFib(MaxSize(2))
+		assert.Equal(t, 6765, fib(20))
+		ci := c.CacheInfo()
+		assert.Equal(t, [3]any{uint64(344), uint64(1657), 2}, [3]any{ci.Hits, ci.Misses, ci.CurrSize})
+		assert.Equal(t, uint64(1655), ci.Evictions)
+		c.Clear()
+		assert.Equal(t, "CacheInfo(hits=0, misses=0, maxsize=2, currsize=0)", c.CacheInfo().String())
+		assert.Equal(t, CacheInfo{MaxSize: 2}, c.CacheInfo())
+	})
+	t.Run("20/maxsize0", func(t *testing.T) {
+		fib, c := memoFib(MaxSize(0))
+		assert.Equal(t, 6765, fib(20))
+		ci := c.CacheInfo()
+		assert.Equal(t, [3]any{uint64(0), uint64(21891), 0}, [3]any{ci.Hits, ci.Misses, ci.CurrSize})
+	})
+}
+
+func TestLRUOrderVector(t *testing.T) {
+	f, c := Memoize(func(n int) int { return n }, MaxSize(2))
+	var got []string
+	for _, k := range []int{1, 2, 1, 3, 1, 2, 3} {
+		before := c.CacheInfo().Hits
+		f(k)
+		if c.CacheInfo().Hits > before {
+			got = append(got, "hit")
+		} else {
+			got = append(got, "miss")
+		}
+	}
+	assert.Equal(t, []string{"miss", "miss", "hit", "miss", "hit", "miss", "miss"}, got)
+}
+
+func TestSizes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []Option
+		want Parameters
+		str  string
+	}{
+		{"default", nil, Parameters{MaxSize: 128}, "maxsize=128"},
+		{"positive", []Option{MaxSize(5)}, Parameters{MaxSize: 5}, "maxsize=5"},
+		{"zero", []Option{MaxSize(0)}, Parameters{MaxSize: 0}, "maxsize=0"},
+		{"negative", []Option{MaxSize(-3)}, Parameters{MaxSize: 0}, "maxsize=0"},
+		{"unbounded", []Option{Unbounded()}, Parameters{Unbounded: true}, "maxsize=unbounded"},
+		{"last wins: unbounded", []Option{MaxSize(5), Unbounded()}, Parameters{Unbounded: true}, "maxsize=unbounded"},
+		{"last wins: size", []Option{Unbounded(), MaxSize(5)}, Parameters{MaxSize: 5}, "maxsize=5"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, c := Memoize(func(n int) int { return n }, tc.opts...)
+			assert.Equal(t, tc.want, c.Parameters())
+			ci := c.CacheInfo()
+			assert.Equal(t, tc.want.MaxSize, ci.MaxSize)
+			assert.Equal(t, tc.want.Unbounded, ci.Unbounded)
+			assert.Contains(t, ci.String(), tc.str)
+		})
+	}
+	assert.PanicsWithValue(t,
+		"memo: MaxSize(2147483647) is larger than the 2147483646 entries a cache can index; use Unbounded()",
+		func() { MaxSize(math.MaxInt32) })
+	assert.PanicsWithValue(t, "memo: the function to memoize is nil", func() { Memoize[int, int](nil) })
+	assert.PanicsWithValue(t, "memo: the function to memoize is nil", func() { MemoizeErr[int, int](nil) })
+	assert.PanicsWithValue(t, "memo: the function to memoize is nil", func() { MemoizeCtx[int, int](nil) })
+}
+
+func TestBoundedEvictsLeastRecent(t *testing.T) {
+	var runs []int
+	f, c := Memoize(func(n int) int { runs = append(runs, n); return n }, MaxSize(3))
+	for _, k := range []int{1, 2, 3, 1, 4, 2, 1} {
+		f(k)
+	}
+	// 4 evicts 2 (1 was refreshed); 2 then evicts 3.
+	assert.Equal(t, []int{1, 2, 3, 4, 2}, runs)
+	ci := c.CacheInfo()
+	assert.Equal(t, 3, ci.CurrSize)
+	assert.Equal(t, uint64(2), ci.Evictions)
+}
+
+func TestUnboundedNeverEvicts(t *testing.T) {
+	f, c := Memoize(func(n int) int { return n }, Unbounded())
+	for i := range 10 * DefaultMaxSize {
+		f(i)
+	}
+	ci := c.CacheInfo()
+	assert.Equal(t, 10*DefaultMaxSize, ci.CurrSize)
+	assert.Zero(t, ci.Evictions)
+}
+
+func TestSizeZeroBuildsNoKey(t *testing.T) {
+	runs := 0
+	f, c := Memoize(func(k any) int { runs++; return len(k.([]int)) }, MaxSize(0))
+	assert.Equal(t, 2, f([]int{1, 2}), "a size-0 cache never compares keys")
+	assert.Equal(t, 2, f([]int{1, 2}))
+	assert.Equal(t, 2, runs)
+	assert.False(t, c.Forget([]int{1}))
+	assert.Equal(t, CacheInfo{Misses: 2, ExecTime: c.CacheInfo().ExecTime}, c.CacheInfo())
+}
+
+func TestErrorsNotCached(t *testing.T) {
+	boom := errors.New("boom")
+	runs := 0
+	f, c := MemoizeErr(func(n int) (int, error) {
+		runs++
+		if runs == 1 {
+			return 0, boom
+		}
+		return n * 2, nil
+	})
+	_, err := f(4)
+	require.ErrorIs(t, err, boom)
+	assert.Equal(t, 0, c.CacheInfo().CurrSize)
+	v, err := f(4)
+	require.NoError(t, err)
+	assert.Equal(t, 8, v)
+	v, err = f(4)
+	require.NoError(t, err)
+	assert.Equal(t, 8, v)
+	assert.Equal(t, 2, runs)
+	ci := c.CacheInfo()
+	assert.Equal(t, [4]uint64{1, 2, 1, 0}, [4]uint64{ci.Hits, ci.Misses, ci.Errors, ci.Coalesced})
+}
+
+func TestNaNKeysBypass(t *testing.T) {
+	runs := 0
+	f, c := Memoize(func(x float64) float64 { runs++; return x }, MaxSize(4))
+	for range 10 {
+		assert.True(t, math.IsNaN(f(math.NaN())))
+	}
+	assert.Equal(t, 10, runs)
+	ci := c.CacheInfo()
+	assert.Equal(t, [3]any{uint64(0), uint64(10), 0}, [3]any{ci.Hits, ci.Misses, ci.CurrSize})
+	assert.Empty(t, c.l.items)
+	assert.Empty(t, c.calls)
+
+	g, cg := Memoize(func(x any) any { return x }, MaxSize(4))
+	g(math.NaN())
+	g(struct{ X any }{math.NaN()})
+	assert.Equal(t, 0, cg.CacheInfo().CurrSize)
+	assert.Empty(t, cg.l.items)
+}
+
+func TestUncomparableKey(t *testing.T) {
+	runs := 0
+	f, c := MemoizeErr(func(k any) (int, error) { runs++; return 1, nil })
+	_, err := f(map[string]int{})
+	require.ErrorIs(t, err, ErrNotComparable)
+	assert.Contains(t, err.Error(), "map[string]int")
+	_, err = f(struct{ A any }{[]int{1}})
+	require.ErrorIs(t, err, ErrNotComparable)
+	assert.Zero(t, runs)
+	assert.Equal(t, CacheInfo{MaxSize: DefaultMaxSize}, c.CacheInfo(), "no trace in the stats")
+	assert.False(t, c.Forget([]int{1}))
+
+	g, cg := Memoize(func(k any) int { return 1 })
+	within(t, timeout, func() {
+		defer func() {
+			err, _ := recover().(error)
+			assert.ErrorIs(t, err, ErrNotComparable)
+			assert.Equal(t, 1, g("fine"), "no lock left held")
+			assert.Equal(t, uint64(1), cg.CacheInfo().Misses)
+		}()
+		g([]byte("x"))
+	})
+}
+
+func TestRecursionAcrossFunctions(t *testing.T) {
+	double, dc := Memoize(func(n int) int { return 2 * n })
+	var sumDoubles func(int) int
+	sumDoubles, sc := Memoize(func(n int) int {
+		if n == 0 {
+			return 0
+		}
+		return double(n) + sumDoubles(n-1)
+	})
+	within(t, timeout, func() {
+		assert.Equal(t, 110, sumDoubles(10))
+		assert.Equal(t, 110, sumDoubles(10))
+	})
+	assert.Equal(t, uint64(10), dc.CacheInfo().Misses)
+	assert.Equal(t, uint64(1), sc.CacheInfo().Hits)
+}
+
+func TestUnwrapped(t *testing.T) {
+	runs := 0
+	f, c := Memoize(func(n int) int { runs++; return n + 1 })
+	f(1)
+	before := c.CacheInfo()
+	v, err := c.Unwrapped()(context.Background(), 1)
+	require.NoError(t, err)
+	assert.Equal(t, 2, v)
+	v, _ = c.Unwrapped()(context.Background(), 7)
+	assert.Equal(t, 8, v)
+	assert.Equal(t, 3, runs)
+	assert.Equal(t, before, c.CacheInfo())
+}
+
+func TestForget(t *testing.T) {
+	runs := 0
+	f, c := Memoize(func(n int) int { runs++; return n })
+	f(1)
+	f(2)
+	assert.True(t, c.Forget(1))
+	assert.False(t, c.Forget(1))
+	assert.False(t, c.Forget(3))
+	f(1)
+	f(2)
+	assert.Equal(t, 3, runs)
+	assert.Equal(t, 2, c.CacheInfo().CurrSize)
+}
+
+func TestClearResets(t *testing.T) {
+	boom := errors.New("boom")
+	f, c := MemoizeErr(func(n int) (int, error) {
+		if n < 0 {
+			return 0, boom
+		}
+		return n, nil
+	}, MaxSize(2))
+	for _, k := range []int{1, 1, 2, 3, -1} {
+		f(k)
+	}
+	ci := c.CacheInfo()
+	assert.NotZero(t, ci.Hits)
+	assert.NotZero(t, ci.Evictions)
+	assert.NotZero(t, ci.Errors)
+	assert.NotZero(t, ci.ExecTime)
+	c.Clear()
+	assert.Equal(t, CacheInfo{MaxSize: 2}, c.CacheInfo())
+	f(1)
+	assert.Equal(t, uint64(1), c.CacheInfo().Misses)
+}
+
+// gate is a function to memoize whose executions block until released, so a
+// test can line callers up behind an execution in progress.
+type gate struct {
+	runs    atomic.Int32
+	started chan int
+	release chan struct{}
+}
+
+func newGate() *gate {
+	return &gate{started: make(chan int, 100), release: make(chan struct{})}
+}
+
+func (g *gate) fn(k int) (int, error) {
+	g.runs.Add(1)
+	g.started <- k
+	<-g.release
+	return k * 10, nil
+}
+
+func TestSingleFlight(t *testing.T) {
+	g := newGate()
+	f, c := MemoizeErr(g.fn)
+	const n = 8
+	results := make(chan int, n+1)
+	within(t, timeout, func() {
+		go func() { v, _ := f(3); results <- v }()
+		<-g.started
+		for range n {
+			go func() { v, _ := f(3); results <- v }()
+		}
+		eventually(func() bool { return c.CacheInfo().Coalesced == n })
+		close(g.release)
+		for range n + 1 {
+			assert.Equal(t, 30, <-results)
+		}
+	})
+	assert.Equal(t, int32(1), g.runs.Load())
+	ci := c.CacheInfo()
+	assert.Equal(t, [4]uint64{n, 1, n, 0}, [4]uint64{ci.Hits, ci.Misses, ci.Coalesced, ci.Errors})
+	assert.Equal(t, 1, ci.CurrSize)
+}
+
+func TestDifferentKeysDoNotWait(t *testing.T) {
+	g := newGate()
+	slow, _ := MemoizeErr(func(k int) (int, error) {
+		if k == 1 {
+			return g.fn(k)
+		}
+		return k, nil
+	})
+	within(t, timeout, func() {
+		done := make(chan struct{})
+		go func() { slow(1); close(done) }()
+		<-g.started
+		v, err := slow(2) // key 1 is still executing
+		assert.NoError(t, err)
+		assert.Equal(t, 2, v)
+		close(g.release)
+		<-done
+	})
+}
+
+func TestSharedError(t *testing.T) {
+	boom := errors.New("boom")
+	release := make(chan struct{})
+	var runs atomic.Int32
+	f, c := MemoizeErr(func(k int) (int, error) {
+		if runs.Add(1) == 1 {
+			<-release
+			return 0, boom
+		}
+		return k, nil
+	})
+	errs := make(chan error, 4)
+	within(t, timeout, func() {
+		for range 4 {
+			go func() { _, err := f(1); errs <- err }()
+		}
+		eventually(func() bool { return c.CacheInfo().Coalesced == 3 })
+		close(release)
+		for range 4 {
+			assert.ErrorIs(t, <-errs, boom)
+		}
+		v, err := f(1)
+		assert.NoError(t, err)
+		assert.Equal(t, 1, v)
+	})
+	assert.Equal(t, int32(2), runs.Load())
+	assert.Equal(t, uint64(1), c.CacheInfo().Errors)
+}
+
+func explode(release chan struct{}) int {
+	<-release
+	panic("kaboom")
+}
+
+func TestPanicReachesEveryCaller(t *testing.T) {
+	release := make(chan struct{})
+	var runs atomic.Int32
+	f, c := Memoize(func(k int) int {
+		if runs.Add(1) == 1 {
+			return explode(release)
+		}
+		return k
+	})
+	const n = 4
+	panics := make(chan any, n)
+	within(t, timeout, func() {
+		for range n {
+			go func() {
+				defer func() { panics <- recover() }()
+				f(1)
+			}()
+		}
+		eventually(func() bool { return c.CacheInfo().Coalesced == n-1 })
+		close(release)
+		for range n {
+			p, ok := (<-panics).(*PanicError)
+			if assert.True(t, ok, "each caller panics with a *PanicError") {
+				assert.Equal(t, "kaboom", p.Value)
+				assert.Contains(t, string(p.Stack), "memo.explode", "the stack is the panicking goroutine's")
+				assert.Contains(t, p.Error(), "memo: memoized function panicked: kaboom")
+			}
+		}
+		assert.Equal(t, 1, f(1), "the next call retries")
+	})
+	ci := c.CacheInfo()
+	assert.Equal(t, uint64(1), ci.Errors)
+	assert.Equal(t, 1, ci.CurrSize)
+	assert.Equal(t, int32(2), runs.Load())
+}
+
+func TestPanicErrorUnwrap(t *testing.T) {
+	sentinel := errors.New("inner")
+	f, _ := MemoizeErr(func(int) (int, error) { panic(sentinel) })
+	p := func() (p any) {
+		defer func() { p = recover() }()
+		f(1)
+		return nil
+	}()
+	assert.ErrorIs(t, p.(error), sentinel)
+}
+
+func TestGoexit(t *testing.T) {
+	release := make(chan struct{})
+	var runs atomic.Int32
+	f, c := Memoize(func(k int) int {
+		if runs.Add(1) == 1 {
+			<-release
+			runtime.Goexit()
+		}
+		return k
+	})
+	exited := make(chan bool, 2)
+	within(t, timeout, func() {
+		for range 2 {
+			go func() {
+				returned := false
+				defer func() { exited <- !returned }()
+				f(1)
+				returned = true
+			}()
+		}
+		eventually(func() bool { return c.CacheInfo().Coalesced == 1 })
+		close(release)
+		assert.True(t, <-exited)
+		assert.True(t, <-exited)
+		assert.Equal(t, 1, f(1))
+	})
+	assert.Equal(t, uint64(1), c.CacheInfo().Errors)
+}
+
+type ctxKey struct{}
+
+func TestContextWaiterGivesUp(t *testing.T) {
+	started, release := make(chan context.Context, 1), make(chan struct{})
+	f, c := MemoizeCtx(func(ctx context.Context, k int) (int, error) {
+		started <- ctx
+		<-release
+		return k, ctx.Err()
+	})
+	within(t, timeout, func() {
+		ctxA, cancelA := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "a"))
+		ctxB, cancelB := context.WithCancel(context.Background())
+		defer cancelB()
+		resA, resB := make(chan error, 1), make(chan int, 1)
+		go func() { _, err := f(ctxA, 1); resA <- err }()
+		fctx := <-started
+		assert.Equal(t, "a", fctx.Value(ctxKey{}), "fn sees the starting caller's values")
+		go func() { v, _ := f(ctxB, 1); resB <- v }()
+		eventually(func() bool { return c.CacheInfo().Coalesced == 1 })
+
+		cancelA() // the caller who started the execution gives up
+		assert.ErrorIs(t, <-resA, context.Canceled)
+		assert.NoError(t, fctx.Err(), "B still waits, so fn's context lives")
+
+		close(release)
+		assert.Equal(t, 1, <-resB)
+	})
+	assert.Equal(t, 1, c.CacheInfo().CurrSize)
+}
+
+func TestContextAllGiveUp(t *testing.T) {
+	var runs atomic.Int32
+	started := make(chan context.Context, 2)
+	f, c := MemoizeCtx(func(ctx context.Context, k int) (int, error) {
+		if runs.Add(1) == 1 {
+			started <- ctx
+			<-ctx.Done()
+			return 0, ctx.Err()
+		}
+		return k, nil
+	})
+	within(t, timeout, func() {
+		ctxA, cancelA := context.WithCancel(context.Background())
+		ctxB, cancelB := context.WithTimeout(context.Background(), time.Hour)
+		res := make(chan error, 2)
+		go func() { _, err := f(ctxA, 1); res <- err }()
+		fctx := <-started
+		go func() { _, err := f(ctxB, 1); res <- err }()
+		eventually(func() bool { return c.CacheInfo().Coalesced == 1 })
+		cancelB()
+		assert.ErrorIs(t, <-res, context.Canceled)
+		assert.NoError(t, fctx.Err())
+		cancelA()
+		assert.ErrorIs(t, <-res, context.Canceled)
+		<-fctx.Done() // cancelled now that nobody waits
+
+		// A new caller does not join the abandoned execution.
+		v, err := f(context.Background(), 1)
+		assert.NoError(t, err)
+		assert.Equal(t, 1, v)
+	})
+	assert.Equal(t, int32(2), runs.Load())
+}
+
+func TestContextWhereFnRuns(t *testing.T) {
+	stacks := make(chan string, 1)
+	f, _ := MemoizeCtx(func(ctx context.Context, k int) (int, error) {
+		stacks <- string(debug.Stack())
+		return k, nil
+	})
+	within(t, timeout, func() {
+		_, err := f(context.Background(), 1)
+		assert.NoError(t, err)
+		assert.Contains(t, <-stacks, "memo.within", "a context that cannot end: fn runs in the caller's goroutine")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		_, err = f(ctx, 2)
+		assert.NoError(t, err)
+		assert.NotContains(t, <-stacks, "memo.within", "a context that can end: fn runs in a goroutine of its own")
+	})
+}
+
+func TestClearDuringExecution(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		invalidate func(c *Cache[int, int])
+	}{
+		{"Clear", func(c *Cache[int, int]) { c.Clear() }},
+		{"Forget", func(c *Cache[int, int]) { c.Forget(1) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGate()
+			f, c := MemoizeErr(g.fn)
+			within(t, timeout, func() {
+				res := make(chan int, 2)
+				go func() { v, _ := f(1); res <- v }()
+				<-g.started
+				tc.invalidate(c)
+				// A call after the invalidation starts its own execution.
+				go func() { v, _ := f(1); res <- v }()
+				<-g.started
+				g.release <- struct{}{}
+				assert.Equal(t, 10, <-res, "the earlier caller still gets its result")
+				assert.Equal(t, 0, c.CacheInfo().CurrSize, "but it is not stored")
+				close(g.release)
+				assert.Equal(t, 10, <-res)
+			})
+			assert.Equal(t, int32(2), g.runs.Load())
+			assert.Equal(t, 1, c.CacheInfo().CurrSize, "the later execution is stored")
+		})
+	}
+}
+
+// TestConcurrentCounting hammers one cache from many goroutines and checks
+// the invariants: hits + misses == calls, every answer right, the size bound
+// kept.
+func TestConcurrentCounting(t *testing.T) {
+	f, c := MemoizeErr(func(k int) (int, error) {
+		if k%7 == 0 {
+			return 0, fmt.Errorf("k=%d", k)
+		}
+		return k * k, nil
+	}, MaxSize(16))
+	const goroutines, calls = 8, 3000
+	within(t, 60*time.Second, func() {
+		var wg sync.WaitGroup
+		for g := range goroutines {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(uint64(g), 9))
+				for i := range calls {
+					k := rng.IntN(40)
+					v, err := f(k)
+					if k%7 == 0 {
+						assert.Error(t, err)
+					} else if v != k*k {
+						t.Errorf("f(%d) = %d, want %d", k, v, k*k)
+					}
+					if g == 0 && i%500 == 0 {
+						c.Forget(k)
+					}
+				}
+			})
+		}
+		wg.Wait()
+	})
+	ci := c.CacheInfo()
+	assert.Equal(t, uint64(goroutines*calls), ci.Hits+ci.Misses)
+	assert.LessOrEqual(t, ci.CurrSize, 16)
+	assert.LessOrEqual(t, ci.Coalesced, ci.Hits)
+}
+
+func TestHitAllocatesNothing(t *testing.T) {
+	f, _ := Memoize(func(n int) int { return n })
+	fe, _ := MemoizeErr(func(s string) (int, error) { return len(s), nil })
+	fc, _ := MemoizeCtx(func(_ context.Context, n int) (int, error) { return n, nil })
+	fa, _ := Memoize(func(k any) int { return 1 })
+	f(1)
+	fe("key")
+	fc(context.Background(), 1)
+	fa(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for name, hit := range map[string]func(){
+		"Memoize":        func() { f(1) },
+		"MemoizeErr":     func() { fe("key") },
+		"MemoizeCtx":     func() { fc(context.Background(), 1) },
+		"MemoizeCtx/ctx": func() { fc(ctx, 1) },
+		"Memoize/any":    func() { fa(1) },
+	} {
+		assert.Zero(t, testing.AllocsPerRun(1000, hit), name)
+	}
+}
