@@ -169,7 +169,8 @@ func MemoizeErr[K comparable, V any](fn func(K) (V, error), opts ...Option) (fun
 // fn runs in a goroutine of its own, unless the starting caller's context can
 // never be cancelled (its Done method returns nil, as context.Background's
 // does); then it runs in the caller's goroutine. A hit returns the cached
-// value even if the caller's context has ended.
+// value even if the caller's context has ended; a miss whose context has
+// ended returns the context's error without starting fn, and counts as a miss.
 func MemoizeCtx[K comparable, V any](fn func(context.Context, K) (V, error), opts ...Option) (func(context.Context, K) (V, error), *Cache[K, V]) {
 	c := newCache(fn, opts)
 	return func(ctx context.Context, k K) (V, error) { return c.do(ctx, ctx.Done(), k) }, c
@@ -217,6 +218,14 @@ func (c *Cache[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K) (V
 		return c.wait(ctxDone, ctx, k, cl)
 	}
 	c.st.misses++
+	select {
+	case <-ctxDone:
+		// This caller would give up at once: start nothing.
+		c.mu.Unlock()
+		var zero V
+		return zero, ctx.Err()
+	default:
+	}
 	cl := &call[V]{waiters: 1}
 	c.calls[k] = cl
 	if ctxDone == nil {

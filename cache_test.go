@@ -635,3 +635,18 @@ func TestHitAllocatesNothing(t *testing.T) {
 		assert.Zero(t, testing.AllocsPerRun(1000, hit), name)
 	}
 }
+
+func TestContextEndedBeforeMiss(t *testing.T) {
+	runs := 0
+	f, c := MemoizeCtx(func(ctx context.Context, k int) (int, error) { runs++; return k, nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 20 {
+		_, err := f(ctx, 1)
+		require.ErrorIs(t, err, context.Canceled)
+	}
+	assert.Zero(t, runs, "fn is not started for a caller who has already given up")
+	ci := c.CacheInfo()
+	assert.Equal(t, [3]any{uint64(0), uint64(20), 0}, [3]any{ci.Hits, ci.Misses, ci.CurrSize})
+	assert.Empty(t, c.calls)
+}

@@ -1,0 +1,96 @@
+package memo
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+)
+
+// zipfKeys returns n keys in [0, space) drawn from a Zipf distribution
+// (s=1.01), the skew of real cache traffic, from a fixed seed.
+func zipfKeys(n int, space uint64) []int {
+	z := rand.NewZipf(rand.New(rand.NewPCG(1, 1)), 1.01, 1, space-1)
+	keys := make([]int, n)
+	for i := range keys {
+		keys[i] = int(z.Uint64())
+	}
+	return keys
+}
+
+const benchKeys = 1 << 16
+
+// BenchmarkHit measures a cache hit: the LRU core's Get and a memoized call,
+// on a pre-filled cache.
+func BenchmarkHit(b *testing.B) {
+	keys := zipfKeys(benchKeys, 1024)
+	b.Run("LRU.Get", func(b *testing.B) {
+		c := NewLRU[int, int](1024, nil)
+		for i := range 1024 {
+			c.Add(i, i)
+		}
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			c.Get(keys[i%benchKeys])
+		}
+	})
+	b.Run("Memoize", func(b *testing.B) {
+		f, _ := Memoize(func(n int) int { return n }, MaxSize(1024))
+		for i := range 1024 {
+			f(i)
+		}
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			f(keys[i%benchKeys])
+		}
+	})
+	b.Run("MemoizeCtx", func(b *testing.B) {
+		f, _ := MemoizeCtx(func(_ context.Context, n int) (int, error) { return n, nil }, MaxSize(1024))
+		ctx := context.Background()
+		for i := range 1024 {
+			f(ctx, i)
+		}
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			f(ctx, keys[i%benchKeys])
+		}
+	})
+}
+
+// BenchmarkHitParallel measures hits from all cores at once on one cache.
+func BenchmarkHitParallel(b *testing.B) {
+	keys := zipfKeys(benchKeys, 1024)
+	f, _ := Memoize(func(n int) int { return n }, MaxSize(1024))
+	for i := range 1024 {
+		f(i)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := rand.IntN(benchKeys)
+		for pb.Next() {
+			f(keys[i%benchKeys])
+			i++
+		}
+	})
+}
+
+// BenchmarkGetOrCompute measures a memoized function on a Zipf stream whose
+// key space is 16 times the cache, so misses and evictions are common.
+func BenchmarkGetOrCompute(b *testing.B) {
+	const size = 4096
+	keys := zipfKeys(benchKeys, 16*size)
+	f, c := Memoize(func(n int) int { return n }, MaxSize(size))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		f(keys[i%benchKeys])
+	}
+	b.ReportMetric(c.CacheInfo().HitRatio(), "hit-ratio")
+}
+
+// BenchmarkLRUAddEvict measures Add on a full LRU core, each one evicting.
+func BenchmarkLRUAddEvict(b *testing.B) {
+	c := NewLRU[int, int](1024, nil)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		c.Add(i, i)
+	}
+}

@@ -1,0 +1,151 @@
+package memo_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"expvar"
+	"fmt"
+	"sync"
+
+	"github.com/gomemo/memo"
+)
+
+// A recursive function memoized through its own cache, as examples/fib does.
+func ExampleMemoize() {
+	var fib func(int) int
+	fib, cache := memo.Memoize(func(n int) int {
+		if n < 2 {
+			return n
+		}
+		return fib(n-1) + fib(n-2)
+	})
+
+	fmt.Println(fib(30))
+	fmt.Println(cache.CacheInfo())
+	cache.Clear()
+	fmt.Println(cache.CacheInfo())
+	// Output:
+	// 832040
+	// CacheInfo(hits=28, misses=31, maxsize=128, currsize=31)
+	// CacheInfo(hits=0, misses=0, maxsize=128, currsize=0)
+}
+
+// A slow call runs once; its repeat comes from the cache, as examples/slowcall
+// shows with timings.
+func ExampleMemoizeErr() {
+	calls := 0
+	rate, cache := memo.MemoizeErr(func(pair string) (float64, error) {
+		calls++ // imagine a two-second request here
+		if pair != "EUR/USD" {
+			return 0, fmt.Errorf("unknown pair %q", pair)
+		}
+		return 1.08, nil
+	})
+
+	r, _ := rate("EUR/USD")
+	r, _ = rate("EUR/USD")
+	_, err := rate("XXX/YYY")
+	_, err = rate("XXX/YYY") // errors are not cached: this runs again
+	fmt.Println(r, calls, err)
+	fmt.Println(cache.CacheInfo())
+	// Output:
+	// 1.08 3 unknown pair "XXX/YYY"
+	// CacheInfo(hits=1, misses=3, maxsize=128, currsize=1)
+}
+
+func ExampleMemoizeCtx() {
+	lookup, _ := memo.MemoizeCtx(func(ctx context.Context, id int) (string, error) {
+		return fmt.Sprintf("user %d", id), ctx.Err()
+	})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	name, err := lookup(ctx, 7)
+	fmt.Println(name, err)
+
+	cancel()
+	name, err = lookup(ctx, 7) // a hit needs no waiting
+	fmt.Println(name, err)
+	_, err = lookup(ctx, 8) // a miss with an ended context
+	fmt.Println(errors.Is(err, context.Canceled))
+	// Output:
+	// user 7 <nil>
+	// user 7 <nil>
+	// true
+}
+
+// Many goroutines share one memoized function; each distinct key runs once,
+// however many workers ask for it at the same time, as examples/workers does.
+func ExampleMemoize_workers() {
+	var mu sync.Mutex
+	runs := map[string]int{}
+	profile, cache := memo.Memoize(func(user string) string {
+		mu.Lock()
+		runs[user]++
+		mu.Unlock()
+		return "profile of " + user
+	})
+
+	users := []string{"ada", "grace", "ken"}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 30 {
+				profile(users[(w+i)%len(users)])
+			}
+		})
+	}
+	wg.Wait()
+
+	fmt.Println(runs)
+	ci := cache.CacheInfo()
+	fmt.Println(ci.Misses, ci.Hits)
+	// Output:
+	// map[ada:1 grace:1 ken:1]
+	// 3 237
+}
+
+// Publishing the statistics through expvar takes one line, without memo
+// importing expvar itself.
+func ExampleCacheInfo_expvar() {
+	square, cache := memo.Memoize(func(n int) int { return n * n })
+	expvar.Publish("square_cache", expvar.Func(func() any { return cache.CacheInfo() }))
+
+	square(3)
+	square(3)
+
+	var got map[string]any
+	_ = json.Unmarshal([]byte(expvar.Get("square_cache").String()), &got)
+	fmt.Println(got["hits"], got["misses"], got["currsize"], got["maxsize"])
+	// Output: 1 1 1 128
+}
+
+func ExampleCacheInfo_HitRatio() {
+	double, cache := memo.Memoize(func(n int) int { return 2 * n })
+	for _, n := range []int{1, 2, 1, 1} {
+		double(n)
+	}
+	fmt.Printf("%.2f\n", cache.CacheInfo().HitRatio())
+	// Output: 0.50
+}
+
+func ExampleUnbounded() {
+	_, cache := memo.Memoize(func(s string) int { return len(s) }, memo.Unbounded())
+	fmt.Println(cache.CacheInfo())
+	fmt.Printf("%+v\n", cache.Parameters())
+	// Output:
+	// CacheInfo(hits=0, misses=0, maxsize=unbounded, currsize=0)
+	// {MaxSize:0 Unbounded:true}
+}
+
+func ExampleLRU() {
+	cache := memo.NewLRU(2, func(k string, v int) { fmt.Println("evicted", k, v) })
+	cache.Add("a", 1)
+	cache.Add("b", 2)
+	cache.Get("a") // a is now the most recently used
+	cache.Add("c", 3)
+	fmt.Println(cache.Keys())
+	// Output:
+	// evicted b 2
+	// [c a]
+}

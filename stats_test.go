@@ -1,0 +1,53 @@
+package memo
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCacheInfoString(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ci   CacheInfo
+		want string
+	}{
+		{"python's example", CacheInfo{Hits: 1, Misses: 1, MaxSize: 256, CurrSize: 1}, "CacheInfo(hits=1, misses=1, maxsize=256, currsize=1)"},
+		{"unbounded", CacheInfo{Hits: 28, Misses: 16, Unbounded: true, CurrSize: 16}, "CacheInfo(hits=28, misses=16, maxsize=unbounded, currsize=16)"},
+		{"zero", CacheInfo{}, "CacheInfo(hits=0, misses=0, maxsize=0, currsize=0)"},
+		{"extra fields not printed", CacheInfo{Evictions: 3, Coalesced: 2, Errors: 1, ExecTime: time.Second}, "CacheInfo(hits=0, misses=0, maxsize=0, currsize=0)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, tc.ci.String())
+		})
+	}
+}
+
+func TestHitRatio(t *testing.T) {
+	assert.Zero(t, CacheInfo{}.HitRatio())
+	assert.Equal(t, 0.75, CacheInfo{Hits: 3, Misses: 1}.HitRatio())
+	assert.Equal(t, 0.0, CacheInfo{Misses: 5}.HitRatio())
+}
+
+func TestCacheInfoJSON(t *testing.T) {
+	b, err := json.Marshal(CacheInfo{Hits: 1, Misses: 2, MaxSize: 3, CurrSize: 2, Evictions: 4, Coalesced: 5, Errors: 6, ExecTime: 7})
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"hits":1,"misses":2,"maxsize":3,"unbounded":false,"currsize":2,"evictions":4,"coalesced":5,"errors":6,"exec_time_ns":7}`, string(b))
+}
+
+func TestExecTimeCounted(t *testing.T) {
+	release := make(chan struct{})
+	f, c := Memoize(func(n int) int { <-release; return n })
+	within(t, timeout, func() {
+		close(release)
+		f(1)
+		f(1)
+	})
+	first := c.CacheInfo().ExecTime
+	assert.Positive(t, first)
+	f(2)
+	assert.Greater(t, c.CacheInfo().ExecTime, first, "time accumulates over executions")
+}
