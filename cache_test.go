@@ -650,3 +650,32 @@ func TestContextEndedBeforeMiss(t *testing.T) {
 	assert.Equal(t, [3]any{uint64(0), uint64(20), 0}, [3]any{ci.Hits, ci.Misses, ci.CurrSize})
 	assert.Empty(t, c.calls)
 }
+
+func TestContextPanicInGoroutine(t *testing.T) {
+	release := make(chan struct{})
+	f, c := MemoizeCtx(func(ctx context.Context, k int) (int, error) {
+		<-release
+		panic(fmt.Sprintf("bad key %d", k))
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	panics := make(chan any, 2)
+	within(t, timeout, func() {
+		for range 2 {
+			go func() {
+				defer func() { panics <- recover() }()
+				f(ctx, 5)
+			}()
+		}
+		eventually(func() bool { return c.CacheInfo().Coalesced == 1 })
+		close(release)
+		for range 2 {
+			p, ok := (<-panics).(*PanicError)
+			if assert.True(t, ok) {
+				assert.Equal(t, "bad key 5", p.Value)
+			}
+		}
+	})
+	assert.Equal(t, 0, c.CacheInfo().CurrSize)
+	assert.Equal(t, uint64(1), c.CacheInfo().Errors)
+}
