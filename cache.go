@@ -100,10 +100,10 @@ type call[V any] struct {
 	goexit   bool
 }
 
+// nilFunc is the panic of a constructor given a nil function.
+const nilFunc = "memo: the function to memoize is nil"
+
 func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts []Option) *Cache[K, V] {
-	if fn == nil {
-		panic("memo: the function to memoize is nil")
-	}
 	cfg := config{size: DefaultMaxSize}
 	for _, o := range opts {
 		o(&cfg)
@@ -135,7 +135,7 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 // wrapping ErrNotComparable, before fn runs.
 func Memoize[K comparable, V any](fn func(K) V, opts ...Option) (func(K) V, *Cache[K, V]) {
 	if fn == nil {
-		panic("memo: the function to memoize is nil")
+		panic(nilFunc)
 	}
 	c := newCache(func(_ context.Context, k K) (V, error) { return fn(k), nil }, opts)
 	return func(k K) V {
@@ -153,7 +153,7 @@ func Memoize[K comparable, V any](fn func(K) V, opts ...Option) (func(K) V, *Cac
 // ErrNotComparable, and fn is not called.
 func MemoizeErr[K comparable, V any](fn func(K) (V, error), opts ...Option) (func(K) (V, error), *Cache[K, V]) {
 	if fn == nil {
-		panic("memo: the function to memoize is nil")
+		panic(nilFunc)
 	}
 	c := newCache(func(_ context.Context, k K) (V, error) { return fn(k) }, opts)
 	return func(k K) (V, error) { return c.do(context.Background(), nil, k) }, c
@@ -172,6 +172,9 @@ func MemoizeErr[K comparable, V any](fn func(K) (V, error), opts ...Option) (fun
 // value even if the caller's context has ended; a miss whose context has
 // ended returns the context's error without starting fn, and counts as a miss.
 func MemoizeCtx[K comparable, V any](fn func(context.Context, K) (V, error), opts ...Option) (func(context.Context, K) (V, error), *Cache[K, V]) {
+	if fn == nil {
+		panic(nilFunc)
+	}
 	c := newCache(fn, opts)
 	return func(ctx context.Context, k K) (V, error) { return c.do(ctx, ctx.Done(), k) }, c
 }
