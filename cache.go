@@ -14,12 +14,13 @@ import (
 // the same default as Python's functools.lru_cache.
 const DefaultMaxSize = 128
 
-// Option configures a memoized function; see MaxSize and Unbounded.
+// Option configures a memoized function: MaxSize, Unbounded, TTL, Window,
+// StaleWhileRevalidate, CacheErrors, Clock.
 type Option func(*config)
 
 type config struct {
-	size      int
-	unbounded bool
+	Parameters
+	clock func() time.Time
 }
 
 // MaxSize bounds the cache to n entries, evicting the least recently used
@@ -31,13 +32,13 @@ func MaxSize(n int) Option {
 	if n > maxEntries {
 		panic(fmt.Sprintf("memo: MaxSize(%d) is larger than the %d entries a cache can index; use Unbounded()", n, maxEntries))
 	}
-	return func(c *config) { c.size, c.unbounded = max(n, 0), false }
+	return func(c *config) { c.MaxSize, c.Unbounded = max(n, 0), false }
 }
 
 // Unbounded lets the cache grow without limit: nothing is ever evicted. Of
 // MaxSize and Unbounded, the last given wins.
 func Unbounded() Option {
-	return func(c *config) { c.size, c.unbounded = 0, true }
+	return func(c *config) { c.MaxSize, c.Unbounded = 0, true }
 }
 
 // Parameters are a cache's settings as configured, normalised: a negative
@@ -48,6 +49,17 @@ type Parameters struct {
 	MaxSize int
 	// Unbounded reports that the cache has no size limit.
 	Unbounded bool
+	// TTL is how long a stored value stays fresh; 0 when values do not
+	// expire one by one.
+	TTL time.Duration
+	// Window is the length of the wall-clock windows at whose end values
+	// expire together; 0 when values do not expire by window.
+	Window time.Duration
+	// StaleWhileRevalidate is how long past its expiry a value may still be
+	// served while it is refreshed in the background.
+	StaleWhileRevalidate time.Duration
+	// ErrorTTL is how long an error is cached; 0 when errors are not.
+	ErrorTTL time.Duration
 }
 
 // PanicError is the value every caller of an execution panics with when the
@@ -77,13 +89,17 @@ func (p *PanicError) Unwrap() error {
 type Cache[K comparable, V any] struct {
 	mu    sync.Mutex
 	l     list[K, V]
-	calls map[K]*call[V] // executions in progress, by key
+	errs  *list[K, error] // cached errors, with CacheErrors
+	calls map[K]*call[V]  // executions in progress, by key
 	st    stats
 
 	fn     func(context.Context, K) (V, error)
 	params Parameters
 	off    bool // MaxSize 0: caching is off
 	check  bool // K holds an interface, so == may panic; see selfEqual
+	timed  bool // something expires, so calls read the clock
+	clock  func() time.Time
+	base   time.Time // the clock's reading at construction; times are nanoseconds since
 }
 
 // call is one execution of the function for one key. Its fields other than
@@ -98,24 +114,41 @@ type call[V any] struct {
 	err      error
 	panicked *PanicError
 	goexit   bool
+	refresh  bool // a background refresh of a stale value
 }
 
 // nilFunc is the panic of a constructor given a nil function.
 const nilFunc = "memo: the function to memoize is nil"
 
 func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts []Option) *Cache[K, V] {
-	cfg := config{size: DefaultMaxSize}
+	cfg := config{Parameters: Parameters{MaxSize: DefaultMaxSize}, clock: time.Now}
 	for _, o := range opts {
 		o(&cfg)
 	}
+	p := cfg.Parameters
+	if p.StaleWhileRevalidate > 0 && p.TTL == 0 && p.Window == 0 {
+		panic("memo: StaleWhileRevalidate needs TTL or Window")
+	}
 	c := &Cache[K, V]{
 		fn:     fn,
-		params: Parameters{MaxSize: cfg.size, Unbounded: cfg.unbounded},
-		off:    cfg.size == 0 && !cfg.unbounded,
+		params: p,
+		off:    p.MaxSize == 0 && !p.Unbounded,
 		check:  mayPanicOnEqual(reflect.TypeFor[K]()),
 		calls:  make(map[K]*call[V]),
+		timed:  p.TTL > 0 || p.Window > 0 || p.ErrorTTL > 0,
+		clock:  cfg.clock,
 	}
-	c.l.init(cfg.size)
+	if p.TTL > 0 || p.Window > 0 {
+		c.l.exp = &expiries{grace: int64(p.StaleWhileRevalidate)}
+	}
+	c.l.init(p.MaxSize)
+	if p.ErrorTTL > 0 {
+		c.errs = &list[K, error]{exp: &expiries{}}
+		c.errs.init(p.MaxSize)
+	}
+	if c.timed {
+		c.base = c.clock()
+	}
 	return c
 }
 
@@ -197,19 +230,28 @@ func (c *Cache[K, V]) do(ctx context.Context, ctxDone <-chan struct{}, k K) (V, 
 	} else if k != k {
 		return c.bypass(ctx, k)
 	}
+	var now int64
+	if c.timed {
+		now, _ = c.stamp()
+	}
 	c.mu.Lock()
-	if i, ok := c.l.items[k]; ok {
+	if i, ok := c.l.items[k]; ok && (c.l.exp == nil || now < c.l.exp.at[i]) {
 		c.l.touch(i)
 		v := c.l.nodes[i].val
 		c.st.hits++
 		c.mu.Unlock()
 		return v, nil
 	}
-	return c.miss(ctx, ctxDone, k)
+	return c.miss(ctx, ctxDone, k, now)
 }
 
 // miss is do's slow path, entered with c.mu held.
-func (c *Cache[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K) (V, error) {
+func (c *Cache[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, now int64) (V, error) {
+	if c.timed {
+		if v, err, answered := c.lookupExpired(ctx, k, now); answered {
+			return v, err
+		}
+	}
 	if cl, ok := c.calls[k]; ok {
 		c.st.hits++
 		c.st.coalesced++
@@ -314,6 +356,10 @@ func (c *Cache[K, V]) run(ctx context.Context, k K, cl *call[V], shared bool) {
 // the key was forgotten or the cache cleared meanwhile, and wakes the waiters.
 func (c *Cache[K, V]) finish(k K, cl *call[V], shared bool, took time.Duration) {
 	failed := cl.err != nil || cl.panicked != nil || cl.goexit
+	var now, wall int64
+	if c.timed {
+		now, wall = c.stamp()
+	}
 	c.mu.Lock()
 	c.st.execTime += took
 	if failed {
@@ -321,10 +367,11 @@ func (c *Cache[K, V]) finish(k K, cl *call[V], shared bool, took time.Duration) 
 	}
 	if shared && c.calls[k] == cl {
 		delete(c.calls, k)
-		if !failed {
-			if _, evicted := c.l.add(k, cl.val); evicted {
-				c.st.evictions++
-			}
+		switch {
+		case !failed:
+			store(c, &c.l, k, cl.val, now, c.valueExpiry(now, wall))
+		case cl.err != nil && c.errs != nil && !cl.refresh:
+			store(c, c.errs, k, cl.err, now, now+int64(c.params.ErrorTTL))
 		}
 	}
 	if cl.done != nil {
@@ -347,10 +394,27 @@ func (cl *call[V]) result() (V, error) {
 	return cl.val, cl.err
 }
 
+// store adds v under k to l, which is c.l or c.errs, dropping expired
+// entries first so that none of them outlives a live entry evicted for room.
+func store[K comparable, V, T any](c *Cache[K, V], l *list[K, T], k K, v T, now, at int64) {
+	if l.exp != nil {
+		c.st.expirations += uint64(l.purge(now))
+	}
+	if _, evicted := l.add(k, v, at); evicted {
+		c.st.evictions++
+	}
+}
+
 // CacheInfo returns a consistent snapshot of the cache's counters and size.
+// CurrSize does not count expired entries.
 func (c *Cache[K, V]) CacheInfo() CacheInfo {
+	var now int64
+	if c.timed {
+		now, _ = c.stamp()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.purge(now)
 	return CacheInfo{
 		Hits:      c.st.hits,
 		Misses:    c.st.misses,
@@ -361,6 +425,8 @@ func (c *Cache[K, V]) CacheInfo() CacheInfo {
 		Coalesced: c.st.coalesced,
 		Errors:    c.st.errors,
 		ExecTime:  c.st.execTime,
+
+		Expirations: c.st.expirations,
 	}
 }
 
@@ -374,12 +440,15 @@ func (c *Cache[K, V]) Clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.l.init(c.params.MaxSize)
+	if c.errs != nil {
+		c.errs.init(c.params.MaxSize)
+	}
 	clear(c.calls)
 	c.st = stats{}
 }
 
-// Forget drops the cached result for k, if any, and reports whether there was
-// one. An execution for k in progress finishes for its callers, but its
+// Forget drops the cached result (or cached error) for k, if any, and
+// reports whether there was one. An execution for k in progress finishes for its callers, but its
 // result is not stored, and later calls start a new execution.
 func (c *Cache[K, V]) Forget(k K) bool {
 	if c.off {
@@ -392,6 +461,10 @@ func (c *Cache[K, V]) Forget(k K) bool {
 	defer c.mu.Unlock()
 	delete(c.calls, k)
 	_, ok := c.l.remove(k)
+	if c.errs != nil {
+		_, hadErr := c.errs.remove(k)
+		ok = ok || hadErr
+	}
 	return ok
 }
 

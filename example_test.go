@@ -132,10 +132,11 @@ func ExampleCacheInfo_HitRatio() {
 func ExampleUnbounded() {
 	_, cache := memo.Memoize(func(s string) int { return len(s) }, memo.Unbounded())
 	fmt.Println(cache.CacheInfo())
-	fmt.Printf("%+v\n", cache.Parameters())
+	p := cache.Parameters()
+	fmt.Println(p.MaxSize, p.Unbounded)
 	// Output:
 	// CacheInfo(hits=0, misses=0, maxsize=unbounded, currsize=0)
-	// {MaxSize:0 Unbounded:true}
+	// 0 true
 }
 
 func ExampleLRU() {

@@ -19,7 +19,8 @@ type list[K comparable, V any] struct {
 	items map[K]int32
 	nodes []node[K, V]
 	free  int32
-	max   int // most entries held; 0 means no bound
+	max   int       // most entries held; 0 means no bound
+	exp   *expiries // when entries expire, if they do (ttl.go)
 }
 
 type node[K comparable, V any] struct {
@@ -32,11 +33,15 @@ type node[K comparable, V any] struct {
 // sentinel).
 const maxEntries = math.MaxInt32 - 1
 
+// init empties the list and sets its bound, keeping its expiry settings.
 func (l *list[K, V]) init(max int) {
 	l.max = max
 	l.items = make(map[K]int32)
 	l.nodes = make([]node[K, V], 1, 1+min(max, 16))
 	l.free = 0
+	if l.exp != nil {
+		l.exp.init(cap(l.nodes))
+	}
 }
 
 func (l *list[K, V]) len() int { return len(l.items) }
@@ -74,24 +79,27 @@ func (l *list[K, V]) pushFront(i int32) {
 	l.nodes[0].next = i
 }
 
-// add stores v under k as the most recently used entry. When the list is
-// full, the least recently used entry makes room and is returned. k must be
-// equal to itself (see selfEqual).
-func (l *list[K, V]) add(k K, v V) (old node[K, V], evicted bool) {
-	if i, ok := l.items[k]; ok {
+// add stores v under k as the most recently used entry, expiring at at if
+// the list has expiries. When the list is full, the least recently used
+// entry makes room and is returned. k must be equal to itself (see
+// selfEqual).
+func (l *list[K, V]) add(k K, v V, at int64) (old node[K, V], evicted bool) {
+	i, ok := l.items[k]
+	switch {
+	case ok:
 		l.nodes[i].val = v
 		l.touch(i)
+		if l.exp != nil {
+			l.exp.unlink(i)
+			l.exp.push(i, at)
+		}
 		return old, false
-	}
-	var i int32
-	switch {
 	case l.max > 0 && len(l.items) >= l.max:
 		// Reuse the least recently used slot in place: no allocation in the
 		// steady state of a full cache.
 		i = l.nodes[0].prev
 		old, evicted = l.nodes[i], true
-		delete(l.items, old.key)
-		l.unlink(i)
+		l.detach(i)
 	case l.free != 0:
 		i = l.free
 		l.free = l.nodes[i].next
@@ -105,7 +113,19 @@ func (l *list[K, V]) add(k K, v V) (old node[K, V], evicted bool) {
 	l.nodes[i].key, l.nodes[i].val = k, v
 	l.items[k] = i
 	l.pushFront(i)
+	if l.exp != nil {
+		l.exp.push(i, at)
+	}
 	return old, evicted
+}
+
+// detach takes node i out of the map, the recency list and the expiry order.
+func (l *list[K, V]) detach(i int32) {
+	delete(l.items, l.nodes[i].key)
+	l.unlink(i)
+	if l.exp != nil {
+		l.exp.unlink(i)
+	}
 }
 
 // grow makes room for more nodes, doubling the slice but never past the
@@ -124,6 +144,9 @@ func (l *list[K, V]) grow() {
 	nodes := make([]node[K, V], len(l.nodes), n)
 	copy(nodes, l.nodes)
 	l.nodes = nodes
+	if l.exp != nil {
+		l.exp.grow(n)
+	}
 }
 
 // remove deletes k and returns its value.
@@ -132,13 +155,17 @@ func (l *list[K, V]) remove(k K) (v V, ok bool) {
 	if !ok {
 		return v, false
 	}
-	delete(l.items, k)
-	l.unlink(i)
-	v = l.nodes[i].val
+	return l.removeAt(i), true
+}
+
+// removeAt deletes node i and returns its value.
+func (l *list[K, V]) removeAt(i int32) V {
+	l.detach(i)
+	v := l.nodes[i].val
 	// Zero the slot so the list does not keep the key and value alive.
 	l.nodes[i] = node[K, V]{next: l.free}
 	l.free = i
-	return v, true
+	return v
 }
 
 // removeOldest deletes the least recently used entry.
@@ -148,7 +175,7 @@ func (l *list[K, V]) removeOldest() (old node[K, V], ok bool) {
 		return old, false
 	}
 	old = l.nodes[i]
-	l.remove(old.key)
+	l.removeAt(i)
 	return old, true
 }
 
@@ -219,7 +246,7 @@ func (c *LRU[K, V]) Add(k K, v V) (evicted bool) {
 		return false
 	}
 	c.mu.Lock()
-	old, evicted := c.l.add(k, v)
+	old, evicted := c.l.add(k, v, 0)
 	c.mu.Unlock()
 	if evicted && c.onEvict != nil {
 		c.onEvict(old.key, old.val)

@@ -31,6 +31,8 @@ type CacheInfo struct {
 	Errors uint64 `json:"errors"`
 	// ExecTime is the total time spent running the function.
 	ExecTime time.Duration `json:"exec_time_ns"`
+	// Expirations counts entries dropped because they had expired.
+	Expirations uint64 `json:"expirations"`
 }
 
 // HitRatio returns Hits / (Hits + Misses), or 0 before the first call.
@@ -67,6 +69,6 @@ func (ci CacheInfo) String() string {
 // that lock anyway, so plain fields cost nothing more and a snapshot of them
 // is always consistent.
 type stats struct {
-	hits, misses, evictions, coalesced, errors uint64
-	execTime                                   time.Duration
+	hits, misses, evictions, coalesced, errors, expirations uint64
+	execTime                                                time.Duration
 }

@@ -1,0 +1,284 @@
+package memo
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// fakeClock is a clock the test moves by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
+func (c *fakeClock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+// counted returns a function to memoize that returns how many times it has
+// run, so a test sees whether a call was served from the cache.
+func counted() (func(string) int, *atomic.Int32) {
+	var n atomic.Int32
+	return func(string) int { return int(n.Add(1)) }, &n
+}
+
+func TestTTLExpiresAtExactlyStorePlusTTL(t *testing.T) {
+	clk := newFakeClock(t0)
+	fn, _ := counted()
+	f, c := Memoize(fn, TTL(10*time.Second), Clock(clk.Now))
+	assert.Equal(t, 1, f("a"))
+	clk.Advance(10*time.Second - time.Nanosecond)
+	assert.Equal(t, 1, f("a"), "fresh while now < stored+ttl")
+	clk.Advance(time.Nanosecond)
+	assert.Equal(t, 2, f("a"), "expired at exactly stored+ttl: recomputed")
+	clk.Advance(9 * time.Second)
+	assert.Equal(t, 2, f("a"), "the recomputed value got a fresh expiry")
+	ci := c.CacheInfo()
+	assert.Equal(t, [4]uint64{2, 2, 1, 0}, [4]uint64{ci.Hits, ci.Misses, ci.Expirations, ci.Evictions})
+}
+
+func TestTTLHitDoesNotExtend(t *testing.T) {
+	clk := newFakeClock(t0)
+	fn, _ := counted()
+	f, c := Memoize(fn, MaxSize(2), TTL(10*time.Second), Clock(clk.Now))
+	f("a") // stored at 0
+	clk.Advance(time.Second)
+	f("b") // stored at 1
+	clk.Advance(time.Second)
+	f("a") // a hit at 2 makes a most recent...
+	clk.Advance(time.Second)
+	f("c") // ...so c evicts b, the least recently used
+	assert.Equal(t, []string{"c", "a"}, c.l.keys())
+	clk.Set(t0.Add(10 * time.Second))
+	assert.Equal(t, 4, f("a"), "...but a still expires 10s after it was stored")
+}
+
+func TestTTLCurrSizeAndPurge(t *testing.T) {
+	clk := newFakeClock(t0)
+	fn, _ := counted()
+	f, c := Memoize(fn, TTL(time.Minute), Clock(clk.Now))
+	f("a")
+	f("b")
+	clk.Advance(30 * time.Second)
+	f("c")
+	assert.Equal(t, 3, c.CacheInfo().CurrSize)
+	clk.Advance(30 * time.Second)
+	assert.Equal(t, 1, c.CacheInfo().CurrSize, "expired entries are never counted")
+	assert.Equal(t, uint64(2), c.CacheInfo().Expirations)
+	assert.Equal(t, 1, c.l.len(), "counting them out dropped them")
+
+	clk.Advance(30 * time.Second)
+	assert.Equal(t, 1, c.PurgeExpired())
+	assert.Zero(t, c.l.len())
+	assert.Zero(t, c.PurgeExpired())
+}
+
+func TestTTLExpiredGoBeforeLiveEvicted(t *testing.T) {
+	clk := newFakeClock(t0)
+	fn, runs := counted()
+	f, c := Memoize(fn, MaxSize(2), TTL(10*time.Second), Clock(clk.Now))
+	f("a") // expires at 10
+	clk.Advance(5 * time.Second)
+	f("b") // expires at 15
+	clk.Advance(time.Second)
+	f("a") // a most recent, b least recent
+	clk.Set(t0.Add(11 * time.Second))
+	f("c") // full: a has expired, so it goes, not b
+	ci := c.CacheInfo()
+	assert.Equal(t, uint64(0), ci.Evictions)
+	assert.Equal(t, uint64(1), ci.Expirations)
+	before := runs.Load()
+	f("b")
+	assert.Equal(t, before, runs.Load(), "b, live, was kept")
+}
+
+func TestWindowExpiresTogether(t *testing.T) {
+	clk := newFakeClock(t0.Add(10 * time.Second)) // 12:00:10
+	fn, _ := counted()
+	f, c := Memoize(fn, Window(time.Minute), Clock(clk.Now))
+	f("early") // stored at 12:00:10
+	clk.Set(t0.Add(59 * time.Second))
+	f("late") // stored at 12:00:59
+	// A second process, started at another time, on the same windows.
+	g, _ := Memoize(fn, Window(time.Minute), Clock(clk.Now))
+	g("other")
+	clk.Set(t0.Add(time.Minute - time.Nanosecond))
+	assert.Equal(t, 2, c.CacheInfo().CurrSize, "all fresh until the window ends")
+	clk.Set(t0.Add(time.Minute)) // 12:01:00, the window's end
+	assert.Equal(t, 0, c.CacheInfo().CurrSize)
+	ci := c.CacheInfo()
+	assert.Equal(t, uint64(2), ci.Expirations)
+	before := g("other")
+	assert.Equal(t, before, g("other"))
+	assert.Equal(t, 4, before, "the other cache's value expired at the same instant")
+}
+
+func TestWindowOldEntriesDoNotLinger(t *testing.T) {
+	clk := newFakeClock(t0)
+	f, c := Memoize(func(n int) int { return n }, Unbounded(), Window(time.Hour), Clock(clk.Now))
+	for i := range 1000 {
+		f(i)
+	}
+	clk.Advance(time.Hour)
+	f(-1)
+	assert.Equal(t, 1, c.l.len(), "storing in a new window drops the old window's entries")
+	assert.Equal(t, uint64(1000), c.CacheInfo().Expirations)
+}
+
+func TestStaleWhileRevalidate(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	clk := newFakeClock(t0)
+	var runs atomic.Int32
+	started, release := make(chan struct{}, 4), make(chan error)
+	f, c := MemoizeErr(func(k string) (int, error) {
+		n := int(runs.Add(1))
+		if n > 1 {
+			started <- struct{}{}
+			if err := <-release; err != nil {
+				return 0, err
+			}
+		}
+		return n, nil
+	}, TTL(10*time.Second), StaleWhileRevalidate(5*time.Second), Clock(clk.Now))
+
+	within(t, timeout, func() {
+		v, _ := f("k")
+		assert.Equal(t, 1, v)
+		clk.Set(t0.Add(12 * time.Second)) // expired 2s ago, within grace
+		v, _ = f("k")
+		assert.Equal(t, 1, v, "the stale value comes back at once")
+		<-started
+		v, _ = f("k")
+		assert.Equal(t, 1, v, "still stale while the refresh runs")
+		assert.Equal(t, int32(2), runs.Load(), "one refresh per key at a time")
+
+		release <- errors.New("refresh failed")
+		eventually(func() bool { return c.CacheInfo().Errors == 1 })
+		v, err := f("k")
+		assert.NoError(t, err)
+		assert.Equal(t, 1, v, "a failed refresh keeps the stale value")
+		<-started // that call started another refresh
+		release <- nil
+		eventually(func() bool { v, _ := f("k"); return v == 3 })
+	})
+	clk.Set(t0.Add(12*time.Second + 10*time.Second - time.Nanosecond))
+	v, _ := f("k")
+	assert.Equal(t, 3, v, "the refreshed value got a fresh expiry")
+	ci := c.CacheInfo()
+	assert.Equal(t, uint64(1), ci.Misses, "stale hits and refreshes are not misses")
+}
+
+func TestStaleWhileRevalidateGraceEnds(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	clk := newFakeClock(t0)
+	fn, _ := counted()
+	f, c := Memoize(fn, TTL(10*time.Second), StaleWhileRevalidate(5*time.Second), Clock(clk.Now))
+	f("k")
+	clk.Set(t0.Add(15 * time.Second)) // expiry + grace: no longer servable
+	assert.Equal(t, 2, f("k"), "past the grace period a call waits for a fresh value")
+	assert.Equal(t, uint64(1), c.CacheInfo().Expirations)
+}
+
+func TestCacheErrors(t *testing.T) {
+	clk := newFakeClock(t0)
+	boom := errors.New("boom")
+	var runs atomic.Int32
+	f, c := MemoizeErr(func(k string) (int, error) {
+		if runs.Add(1) <= 2 {
+			return 0, boom
+		}
+		return 7, nil
+	}, CacheErrors(5*time.Second), Clock(clk.Now))
+	_, err := f("k")
+	require.ErrorIs(t, err, boom)
+	clk.Advance(5*time.Second - 1)
+	_, err = f("k")
+	require.ErrorIs(t, err, boom, "the error is served from the cache")
+	assert.Equal(t, int32(1), runs.Load())
+	assert.Equal(t, 0, c.CacheInfo().CurrSize, "cached errors are not counted as results")
+
+	clk.Advance(1)
+	_, err = f("k")
+	require.ErrorIs(t, err, boom, "expired: the function ran again")
+	assert.Equal(t, int32(2), runs.Load())
+	assert.True(t, c.Forget("k"), "Forget drops a cached error")
+	v, err := f("k")
+	require.NoError(t, err)
+	assert.Equal(t, 7, v)
+	ci := c.CacheInfo()
+	assert.Equal(t, [4]uint64{1, 3, 2, 1}, [4]uint64{ci.Hits, ci.Misses, ci.Errors, ci.Expirations})
+}
+
+func TestTTLWithContextAndSingleFlight(t *testing.T) {
+	clk := newFakeClock(t0)
+	g := newGate()
+	f, c := MemoizeCtx(func(_ context.Context, k int) (int, error) { return g.fn(k) }, TTL(time.Second), Clock(clk.Now))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	within(t, timeout, func() {
+		res := make(chan int, 2)
+		for range 2 {
+			go func() { v, _ := f(ctx, 1); res <- v }()
+		}
+		<-g.started
+		eventually(func() bool { return c.CacheInfo().Coalesced == 1 })
+		close(g.release)
+		assert.Equal(t, 10, <-res)
+		assert.Equal(t, 10, <-res)
+	})
+	assert.Equal(t, int32(1), g.runs.Load())
+}
+
+func TestTTLOptions(t *testing.T) {
+	for name, bad := range map[string]func(){
+		"memo: TTL must be positive, got 0s":                  func() { TTL(0) },
+		"memo: Window must be positive, got -1s":              func() { Window(-time.Second) },
+		"memo: StaleWhileRevalidate must be positive, got 0s": func() { StaleWhileRevalidate(0) },
+		"memo: CacheErrors must be positive, got 0s":          func() { CacheErrors(0) },
+		"memo: Clock given a nil function":                    func() { Clock(nil) },
+		"memo: StaleWhileRevalidate needs TTL or Window":      func() { Memoize(func(int) int { return 0 }, StaleWhileRevalidate(time.Second)) },
+	} {
+		assert.PanicsWithValue(t, name, bad)
+	}
+	_, c := Memoize(func(int) int { return 0 }, TTL(time.Second), Window(time.Minute), StaleWhileRevalidate(time.Second), CacheErrors(time.Millisecond))
+	assert.Equal(t, Parameters{MaxSize: 128, Window: time.Minute, StaleWhileRevalidate: time.Second, ErrorTTL: time.Millisecond}, c.Parameters())
+}
+
+func TestNoGoroutinesWithoutStaleWhileRevalidate(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	clk := newFakeClock(t0)
+	fn, _ := counted()
+	f, _ := Memoize(fn, TTL(time.Second), Clock(clk.Now))
+	for i := range 100 {
+		f("k")
+		clk.Advance(time.Duration(i) * time.Millisecond * 30)
+	}
+}
+
+func TestTTLHitAllocatesNothing(t *testing.T) {
+	f, _ := Memoize(func(n int) int { return n }, TTL(time.Hour))
+	f(1)
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { f(1) }))
+}
