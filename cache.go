@@ -172,7 +172,7 @@ func Memoize[K comparable, V any](fn func(K) V, opts ...Option) (func(K) V, *Cac
 	}
 	c := newCache(func(_ context.Context, k K) (V, error) { return fn(k), nil }, opts)
 	return func(k K) V {
-		v, err := c.do(context.Background(), nil, k)
+		v, err := c.do(context.Background(), nil, k, c.fn)
 		if err != nil {
 			panic(err)
 		}
@@ -189,7 +189,7 @@ func MemoizeErr[K comparable, V any](fn func(K) (V, error), opts ...Option) (fun
 		panic(nilFunc)
 	}
 	c := newCache(func(_ context.Context, k K) (V, error) { return fn(k) }, opts)
-	return func(k K) (V, error) { return c.do(context.Background(), nil, k) }, c
+	return func(k K) (V, error) { return c.do(context.Background(), nil, k, c.fn) }, c
 }
 
 // MemoizeCtx is MemoizeErr for a function that takes a context.
@@ -209,14 +209,15 @@ func MemoizeCtx[K comparable, V any](fn func(context.Context, K) (V, error), opt
 		panic(nilFunc)
 	}
 	c := newCache(fn, opts)
-	return func(ctx context.Context, k K) (V, error) { return c.do(ctx, ctx.Done(), k) }, c
+	return func(ctx context.Context, k K) (V, error) { return c.do(ctx, ctx.Done(), k, c.fn) }, c
 }
 
 // do answers one call: from the cache if it can, else by joining or starting
-// an execution. ctxDone is ctx.Done(), fetched by the caller outside the lock.
-func (c *Cache[K, V]) do(ctx context.Context, ctxDone <-chan struct{}, k K) (V, error) {
+// an execution of fn. ctxDone is ctx.Done(), fetched by the caller outside
+// the lock.
+func (c *Cache[K, V]) do(ctx context.Context, ctxDone <-chan struct{}, k K, fn func(context.Context, K) (V, error)) (V, error) {
 	if c.off {
-		return c.bypass(ctx, k)
+		return c.bypass(ctx, k, fn)
 	}
 	if c.check {
 		ok, err := selfEqual(k)
@@ -225,30 +226,39 @@ func (c *Cache[K, V]) do(ctx context.Context, ctxDone <-chan struct{}, k K) (V, 
 			return zero, err
 		}
 		if !ok {
-			return c.bypass(ctx, k)
+			return c.bypass(ctx, k, fn)
 		}
 	} else if k != k {
-		return c.bypass(ctx, k)
+		return c.bypass(ctx, k, fn)
 	}
 	var now int64
 	if c.timed {
 		now, _ = c.stamp()
 	}
 	c.mu.Lock()
-	if i, ok := c.l.items[k]; ok && (c.l.exp == nil || now < c.l.exp.at[i]) {
-		c.l.touch(i)
-		v := c.l.nodes[i].val
-		c.st.hits++
+	if v, ok := c.hit(k, now); ok {
 		c.mu.Unlock()
 		return v, nil
 	}
-	return c.miss(ctx, ctxDone, k, now)
+	return c.miss(ctx, ctxDone, k, now, fn)
+}
+
+// hit returns k's fresh value and counts a hit, if the cache has one. c.mu is
+// held.
+func (c *Cache[K, V]) hit(k K, now int64) (v V, ok bool) {
+	i, ok := c.l.items[k]
+	if !ok || (c.l.exp != nil && now >= c.l.exp.at[i]) {
+		return v, false
+	}
+	c.l.touch(i)
+	c.st.hits++
+	return c.l.nodes[i].val, true
 }
 
 // miss is do's slow path, entered with c.mu held.
-func (c *Cache[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, now int64) (V, error) {
+func (c *Cache[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, now int64, fn func(context.Context, K) (V, error)) (V, error) {
 	if c.timed {
-		if v, err, answered := c.lookupExpired(ctx, k, now); answered {
+		if v, err, answered := c.lookupExpired(ctx, k, now, fn); answered {
 			return v, err
 		}
 	}
@@ -277,7 +287,7 @@ func (c *Cache[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, no
 		// Nobody can stop waiting for this execution before it ends, since
 		// later callers who give up leave this one waiting: run fn here.
 		c.mu.Unlock()
-		c.run(ctx, k, cl, true)
+		c.run(ctx, k, fn, cl, true)
 		return cl.result()
 	}
 	cl.done = make(chan struct{})
@@ -286,7 +296,7 @@ func (c *Cache[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, no
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	cl.cancel = cancel
 	c.mu.Unlock()
-	go c.run(fctx, k, cl, true)
+	go c.run(fctx, k, fn, cl, true)
 	return c.wait(ctxDone, ctx, k, cl)
 }
 
@@ -315,12 +325,12 @@ func (c *Cache[K, V]) wait(ctxDone <-chan struct{}, ctx context.Context, k K, cl
 
 // bypass runs fn for a call that cannot use the cache: caching is off, or k
 // is not equal to itself. It counts a miss and stores nothing.
-func (c *Cache[K, V]) bypass(ctx context.Context, k K) (V, error) {
+func (c *Cache[K, V]) bypass(ctx context.Context, k K, fn func(context.Context, K) (V, error)) (V, error) {
 	c.mu.Lock()
 	c.st.misses++
 	c.mu.Unlock()
 	cl := &call[V]{waiters: 1}
-	c.run(ctx, k, cl, false)
+	c.run(ctx, k, fn, cl, false)
 	return cl.result()
 }
 
@@ -328,7 +338,7 @@ func (c *Cache[K, V]) bypass(ctx context.Context, k K) (V, error) {
 // runtime.Goexit in fn into a recorded outcome so that the lock is released,
 // the waiters are woken and nothing is cached. If shared, cl is the
 // execution registered for k in c.calls.
-func (c *Cache[K, V]) run(ctx context.Context, k K, cl *call[V], shared bool) {
+func (c *Cache[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) (V, error), cl *call[V], shared bool) {
 	start := time.Now()
 	returned := false
 	defer func() {
@@ -347,7 +357,7 @@ func (c *Cache[K, V]) run(ctx context.Context, k K, cl *call[V], shared bool) {
 				}
 			}
 		}()
-		cl.val, cl.err = c.fn(ctx, k)
+		cl.val, cl.err = fn(ctx, k)
 		returned = true
 	}()
 }

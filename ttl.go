@@ -144,7 +144,7 @@ func (c *Cache[K, V]) valueExpiry(now, wall int64) int64 {
 // lookupExpired answers, with c.mu held, a call whose key has a stale value
 // or a cached error; it then releases the lock and reports true. Otherwise it
 // drops what has expired for k and leaves the call to start an execution.
-func (c *Cache[K, V]) lookupExpired(ctx context.Context, k K, now int64) (v V, err error, answered bool) {
+func (c *Cache[K, V]) lookupExpired(ctx context.Context, k K, now int64, fn func(context.Context, K) (V, error)) (v V, err error, answered bool) {
 	if i, ok := c.l.items[k]; ok { // present but not fresh
 		if e := c.l.exp; now < e.at[i]+e.grace {
 			v = c.l.nodes[i].val
@@ -159,7 +159,7 @@ func (c *Cache[K, V]) lookupExpired(ctx context.Context, k K, now int64) (v V, e
 			}
 			c.mu.Unlock()
 			if cl != nil {
-				go c.run(context.WithoutCancel(ctx), k, cl, true)
+				go c.run(context.WithoutCancel(ctx), k, fn, cl, true)
 			}
 			return v, nil, true
 		}
