@@ -60,6 +60,9 @@ type Parameters struct {
 	StaleWhileRevalidate time.Duration
 	// ErrorTTL is how long an error is cached; 0 when errors are not.
 	ErrorTTL time.Duration
+	// Typed reports that keys holding numbers of different types are kept
+	// apart even when the numbers are equal.
+	Typed bool
 }
 
 // PanicError is the value every caller of an execution panics with when the
@@ -95,9 +98,10 @@ type Cache[K comparable, V any] struct {
 
 	fn     func(context.Context, K) (V, error)
 	params Parameters
-	off    bool // MaxSize 0: caching is off
-	check  bool // K holds an interface, so == may panic; see selfEqual
-	timed  bool // something expires, so calls read the clock
+	off    bool      // MaxSize 0: caching is off
+	check  bool      // K holds an interface, so == may panic; see selfEqual
+	slots  []uintptr // where K holds empty interfaces whose numbers normalize rewrites
+	timed  bool      // something expires, so calls read the clock
 	clock  func() time.Time
 	base   time.Time // the clock's reading at construction; times are nanoseconds since
 }
@@ -134,6 +138,7 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 		params: p,
 		off:    p.MaxSize == 0 && !p.Unbounded,
 		check:  mayPanicOnEqual(reflect.TypeFor[K]()),
+		slots:  numberSlots[K](p.Typed),
 		calls:  make(map[K]*call[V]),
 		timed:  p.TTL > 0 || p.Window > 0 || p.ErrorTTL > 0,
 		clock:  cfg.clock,
@@ -212,35 +217,76 @@ func MemoizeCtx[K comparable, V any](fn func(context.Context, K) (V, error), opt
 	return func(ctx context.Context, k K) (V, error) { return c.do(ctx, ctx.Done(), k, c.fn) }, c
 }
 
+// outcome is what find learnt of a key.
+type outcome uint8
+
+const (
+	found    outcome = iota // a fresh value is cached
+	missing                 // nothing fresh is cached; c.mu is held
+	uncached                // the call cannot use the cache
+	badKey                  // the key cannot be compared
+)
+
 // do answers one call: from the cache if it can, else by joining or starting
 // an execution of fn. ctxDone is ctx.Done(), fetched by the caller outside
 // the lock.
 func (c *Cache[K, V]) do(ctx context.Context, ctxDone <-chan struct{}, k K, fn func(context.Context, K) (V, error)) (V, error) {
-	if c.off {
+	if c.slots != nil {
+		if nk, changed := c.normalize(k); changed {
+			// Cache under the normalised key, but run fn on k itself.
+			return doArg(c, ctx, ctxDone, nk, k, fn)
+		}
+	}
+	v, now, out, err := c.find(k)
+	switch out {
+	case missing:
+		return c.miss(ctx, ctxDone, k, now, fn)
+	case uncached:
 		return c.bypass(ctx, k, fn)
+	}
+	return v, err
+}
+
+// doArg is do for a call whose function takes an argument other than the
+// key. The closure binding the argument is made only if fn is to run.
+func doArg[K comparable, V, A any](c *Cache[K, V], ctx context.Context, ctxDone <-chan struct{}, k K, a A, fn func(context.Context, A) (V, error)) (V, error) {
+	v, now, out, err := c.find(k)
+	if out == found || out == badKey {
+		return v, err
+	}
+	exec := func(ctx context.Context, _ K) (V, error) { return fn(ctx, a) }
+	if out == uncached {
+		return c.bypass(ctx, k, exec)
+	}
+	return c.miss(ctx, ctxDone, k, now, exec)
+}
+
+// find looks k up, counting a hit if it finds a fresh value. On missing it
+// returns with c.mu held, so that the miss is handled under the same lock.
+func (c *Cache[K, V]) find(k K) (v V, now int64, out outcome, err error) {
+	if c.off {
+		return v, 0, uncached, nil
 	}
 	if c.check {
 		ok, err := selfEqual(k)
 		if err != nil {
-			var zero V
-			return zero, err
+			return v, 0, badKey, err
 		}
 		if !ok {
-			return c.bypass(ctx, k, fn)
+			return v, 0, uncached, nil
 		}
 	} else if k != k {
-		return c.bypass(ctx, k, fn)
+		return v, 0, uncached, nil
 	}
-	var now int64
 	if c.timed {
 		now, _ = c.stamp()
 	}
 	c.mu.Lock()
 	if v, ok := c.hit(k, now); ok {
 		c.mu.Unlock()
-		return v, nil
+		return v, now, found, nil
 	}
-	return c.miss(ctx, ctxDone, k, now, fn)
+	return v, now, missing, nil
 }
 
 // hit returns k's fresh value and counts a hit, if the cache has one. c.mu is
@@ -463,6 +509,9 @@ func (c *Cache[K, V]) Clear() {
 func (c *Cache[K, V]) Forget(k K) bool {
 	if c.off {
 		return false
+	}
+	if c.slots != nil {
+		k, _ = c.normalize(k)
 	}
 	if ok, err := selfEqual(k); !ok || err != nil {
 		return false
