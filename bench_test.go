@@ -56,21 +56,33 @@ func BenchmarkHit(b *testing.B) {
 	})
 }
 
-// BenchmarkHitParallel measures hits from all cores at once on one cache.
+// BenchmarkHitParallel measures hits from all cores at once on one cache,
+// plain and sharded.
 func BenchmarkHitParallel(b *testing.B) {
 	keys := zipfKeys(benchKeys, 1024)
-	f, _ := Memoize(func(n int) int { return n }, MaxSize(1024))
-	for i := range 1024 {
-		f(i)
+	for _, tc := range []struct {
+		name string
+		opts []Option
+	}{
+		{"Memoize", []Option{MaxSize(1024)}},
+		{"Memoize/Shards(16)", []Option{MaxSize(1024), Shards(16)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			f, _ := Memoize(func(n int) int { return n }, tc.opts...)
+			for i := range 1024 {
+				f(i)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := rand.IntN(benchKeys)
+				for pb.Next() {
+					f(keys[i%benchKeys])
+					i++
+				}
+			})
+		})
 	}
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		i := rand.IntN(benchKeys)
-		for pb.Next() {
-			f(keys[i%benchKeys])
-			i++
-		}
-	})
 }
 
 // BenchmarkGetOrCompute measures a memoized function on a Zipf stream whose

@@ -3,6 +3,8 @@ package memo
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
+	"math/bits"
 	"reflect"
 	"runtime"
 	"runtime/debug"
@@ -41,6 +43,19 @@ func Unbounded() Option {
 	return func(c *config) { c.MaxSize, c.Unbounded = 0, true }
 }
 
+// Shards splits the cache into n parts, each with its own lock, chosen by a
+// hash of the key, so that goroutines on many cores rarely wait for one
+// another. The price: eviction is least-recently-used within each part, which
+// holds an equal share of MaxSize, not across the whole cache. CacheInfo
+// still reports the whole. Shards panics if n is less than 1; the cache's
+// constructor panics if a positive MaxSize is smaller than n.
+func Shards(n int) Option {
+	if n < 1 {
+		panic(fmt.Sprintf("memo: Shards must be at least 1, got %d", n))
+	}
+	return func(c *config) { c.Shards = n }
+}
+
 // Parameters are a cache's settings as configured, normalised: a negative
 // MaxSize reads 0.
 type Parameters struct {
@@ -63,6 +78,9 @@ type Parameters struct {
 	// Typed reports that keys holding numbers of different types are kept
 	// apart even when the numbers are equal.
 	Typed bool
+	// Shards is the number of independently locked parts; 1 when the cache
+	// is not sharded.
+	Shards int
 }
 
 // PanicError is the value every caller of an execution panics with when the
@@ -102,8 +120,12 @@ type Cache[K comparable, V any] struct {
 	check  bool      // K holds an interface, so == may panic; see selfEqual
 	slots  []uintptr // where K holds empty interfaces whose numbers normalize rewrites
 	timed  bool      // something expires, so calls read the clock
+	plain  bool      // none of the above, nor sharded: do's fast path applies
 	clock  func() time.Time
 	base   time.Time // the clock's reading at construction; times are nanoseconds since
+
+	parts []*Cache[K, V] // with Shards: the parts, each a cache of its own
+	seed  maphash.Seed   // chooses the part for a key
 }
 
 // call is one execution of the function for one key. Its fields other than
@@ -125,7 +147,7 @@ type call[V any] struct {
 const nilFunc = "memo: the function to memoize is nil"
 
 func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts []Option) *Cache[K, V] {
-	cfg := config{Parameters: Parameters{MaxSize: DefaultMaxSize}, clock: time.Now}
+	cfg := config{Parameters: Parameters{MaxSize: DefaultMaxSize, Shards: 1}, clock: time.Now}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -133,6 +155,34 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 	if p.StaleWhileRevalidate > 0 && p.TTL == 0 && p.Window == 0 {
 		panic("memo: StaleWhileRevalidate needs TTL or Window")
 	}
+	n := p.Shards
+	if n > 1 && !p.Unbounded && p.MaxSize > 0 && p.MaxSize < n {
+		panic(fmt.Sprintf("memo: Shards(%d) needs MaxSize of at least %d, got %d", n, n, p.MaxSize))
+	}
+	c := build(fn, p, cfg.clock)
+	if n > 1 && !c.off {
+		c.seed = maphash.MakeSeed()
+		c.parts = make([]*Cache[K, V], n)
+		for i := range c.parts {
+			pp := p
+			if !p.Unbounded {
+				pp.MaxSize = p.MaxSize / n
+				if i < p.MaxSize%n {
+					pp.MaxSize++
+				}
+			}
+			part := build(fn, pp, cfg.clock)
+			part.base = c.base
+			part.slots = nil // keys are normalised before a part is chosen
+			c.parts[i] = part
+		}
+	}
+	c.plain = !c.off && !c.check && c.slots == nil && !c.timed && c.parts == nil
+	return c
+}
+
+// build makes one unsharded cache.
+func build[K comparable, V any](fn func(context.Context, K) (V, error), p Parameters, clock func() time.Time) *Cache[K, V] {
 	c := &Cache[K, V]{
 		fn:     fn,
 		params: p,
@@ -141,7 +191,7 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 		slots:  numberSlots[K](p.Typed),
 		calls:  make(map[K]*call[V]),
 		timed:  p.TTL > 0 || p.Window > 0 || p.ErrorTTL > 0,
-		clock:  cfg.clock,
+		clock:  clock,
 	}
 	if p.TTL > 0 || p.Window > 0 {
 		c.l.exp = &expiries{grace: int64(p.StaleWhileRevalidate)}
@@ -231,12 +281,28 @@ const (
 // an execution of fn. ctxDone is ctx.Done(), fetched by the caller outside
 // the lock.
 func (c *Cache[K, V]) do(ctx context.Context, ctxDone <-chan struct{}, k K, fn func(context.Context, K) (V, error)) (V, error) {
+	if c.plain && k == k {
+		// The fast path, small enough to inline: the common cache, with a
+		// key that needs no checks.
+		c.mu.Lock()
+		if v, ok := c.hit(k, 0); ok {
+			c.mu.Unlock()
+			return v, nil
+		}
+		return c.miss(ctx, ctxDone, k, 0, fn)
+	}
+	return c.doAny(ctx, ctxDone, k, fn)
+}
+
+// doAny is do for every cache and key.
+func (c *Cache[K, V]) doAny(ctx context.Context, ctxDone <-chan struct{}, k K, fn func(context.Context, K) (V, error)) (V, error) {
 	if c.slots != nil {
 		if nk, changed := c.normalize(k); changed {
 			// Cache under the normalised key, but run fn on k itself.
 			return doArg(c, ctx, ctxDone, nk, k, fn)
 		}
 	}
+	c = c.shard(k)
 	v, now, out, err := c.find(k)
 	switch out {
 	case missing:
@@ -250,6 +316,7 @@ func (c *Cache[K, V]) do(ctx context.Context, ctxDone <-chan struct{}, k K, fn f
 // doArg is do for a call whose function takes an argument other than the
 // key. The closure binding the argument is made only if fn is to run.
 func doArg[K comparable, V, A any](c *Cache[K, V], ctx context.Context, ctxDone <-chan struct{}, k K, a A, fn func(context.Context, A) (V, error)) (V, error) {
+	c = c.shard(k)
 	v, now, out, err := c.find(k)
 	if out == found || out == badKey {
 		return v, err
@@ -259,6 +326,29 @@ func doArg[K comparable, V, A any](c *Cache[K, V], ctx context.Context, ctxDone 
 		return c.bypass(ctx, k, exec)
 	}
 	return c.miss(ctx, ctxDone, k, now, exec)
+}
+
+// shard returns the part of a sharded cache that holds k, or c itself.
+func (c *Cache[K, V]) shard(k K) *Cache[K, V] {
+	if c.parts == nil {
+		return c
+	}
+	if c.check {
+		if _, err := selfEqual(k); err != nil {
+			return c // cannot be hashed; c's find reports it
+		}
+	}
+	// Map the hash onto [0, len(parts)) by multiplication, not division.
+	i, _ := bits.Mul64(maphash.Comparable(c.seed, k), uint64(len(c.parts)))
+	return c.parts[i]
+}
+
+// each returns the parts of a sharded cache, or c alone.
+func (c *Cache[K, V]) each() []*Cache[K, V] {
+	if c.parts == nil {
+		return []*Cache[K, V]{c}
+	}
+	return c.parts
 }
 
 // find looks k up, counting a hit if it finds a fresh value. On missing it
@@ -468,22 +558,26 @@ func (c *Cache[K, V]) CacheInfo() CacheInfo {
 	if c.timed {
 		now, _ = c.stamp()
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.purge(now)
-	return CacheInfo{
-		Hits:      c.st.hits,
-		Misses:    c.st.misses,
-		MaxSize:   c.params.MaxSize,
-		Unbounded: c.params.Unbounded,
-		CurrSize:  c.l.len(),
-		Evictions: c.st.evictions,
-		Coalesced: c.st.coalesced,
-		Errors:    c.st.errors,
-		ExecTime:  c.st.execTime,
-
-		Expirations: c.st.expirations,
+	parts := c.each()
+	for _, p := range parts {
+		p.mu.Lock()
 	}
+	ci := CacheInfo{MaxSize: c.params.MaxSize, Unbounded: c.params.Unbounded}
+	for _, p := range parts {
+		p.purge(now)
+		ci.Hits += p.st.hits
+		ci.Misses += p.st.misses
+		ci.CurrSize += p.l.len()
+		ci.Evictions += p.st.evictions
+		ci.Coalesced += p.st.coalesced
+		ci.Errors += p.st.errors
+		ci.ExecTime += p.st.execTime
+		ci.Expirations += p.st.expirations
+	}
+	for _, p := range parts {
+		p.mu.Unlock()
+	}
+	return ci
 }
 
 // Parameters returns the cache's settings.
@@ -493,14 +587,16 @@ func (c *Cache[K, V]) Parameters() Parameters { return c.params }
 // finish for their callers, but their results are not stored, and later
 // calls for their keys start new executions.
 func (c *Cache[K, V]) Clear() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.l.init(c.params.MaxSize)
-	if c.errs != nil {
-		c.errs.init(c.params.MaxSize)
+	for _, p := range c.each() {
+		p.mu.Lock()
+		p.l.init(p.params.MaxSize)
+		if p.errs != nil {
+			p.errs.init(p.params.MaxSize)
+		}
+		clear(p.calls)
+		p.st = stats{}
+		p.mu.Unlock()
 	}
-	clear(c.calls)
-	c.st = stats{}
 }
 
 // Forget drops the cached result (or cached error) for k, if any, and
@@ -516,6 +612,7 @@ func (c *Cache[K, V]) Forget(k K) bool {
 	if ok, err := selfEqual(k); !ok || err != nil {
 		return false
 	}
+	c = c.shard(k)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.calls, k)

@@ -99,13 +99,13 @@ func TestSizes(t *testing.T) {
 		want Parameters
 		str  string
 	}{
-		{"default", nil, Parameters{MaxSize: 128}, "maxsize=128"},
-		{"positive", []Option{MaxSize(5)}, Parameters{MaxSize: 5}, "maxsize=5"},
-		{"zero", []Option{MaxSize(0)}, Parameters{MaxSize: 0}, "maxsize=0"},
-		{"negative", []Option{MaxSize(-3)}, Parameters{MaxSize: 0}, "maxsize=0"},
-		{"unbounded", []Option{Unbounded()}, Parameters{Unbounded: true}, "maxsize=unbounded"},
-		{"last wins: unbounded", []Option{MaxSize(5), Unbounded()}, Parameters{Unbounded: true}, "maxsize=unbounded"},
-		{"last wins: size", []Option{Unbounded(), MaxSize(5)}, Parameters{MaxSize: 5}, "maxsize=5"},
+		{"default", nil, Parameters{MaxSize: 128, Shards: 1}, "maxsize=128"},
+		{"positive", []Option{MaxSize(5)}, Parameters{MaxSize: 5, Shards: 1}, "maxsize=5"},
+		{"zero", []Option{MaxSize(0)}, Parameters{MaxSize: 0, Shards: 1}, "maxsize=0"},
+		{"negative", []Option{MaxSize(-3)}, Parameters{MaxSize: 0, Shards: 1}, "maxsize=0"},
+		{"unbounded", []Option{Unbounded()}, Parameters{Unbounded: true, Shards: 1}, "maxsize=unbounded"},
+		{"last wins: unbounded", []Option{MaxSize(5), Unbounded()}, Parameters{Unbounded: true, Shards: 1}, "maxsize=unbounded"},
+		{"last wins: size", []Option{Unbounded(), MaxSize(5)}, Parameters{MaxSize: 5, Shards: 1}, "maxsize=5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, c := Memoize(func(n int) int { return n }, tc.opts...)

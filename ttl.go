@@ -203,7 +203,11 @@ func (c *Cache[K, V]) PurgeExpired() int {
 		return 0
 	}
 	now, _ := c.stamp()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.purge(now)
+	n := 0
+	for _, p := range c.each() {
+		p.mu.Lock()
+		n += p.purge(now)
+		p.mu.Unlock()
+	}
+	return n
 }

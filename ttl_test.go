@@ -263,7 +263,7 @@ func TestTTLOptions(t *testing.T) {
 		assert.PanicsWithValue(t, name, bad)
 	}
 	_, c := Memoize(func(int) int { return 0 }, TTL(time.Second), Window(time.Minute), StaleWhileRevalidate(time.Second), CacheErrors(time.Millisecond))
-	assert.Equal(t, Parameters{MaxSize: 128, Window: time.Minute, StaleWhileRevalidate: time.Second, ErrorTTL: time.Millisecond}, c.Parameters())
+	assert.Equal(t, Parameters{MaxSize: 128, Window: time.Minute, StaleWhileRevalidate: time.Second, ErrorTTL: time.Millisecond, Shards: 1}, c.Parameters())
 }
 
 func TestNoGoroutinesWithoutStaleWhileRevalidate(t *testing.T) {

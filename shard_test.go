@@ -1,0 +1,123 @@
+package memo
+
+import (
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestShards(t *testing.T) {
+	runs := 0
+	f, c := Memoize(func(n int) int { runs++; return n * n }, MaxSize(10), Shards(4))
+	require.Len(t, c.parts, 4)
+	sizes := 0
+	for _, p := range c.parts {
+		sizes += p.params.MaxSize
+		assert.GreaterOrEqual(t, p.params.MaxSize, 2)
+	}
+	assert.Equal(t, 10, sizes, "the parts share MaxSize exactly")
+	assert.Equal(t, 4, c.Parameters().Shards)
+	assert.Equal(t, 10, c.Parameters().MaxSize)
+
+	for i := range 100 {
+		assert.Equal(t, i*i, f(i))
+		assert.LessOrEqual(t, c.CacheInfo().CurrSize, 10)
+	}
+	assert.Equal(t, 100, runs)
+	f(99)
+	ci := c.CacheInfo()
+	assert.Equal(t, [3]uint64{1, 100, 90}, [3]uint64{ci.Hits, ci.Misses, ci.Evictions})
+	assert.Equal(t, 10, ci.CurrSize)
+	assert.Equal(t, "CacheInfo(hits=1, misses=100, maxsize=10, currsize=10)", ci.String())
+
+	assert.True(t, c.Forget(99))
+	assert.Equal(t, 9, c.CacheInfo().CurrSize)
+	c.Clear()
+	assert.Equal(t, CacheInfo{MaxSize: 10}, c.CacheInfo())
+}
+
+func TestShardsSingleFlight(t *testing.T) {
+	g := newGate()
+	f, c := MemoizeErr(g.fn, MaxSize(64), Shards(8))
+	within(t, timeout, func() {
+		res := make(chan int, 4)
+		for range 4 {
+			go func() { v, _ := f(5); res <- v }()
+		}
+		<-g.started
+		eventually(func() bool { return c.CacheInfo().Coalesced == 3 })
+		close(g.release)
+		for range 4 {
+			assert.Equal(t, 50, <-res)
+		}
+	})
+	assert.Equal(t, int32(1), g.runs.Load())
+}
+
+func TestShardsOptions(t *testing.T) {
+	assert.PanicsWithValue(t, "memo: Shards must be at least 1, got 0", func() { Shards(0) })
+	assert.PanicsWithValue(t, "memo: Shards(16) needs MaxSize of at least 16, got 8", func() {
+		Memoize(func(int) int { return 0 }, MaxSize(8), Shards(16))
+	})
+	_, cu := Memoize(func(int) int { return 0 }, Unbounded(), Shards(4))
+	for _, p := range cu.parts {
+		assert.True(t, p.params.Unbounded)
+	}
+	_, c1 := Memoize(func(int) int { return 0 }, Shards(1))
+	assert.Nil(t, c1.parts, "one shard is the plain cache")
+	f0, c0 := Memoize(func(int) int { return 0 }, MaxSize(0), Shards(4))
+	f0(1)
+	assert.Nil(t, c0.parts)
+	assert.Equal(t, uint64(1), c0.CacheInfo().Misses)
+}
+
+func TestShardsWithTTLAndAnyKeys(t *testing.T) {
+	clk := newFakeClock(t0)
+	f, c := Memoize(func(x any) int { return 1 }, MaxSize(16), Shards(4), TTL(time.Second), Clock(clk.Now))
+	f(1)
+	f(1.0) // normalised before the part is chosen: the same entry
+	f("a")
+	assert.Equal(t, 2, c.CacheInfo().CurrSize)
+	assert.Equal(t, uint64(1), c.CacheInfo().Hits)
+	clk.Advance(time.Second)
+	assert.Equal(t, 2, c.PurgeExpired())
+
+	_, err := func() (v int, err error) {
+		defer func() { err, _ = recover().(error) }()
+		return f([]int{1}), nil
+	}()
+	assert.ErrorIs(t, err, ErrNotComparable)
+}
+
+func TestShardsConcurrent(t *testing.T) {
+	f, c := Memoize(func(n int) int { return -n }, MaxSize(32), Shards(4))
+	within(t, 60*time.Second, func() {
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(uint64(g), 3))
+				for range 3000 {
+					k := rng.IntN(100)
+					if v := f(k); v != -k {
+						t.Errorf("f(%d) = %d, want %d", k, v, -k)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	})
+	ci := c.CacheInfo()
+	assert.Equal(t, uint64(8*3000), ci.Hits+ci.Misses)
+	assert.LessOrEqual(t, ci.CurrSize, 32)
+}
+
+func TestShardedHitAllocatesNothing(t *testing.T) {
+	f, _ := Memoize(func(n int) int { return n }, MaxSize(64), Shards(4))
+	f(1)
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { f(1) }))
+}
