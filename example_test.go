@@ -7,6 +7,7 @@ import (
 	"expvar"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/gomemo/memo"
 )
@@ -149,4 +150,70 @@ func ExampleLRU() {
 	// Output:
 	// evicted b 2
 	// [c a]
+}
+
+// A value that changes upstream is served from the cache until its TTL has
+// passed, then fetched afresh, as examples/ttl shows in real time. Here an
+// injected clock stands in for the passing time.
+func ExampleTTL() {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	upstream := 100
+	price, cache := memo.Memoize(func(item string) int { return upstream },
+		memo.TTL(time.Minute), memo.Clock(func() time.Time { return now }))
+
+	fmt.Println(price("widget"))
+	upstream = 120
+	now = now.Add(59 * time.Second)
+	fmt.Println(price("widget"))
+	now = now.Add(time.Second)
+	fmt.Println(price("widget"))
+	fmt.Println(cache.CacheInfo().Expirations)
+	// Output:
+	// 100
+	// 100
+	// 120
+	// 1
+}
+
+// Values stored in the same wall-clock window expire together when it ends,
+// whenever in the window they were stored.
+func ExampleWindow() {
+	now := time.Date(2026, 1, 1, 12, 0, 10, 0, time.UTC)
+	runs := 0
+	report, _ := memo.Memoize(func(day string) int { runs++; return runs },
+		memo.Window(time.Minute), memo.Clock(func() time.Time { return now }))
+
+	fmt.Println(report("a")) // stored at 12:00:10
+	now = now.Add(49 * time.Second)
+	fmt.Println(report("a")) // 12:00:59: same window
+	now = now.Add(time.Second)
+	fmt.Println(report("a")) // 12:01:00: a new window
+	// Output:
+	// 1
+	// 1
+	// 2
+}
+
+func ExampleMemoize2() {
+	area, cache := memo.Memoize2(func(w, h int) int { return w * h })
+	fmt.Println(area(3, 4), area(3, 4), area(4, 3))
+	fmt.Println(cache.CacheInfo())
+	// Output:
+	// 12 12 12
+	// CacheInfo(hits=1, misses=2, maxsize=128, currsize=2)
+}
+
+// By default numbers of different types that are equal share an entry, as in
+// Python; Typed keeps them apart.
+func ExampleTyped() {
+	describe := func(x any) string { return fmt.Sprintf("%v (%T)", x, x) }
+
+	plain, _ := memo.Memoize(describe)
+	fmt.Println(plain(1), "|", plain(1.0), "|", plain(uint8(1)))
+
+	typed, _ := memo.Memoize(describe, memo.Typed())
+	fmt.Println(typed(1), "|", typed(1.0), "|", typed(uint8(1)))
+	// Output:
+	// 1 (int) | 1 (int) | 1 (int)
+	// 1 (int) | 1 (float64) | 1 (uint8)
 }
