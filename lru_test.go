@@ -301,3 +301,42 @@ func TestLRUGetAllocatesNothing(t *testing.T) {
 	})
 	assert.Zero(t, allocs)
 }
+
+// TestHitRatioMatchesReference runs the benchmark workloads' kind of key
+// stream (Zipf over a key space 16 times the cache) through the LRU core and
+// a memoized function, and requires exactly the hits of the naive reference
+// LRU: the speed work must not cost exactness.
+func TestHitRatioMatchesReference(t *testing.T) {
+	for _, size := range []int{1, 16, 256} {
+		t.Run(fmt.Sprintf("size=%d", size), func(t *testing.T) {
+			keys := zipfKeys(20000, uint64(16*size))
+			ref := &refLRU{size: size}
+			refHits := 0
+			for _, k := range keys {
+				if _, ok := ref.get(k, true); ok {
+					refHits++
+				} else {
+					ref.add(k, k)
+				}
+			}
+
+			c := NewLRU[int, int](size, nil)
+			lruHits := 0
+			for _, k := range keys {
+				if _, ok := c.Get(k); ok {
+					lruHits++
+				} else {
+					c.Add(k, k)
+				}
+			}
+			f, fc := Memoize(func(k int) int { return k }, MaxSize(size))
+			for _, k := range keys {
+				f(k)
+			}
+
+			assert.Equal(t, refHits, lruHits, "LRU core")
+			assert.Equal(t, uint64(refHits), fc.CacheInfo().Hits, "Memoize")
+			assert.Equal(t, ref.keys(), c.Keys(), "same final recency order")
+		})
+	}
+}
