@@ -217,3 +217,40 @@ func ExampleTyped() {
 	// 1 (int) | 1 (int) | 1 (int)
 	// 1 (int) | 1 (float64) | 1 (uint8)
 }
+
+// A function of a slice and a map, which Go cannot use as a map key, memoized
+// under a key built by KeyOf, as examples/keys does.
+func ExampleMemoizeKeyed() {
+	type query struct {
+		Words  []string
+		Weight map[string]int
+	}
+	runs := 0
+	score, cache := memo.MemoizeKeyed(func(q query) (int, error) {
+		runs++
+		total := 0
+		for _, w := range q.Words {
+			total += q.Weight[w]
+		}
+		return total, nil
+	}, func(q query) (string, error) { return memo.KeyOf(q.Words, q.Weight) })
+
+	weights := map[string]int{"go": 3, "cache": 2}
+	a, _ := score(query{[]string{"go", "cache"}, weights})
+	b, _ := score(query{[]string{"go", "cache"}, weights}) // equal, not the same slice
+	fmt.Println(a, b, runs, cache.CacheInfo())
+	// Output: 5 5 1 CacheInfo(hits=1, misses=1, maxsize=128, currsize=1)
+}
+
+func ExampleKeyOf() {
+	k1, _ := memo.KeyOf([]int{1, 2}, map[string]bool{"x": true})
+	k2, _ := memo.KeyOf([]int{1, 2}, map[string]bool{"x": true})
+	k3, _ := memo.KeyOf([2]int{1, 2}, map[string]bool{"x": true})
+	fmt.Println(k1 == k2, k1 == k3)
+
+	_, err := memo.KeyOf("ok", make(chan int))
+	fmt.Println(err)
+	// Output:
+	// true false
+	// memo: argument 1 (chan int): cannot be part of a key
+}

@@ -1,9 +1,20 @@
 package memo
 
 import (
+	"bytes"
+	"context"
+	"encoding"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
 )
 
 // ErrNotComparable is reported when a key holds a value Go cannot compare
@@ -39,4 +50,1010 @@ func selfEqual[K comparable](k K) (ok bool, err error) {
 		}
 	}()
 	return k == k, nil
+}
+
+// KeyVersion is the version of the key encoding that KeyOf and TypedKeyOf
+// produce. It is the first byte of every key, so keys written by a later
+// encoding, which will have a higher version, never collide with keys of this
+// one, even where they are kept for a long time (in Redis, say). The encoding
+// of a given version never changes: a change that would give any argument
+// list a different key comes with a new KeyVersion.
+const KeyVersion = 1
+
+// ErrUnsupportedArgument is wrapped by the error KeyOf and TypedKeyOf return
+// for an argument holding a value they cannot encode: a func, a channel, an
+// unsafe.Pointer, cyclic data, or a value whose MarshalBinary fails.
+var ErrUnsupportedArgument = errors.New("memo: unsupported argument")
+
+// KeyOf encodes args into a string usable as a cache key, for memoized
+// functions whose arguments are not comparable (slices, maps, structs holding
+// them) or whose keys must outlive the process.
+//
+// The key is deterministic: the same arguments give the same key in every run
+// and every process, on every platform. It holds no addresses and does not
+// depend on map iteration order. Its first byte is KeyVersion; its second
+// tells it from the keys of TypedKeyOf.
+//
+// The key is injective: two argument lists share a key only when they are
+// equal under these rules, which follow Python's functools.lru_cache with
+// typed=False:
+//
+//   - The number of arguments is part of the key, and every value carries a
+//     tag for its kind and, where its length varies, a length, so ("ab", "c")
+//     and ("a", "bc") differ.
+//   - Numbers are keyed by their value, not their type: 1, int64(1),
+//     uint8(1), 1.0, float32(1) and complex(1, 0) share a key; 1<<53+1 and
+//     float64(1<<53) do not. -0.0 shares the key of 0. Every NaN shares one
+//     key, so a call with a NaN argument is cached like any other (unlike a
+//     comparable map key, where NaN != NaN).
+//   - Bools, strings and []byte never share a key with numbers, nor with
+//     each other.
+//   - A value of a named type such as `type Celsius float64` or `type ID
+//     string` is keyed like its underlying kind.
+//   - A slice and an array with equal elements differ (like a Python list
+//     and tuple), and so do a nil slice and an empty one, and a nil map and
+//     an empty one: a function may treat them differently (as JSON null and
+//     [], for one). A []byte (any slice of a byte kind) is keyed as bytes,
+//     apart from a slice of numbers.
+//   - Slices and arrays are keyed by their elements, so []int{1} and
+//     []int64{1} share a key, as do []any{1} and []int{1}; so do two nil
+//     slices, two nil maps or two nil pointers whatever their element types.
+//   - Maps are keyed by their entries in an order that does not depend on
+//     iteration: sorted by the bytes of their encoded keys, ties (keys of
+//     different types equal in value) broken by encoded values.
+//   - Structs are always keyed with their type name (package path and
+//     name), then every field in order, unexported ones included, so two
+//     struct types with equal fields differ. Blank (_) fields are skipped,
+//     as == does. (Two types declared with one name in different functions
+//     of one package have one name, and are told apart only by their fields.)
+//   - Pointers are followed: two pointers to equal data share a key, whatever
+//     their addresses (value semantics). A nil pointer, a pointer to a zero
+//     value and the value itself all differ. Data reachable from itself
+//     (a cycle of pointers, slices or maps) gives an error.
+//   - An interface is keyed by its dynamic value; a nil interface differs
+//     from an interface holding a nil pointer.
+//   - A value whose type has MarshalBinary (encoding.BinaryMarshaler) in its
+//     own method set, time.Time among them, is keyed by the bytes
+//     MarshalBinary returns, tagged with its type name, instead of by its
+//     fields (time.Time's *Location carries caches that differ between
+//     processes). Two Times thus share a key when they are the same instant
+//     with the same UTC offset, whatever their monotonic readings and zone
+//     names (UTC itself is apart from other zones at offset 0). This
+//     applies to every such type, not a fixed list, so a type can choose its
+//     key by implementing MarshalBinary, except where the method is only
+//     promoted from an embedded field (it would drop the other fields): such
+//     a struct is walked field by field. MarshalBinary is not called through
+//     pointer receivers, and cannot be called on a value held in an
+//     unexported field, which gives an error.
+//
+// Funcs (nil ones too), channels, unsafe.Pointers and time.Location values
+// (whose caches differ between processes) cannot be encoded; neither can
+// cyclic data, nor a value whose MarshalBinary fails (time.Time's does for a
+// zone offset of -1 minute). The error then starts with "memo:", names the
+// argument's position (from 0) and type, and wraps ErrUnsupportedArgument.
+// KeyOf never panics: a panic while encoding, in a MarshalBinary say, is
+// returned as such an error.
+func KeyOf(args ...any) (string, error) {
+	return buildKey(false, args)
+}
+
+// TypedKeyOf is KeyOf with the types of the arguments part of the key, like
+// Python's functools.lru_cache with typed=True: 1 and int64(1) differ, and so
+// do Celsius(1) and float64(1). Every argument, and every value held in an
+// interface, carries its type's name: package path and name for a named type,
+// the composition of its parts for an unnamed one (such as
+// "[]example.com/pkg.T"). The rules of KeyOf otherwise hold; in particular
+// numerically equal values of one type, such as 0.0 and -0.0, still share a
+// key. A TypedKeyOf key never equals a KeyOf key: their second bytes differ.
+func TypedKeyOf(args ...any) (string, error) {
+	return buildKey(true, args)
+}
+
+// Tags of the key encoding. Every encoded value starts with one of them, and
+// what follows each is either of fixed length or starts with its length, so
+// an encoded value is never the prefix of another. Arguments and values held
+// in interfaces are the only places whose type the reader cannot know from
+// the outer type; in typed keys they start with tagType or tagNil.
+const (
+	modeUntyped = 'U' // second byte of a KeyOf key
+	modeTyped   = 'T' // second byte of a TypedKeyOf key
+
+	tagNil      = 'z' // nil interface; nothing follows
+	tagType     = 't' // typed keys only: type name (uvarint length, bytes), then the value
+	tagBool     = 'b' // one byte, 0 or 1
+	tagInt      = 'i' // integer in int64's range: zigzag varint
+	tagUint     = 'u' // integer above math.MaxInt64: uvarint
+	tagFloat    = 'd' // number that is not an integer (or ±Inf, NaN): IEEE 754 bits, big-endian
+	tagComplex  = 'c' // complex number with non-zero imaginary part: real bits, imaginary bits
+	tagString   = 's' // uvarint length, bytes
+	tagBytes    = 'y' // slice of a byte kind: uvarint length, bytes
+	tagNilBytes = 'Y' // nil slice of a byte kind
+	tagList     = 'l' // slice: uvarint length, elements
+	tagNilList  = 'L' // nil slice
+	tagArray    = 'a' // array: uvarint length, elements
+	tagMap      = 'm' // map: uvarint length, sorted (key, value) pairs
+	tagNilMap   = 'M' // nil map
+	tagPointer  = 'p' // non-nil pointer: the pointed-to value
+	tagNilPtr   = 'P' // nil pointer
+	tagStruct   = 'r' // struct: type name, uvarint field count, fields in order (blank ones skipped)
+	tagMarshal  = 'x' // BinaryMarshaler: type name, uvarint length, MarshalBinary's bytes
+)
+
+// canonicalNaN is the bit pattern every NaN is encoded as (that of math.NaN).
+const canonicalNaN = 0x7FF8000000000001
+
+// cycleCheckDepth is how many pointers, slices and maps deep a value is
+// walked before the walk starts checking for cycles. A cycle makes the walk
+// go on forever, so it gets past this depth and is found within one more turn
+// of the cycle; values of ordinary depth pay nothing for the checks.
+const cycleCheckDepth = 64
+
+// maxPooledBuffer bounds the buffers kept for reuse.
+const maxPooledBuffer = 64 << 10
+
+// encoder builds one key; encoders and their buffers are reused via encPool.
+type encoder struct {
+	buf     []byte
+	typed   bool
+	depth   int                // pointers, slices and maps entered on the current path
+	seen    map[visit]struct{} // those entered past cycleCheckDepth on the current path
+	spans   []span             // map entries being sorted, innermost map last
+	scratch []byte             // a copy of one map's entries while they are sorted
+}
+
+// span is where one map entry is, from the start of its map's entries.
+type span struct{ from, to int }
+
+// visit identifies a pointer, slice or map on the current path. The type is
+// part of it because a struct and its first field share an address.
+type visit struct {
+	ptr uintptr
+	n   int
+	typ reflect.Type
+}
+
+var encPool = sync.Pool{New: func() any { return &encoder{buf: make([]byte, 0, 128)} }}
+
+func buildKey(typed bool, args []any) (string, error) {
+	e := encPool.Get().(*encoder)
+	e.typed = typed
+	key, err := e.key(args)
+	if cap(e.buf) <= maxPooledBuffer && cap(e.scratch) <= maxPooledBuffer && cap(e.spans) <= maxPooledBuffer {
+		e.buf = e.buf[:0]
+		e.depth = 0
+		e.seen = nil
+		e.spans = e.spans[:0]
+		encPool.Put(e)
+	}
+	return key, err
+}
+
+// key encodes args; it turns any error or panic into an error naming the
+// argument being encoded.
+func (e *encoder) key(args []any) (key string, err error) {
+	i := 0
+	defer func() {
+		if r := recover(); r != nil {
+			key = ""
+			err = &keyError{reason: fmt.Sprintf("panic while building a key: %v", r)}
+		}
+		if ke, ok := err.(*keyError); ok {
+			ke.arg = i
+			ke.argType = "nil"
+			if i < len(args) && args[i] != nil {
+				ke.argType = reflect.TypeOf(args[i]).String()
+			}
+		}
+	}()
+	mode := byte(modeUntyped)
+	if e.typed {
+		mode = modeTyped
+	}
+	e.buf = append(e.buf, KeyVersion, mode)
+	e.buf = binary.AppendUvarint(e.buf, uint64(len(args)))
+	for ; i < len(args); i++ {
+		if err := e.any(args[i]); err != nil {
+			return "", err
+		}
+	}
+	return string(e.buf), nil
+}
+
+// Type names written by the fast path of typed keys; each is what typeName
+// gives for the type.
+const (
+	nameBool       = "bool"
+	nameInt        = "int"
+	nameInt8       = "int8"
+	nameInt16      = "int16"
+	nameInt32      = "int32"
+	nameInt64      = "int64"
+	nameUint       = "uint"
+	nameUint8      = "uint8"
+	nameUint16     = "uint16"
+	nameUint32     = "uint32"
+	nameUint64     = "uint64"
+	nameUintptr    = "uintptr"
+	nameFloat32    = "float32"
+	nameFloat64    = "float64"
+	nameComplex64  = "complex64"
+	nameComplex128 = "complex128"
+	nameString     = "string"
+	nameBytes      = "[]uint8"
+	nameInts       = "[]int"
+	nameStrings    = "[]string"
+)
+
+// any encodes an argument. Common types take a reflection-free path that
+// writes exactly what value writes for them (as value does for a value held
+// in an interface within an argument); the rest go to value.
+func (e *encoder) any(x any) error {
+	switch x := x.(type) {
+	case nil:
+		e.buf = append(e.buf, tagNil)
+	case bool:
+		e.typeTag(nameBool)
+		e.bool(x)
+	case int:
+		e.typeTag(nameInt)
+		e.int(int64(x))
+	case int8:
+		e.typeTag(nameInt8)
+		e.int(int64(x))
+	case int16:
+		e.typeTag(nameInt16)
+		e.int(int64(x))
+	case int32:
+		e.typeTag(nameInt32)
+		e.int(int64(x))
+	case int64:
+		e.typeTag(nameInt64)
+		e.int(x)
+	case uint:
+		e.typeTag(nameUint)
+		e.uint(uint64(x))
+	case uint8:
+		e.typeTag(nameUint8)
+		e.uint(uint64(x))
+	case uint16:
+		e.typeTag(nameUint16)
+		e.uint(uint64(x))
+	case uint32:
+		e.typeTag(nameUint32)
+		e.uint(uint64(x))
+	case uint64:
+		e.typeTag(nameUint64)
+		e.uint(x)
+	case uintptr:
+		e.typeTag(nameUintptr)
+		e.uint(uint64(x))
+	case float32:
+		e.typeTag(nameFloat32)
+		e.float(float64(x))
+	case float64:
+		e.typeTag(nameFloat64)
+		e.float(x)
+	case complex64:
+		e.typeTag(nameComplex64)
+		e.complex(complex128(x))
+	case complex128:
+		e.typeTag(nameComplex128)
+		e.complex(x)
+	case string:
+		e.typeTag(nameString)
+		e.string(tagString, x)
+	case []byte:
+		e.typeTag(nameBytes)
+		e.bytes(x)
+	case []int:
+		e.typeTag(nameInts)
+		if x == nil {
+			e.buf = append(e.buf, tagNilList)
+			break
+		}
+		e.buf = append(e.buf, tagList)
+		e.buf = binary.AppendUvarint(e.buf, uint64(len(x)))
+		for _, n := range x {
+			e.int(int64(n))
+		}
+	case []string:
+		e.typeTag(nameStrings)
+		if x == nil {
+			e.buf = append(e.buf, tagNilList)
+			break
+		}
+		e.buf = append(e.buf, tagList)
+		e.buf = binary.AppendUvarint(e.buf, uint64(len(x)))
+		for _, s := range x {
+			e.string(tagString, s)
+		}
+	default:
+		v := reflect.ValueOf(x)
+		if e.typed {
+			e.typeTag(typeInfoOf(v.Type()).name)
+		}
+		return e.value(v)
+	}
+	return nil
+}
+
+// typeTag writes the type name that starts a value held in an interface, in
+// typed keys only.
+func (e *encoder) typeTag(name string) {
+	if e.typed {
+		e.string(tagType, name)
+	}
+}
+
+func (e *encoder) bool(b bool) {
+	if b {
+		e.buf = append(e.buf, tagBool, 1)
+	} else {
+		e.buf = append(e.buf, tagBool, 0)
+	}
+}
+
+func (e *encoder) int(i int64) {
+	e.buf = append(e.buf, tagInt)
+	e.buf = binary.AppendVarint(e.buf, i)
+}
+
+func (e *encoder) uint(u uint64) {
+	if u <= math.MaxInt64 {
+		e.int(int64(u))
+		return
+	}
+	e.buf = append(e.buf, tagUint)
+	e.buf = binary.AppendUvarint(e.buf, u)
+}
+
+// float encodes f as the integer it equals, if it is one that int64 or uint64
+// can hold, and otherwise by its bits, with every NaN made one.
+func (e *encoder) float(f float64) {
+	if f >= -0x1p63 && f < 0x1p63 {
+		if i := int64(f); float64(i) == f { // -0.0 becomes 0 here
+			e.int(i)
+			return
+		}
+	} else if f >= 0x1p63 && f < 0x1p64 {
+		// Every float64 this large is an integer.
+		e.uint(uint64(f))
+		return
+	}
+	e.buf = append(e.buf, tagFloat)
+	e.buf = binary.BigEndian.AppendUint64(e.buf, floatBits(f))
+}
+
+// floatBits is f's bits with -0.0 made 0.0 and every NaN made one.
+func floatBits(f float64) uint64 {
+	switch {
+	case f != f:
+		return canonicalNaN
+	case f == 0:
+		return 0
+	}
+	return math.Float64bits(f)
+}
+
+func (e *encoder) complex(c complex128) {
+	if imag(c) == 0 {
+		e.float(real(c))
+		return
+	}
+	e.buf = append(e.buf, tagComplex)
+	e.buf = binary.BigEndian.AppendUint64(e.buf, floatBits(real(c)))
+	e.buf = binary.BigEndian.AppendUint64(e.buf, floatBits(imag(c)))
+}
+
+// string writes tag, then s with its length.
+func (e *encoder) string(tag byte, s string) {
+	e.buf = append(e.buf, tag)
+	e.buf = binary.AppendUvarint(e.buf, uint64(len(s)))
+	e.buf = append(e.buf, s...)
+}
+
+func (e *encoder) bytes(b []byte) {
+	if b == nil {
+		e.buf = append(e.buf, tagNilBytes)
+		return
+	}
+	e.buf = append(e.buf, tagBytes)
+	e.buf = binary.AppendUvarint(e.buf, uint64(len(b)))
+	e.buf = append(e.buf, b...)
+}
+
+// value encodes v by its kind. v may have been reached through unexported
+// fields, so only kind-specific getters are used, never Interface, except to
+// call MarshalBinary where v.CanInterface.
+func (e *encoder) value(v reflect.Value) error {
+	t := v.Type()
+	k := t.Kind()
+	if k == reflect.Struct || (t.NumMethod() > 0 && k != reflect.Pointer && k != reflect.Interface) {
+		if ti := typeInfoOf(t); ti.marshal {
+			return e.marshal(v, ti)
+		} else if ti.forbidden != "" {
+			return &keyError{typ: t, reason: ti.forbidden}
+		}
+	}
+	switch k {
+	case reflect.Bool:
+		e.bool(v.Bool())
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		e.int(v.Int())
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		e.uint(v.Uint())
+	case reflect.Float32, reflect.Float64:
+		e.float(v.Float())
+	case reflect.Complex64, reflect.Complex128:
+		e.complex(v.Complex())
+	case reflect.String:
+		e.string(tagString, v.String())
+	case reflect.Interface:
+		if v.IsNil() {
+			e.buf = append(e.buf, tagNil)
+			return nil
+		}
+		el := v.Elem()
+		if e.typed {
+			e.typeTag(typeInfoOf(el.Type()).name)
+		}
+		return e.value(el)
+	case reflect.Pointer:
+		if v.IsNil() {
+			e.buf = append(e.buf, tagNilPtr)
+			return nil
+		}
+		if err := e.enter(v, 0); err != nil {
+			return err
+		}
+		e.buf = append(e.buf, tagPointer)
+		err := e.value(v.Elem())
+		e.leave(v, 0)
+		return err
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			e.bytes(v.Bytes())
+			return nil
+		}
+		if v.IsNil() {
+			e.buf = append(e.buf, tagNilList)
+			return nil
+		}
+		n := v.Len()
+		e.buf = append(e.buf, tagList)
+		e.buf = binary.AppendUvarint(e.buf, uint64(n))
+		if n == 0 {
+			return nil
+		}
+		if err := e.enter(v, n); err != nil {
+			return err
+		}
+		err := e.elems(v, n)
+		e.leave(v, n)
+		return err
+	case reflect.Array:
+		n := v.Len()
+		e.buf = append(e.buf, tagArray)
+		e.buf = binary.AppendUvarint(e.buf, uint64(n))
+		return e.elems(v, n)
+	case reflect.Map:
+		if v.IsNil() {
+			e.buf = append(e.buf, tagNilMap)
+			return nil
+		}
+		n := v.Len()
+		e.buf = append(e.buf, tagMap)
+		e.buf = binary.AppendUvarint(e.buf, uint64(n))
+		if n == 0 {
+			return nil
+		}
+		if err := e.enter(v, 0); err != nil {
+			return err
+		}
+		err := e.mapEntries(v)
+		e.leave(v, 0)
+		return err
+	case reflect.Struct:
+		ti := typeInfoOf(t)
+		e.string(tagStruct, ti.name)
+		n := t.NumField()
+		e.buf = binary.AppendUvarint(e.buf, uint64(n))
+		for i := range n {
+			f := t.Field(i)
+			if f.Name == "_" {
+				continue
+			}
+			if err := e.value(v.Field(i)); err != nil {
+				return at(err, "."+f.Name)
+			}
+		}
+	default: // Func, Chan, UnsafePointer
+		return &keyError{typ: t, reason: "cannot be part of a key"}
+	}
+	return nil
+}
+
+func (e *encoder) elems(v reflect.Value, n int) error {
+	for i := range n {
+		if err := e.value(v.Index(i)); err != nil {
+			return at(err, "["+strconv.Itoa(i)+"]")
+		}
+	}
+	return nil
+}
+
+// mapEntries encodes each entry of the map v after the others, then sorts
+// the entries' bytes. As encoded values are prefix-free, sorting key+value
+// bytes sorts by key, then by value.
+func (e *encoder) mapEntries(v reflect.Value) error {
+	start := len(e.buf)
+	base := len(e.spans) // e.spans is a stack shared with nested maps
+	var iter reflect.MapIter
+	iter.Reset(v)
+	// Where the map may be read freely, each entry is copied into one pair of
+	// variables rather than into new ones.
+	reuse := v.CanInterface()
+	var k, val reflect.Value
+	if reuse {
+		t := v.Type()
+		k, val = reflect.New(t.Key()).Elem(), reflect.New(t.Elem()).Elem()
+	}
+	for iter.Next() {
+		from := len(e.buf)
+		if reuse {
+			k.SetIterKey(&iter)
+			val.SetIterValue(&iter)
+		} else {
+			k, val = iter.Key(), iter.Value()
+		}
+		if err := e.value(k); err != nil {
+			return at(err, "[map key]")
+		}
+		if err := e.value(val); err != nil {
+			return at(err, "[map value]")
+		}
+		e.spans = append(e.spans, span{from - start, len(e.buf) - start})
+	}
+	entries := e.spans[base:]
+	e.scratch = append(e.scratch[:0], e.buf[start:]...)
+	all := e.scratch
+	slices.SortFunc(entries, func(a, b span) int {
+		return bytes.Compare(all[a.from:a.to], all[b.from:b.to])
+	})
+	e.buf = e.buf[:start]
+	for _, entry := range entries {
+		e.buf = append(e.buf, all[entry.from:entry.to]...)
+	}
+	e.spans = e.spans[:base]
+	return nil
+}
+
+// enter records that the walk goes into the pointer, slice or map v, and
+// reports a cycle when v is already on the path. Checks start only deep in a
+// value, so shallow ones cost nothing.
+func (e *encoder) enter(v reflect.Value, n int) error {
+	e.depth++
+	if e.depth <= cycleCheckDepth {
+		return nil
+	}
+	key := visit{v.Pointer(), n, v.Type()}
+	if _, ok := e.seen[key]; ok {
+		e.depth--
+		return &keyError{typ: v.Type(), reason: "cyclic data (reachable from itself) cannot be part of a key", noPath: true}
+	}
+	if e.seen == nil {
+		e.seen = make(map[visit]struct{})
+	}
+	e.seen[key] = struct{}{}
+	return nil
+}
+
+func (e *encoder) leave(v reflect.Value, n int) {
+	if e.depth > cycleCheckDepth {
+		delete(e.seen, visit{v.Pointer(), n, v.Type()})
+	}
+	e.depth--
+}
+
+// marshal encodes a BinaryMarshaler by its type name and the bytes
+// MarshalBinary gives.
+func (e *encoder) marshal(v reflect.Value, ti *typeInfo) error {
+	if !v.CanInterface() {
+		return &keyError{typ: v.Type(), reason: "implements encoding.BinaryMarshaler but is in an unexported field, so it cannot be part of a key"}
+	}
+	data, err := v.Interface().(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return &keyError{typ: v.Type(), reason: "MarshalBinary failed, so it cannot be part of a key", cause: err}
+	}
+	e.string(tagMarshal, ti.name)
+	e.buf = binary.AppendUvarint(e.buf, uint64(len(data)))
+	e.buf = append(e.buf, data...)
+	return nil
+}
+
+// typeInfo is what the encoder needs to know of a type, computed once.
+type typeInfo struct {
+	name      string // deterministic name, see typeName
+	marshal   bool   // encoded by its own MarshalBinary
+	forbidden string // why the type cannot be encoded, or ""
+}
+
+var (
+	typeInfos       sync.Map // reflect.Type -> *typeInfo
+	marshalerType   = reflect.TypeFor[encoding.BinaryMarshaler]()
+	timeLocationTyp = reflect.TypeFor[time.Location]()
+)
+
+func typeInfoOf(t reflect.Type) *typeInfo {
+	if ti, ok := typeInfos.Load(t); ok {
+		return ti.(*typeInfo)
+	}
+	ti := &typeInfo{name: typeName(t)}
+	k := t.Kind()
+	if k != reflect.Pointer && k != reflect.Interface && t.Implements(marshalerType) && !promotesMarshaler(t) {
+		ti.marshal = true
+	}
+	if t == timeLocationTyp {
+		ti.forbidden = "holds caches that differ between processes, so it cannot be part of a key"
+	}
+	got, _ := typeInfos.LoadOrStore(t, ti)
+	return got.(*typeInfo)
+}
+
+// promotesMarshaler reports whether the struct type t may have MarshalBinary
+// only through an embedded field, which would leave its other fields out of
+// the key. (A struct that also declares its own MarshalBinary is walked too:
+// reflect cannot tell the two apart.)
+func promotesMarshaler(t reflect.Type) bool {
+	if t.Kind() != reflect.Struct {
+		return false
+	}
+	for i := range t.NumField() {
+		if f := t.Field(i); f.Anonymous && f.Type.Implements(marshalerType) {
+			return true
+		}
+	}
+	return false
+}
+
+// typeName names t the same way in every process: package path and name for
+// a named type, the predeclared name for a predeclared one, and for an
+// unnamed one its composition, built from the names of its parts where reflect
+// would print only package names (structs, funcs and the like use reflect's
+// String).
+func typeName(t reflect.Type) string {
+	if name := t.Name(); name != "" {
+		if pkg := t.PkgPath(); pkg != "" {
+			return pkg + "." + name
+		}
+		return name
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return "*" + typeName(t.Elem())
+	case reflect.Slice:
+		return "[]" + typeName(t.Elem())
+	case reflect.Array:
+		return "[" + strconv.Itoa(t.Len()) + "]" + typeName(t.Elem())
+	case reflect.Map:
+		return "map[" + typeName(t.Key()) + "]" + typeName(t.Elem())
+	}
+	return t.String()
+}
+
+// keyError is the error of KeyOf and TypedKeyOf.
+type keyError struct {
+	arg     int          // position of the argument
+	argType string       // its type, as reflect prints it
+	typ     reflect.Type // the type of the value that cannot be encoded, if known
+	at      []string     // where that value is in the argument, innermost first
+	noPath  bool         // leave at empty (it would be long for a cycle)
+	reason  string
+	cause   error
+}
+
+// at records that err happened in the part elem of a value.
+func at(err error, elem string) error {
+	if ke, ok := err.(*keyError); ok && !ke.noPath {
+		ke.at = append(ke.at, elem)
+	}
+	return err
+}
+
+func (e *keyError) Error() string {
+	var b strings.Builder
+	b.WriteString("memo: argument ")
+	b.WriteString(strconv.Itoa(e.arg))
+	b.WriteString(" (")
+	b.WriteString(e.argType)
+	b.WriteString("): ")
+	if e.typ != nil && (len(e.at) > 0 || e.typ.String() != e.argType) {
+		b.WriteString(e.typ.String())
+		if len(e.at) > 0 {
+			b.WriteString(" at ")
+			for i := len(e.at) - 1; i >= 0; i-- {
+				b.WriteString(e.at[i])
+			}
+		}
+		b.WriteString(": ")
+	}
+	b.WriteString(e.reason)
+	if e.cause != nil {
+		b.WriteString(": ")
+		b.WriteString(e.cause.Error())
+	}
+	return b.String()
+}
+
+func (e *keyError) Unwrap() []error {
+	if e.cause != nil {
+		return []error{ErrUnsupportedArgument, e.cause}
+	}
+	return []error{ErrUnsupportedArgument}
+}
+
+// Typed keeps numerically equal keys of different types apart, as Python's
+// lru_cache(typed=True) does. It matters only for keys that hold interfaces:
+// by default a memoized func(any) V answers f(1), f(int64(1)), f(uint8(1))
+// and f(1.0) from one entry, as Python's default does; with Typed they are
+// four entries. Keys of concrete types are unaffected either way.
+func Typed() Option {
+	return func(c *config) { c.Typed = true }
+}
+
+// numberSlots returns the offsets of the empty-interface values held directly
+// in a K (K itself, struct fields and array elements, not what pointers or
+// interfaces point to), whose numbers a cache that is not Typed normalizes.
+// It returns nil when there are none or when typed is set.
+func numberSlots[K comparable](typed bool) []uintptr {
+	if typed {
+		return nil
+	}
+	return anySlots(reflect.TypeFor[K](), 0, nil)
+}
+
+func anySlots(t reflect.Type, base uintptr, out []uintptr) []uintptr {
+	switch t.Kind() {
+	case reflect.Interface:
+		if t.NumMethod() == 0 {
+			out = append(out, base)
+		}
+	case reflect.Struct:
+		for i := range t.NumField() {
+			f := t.Field(i)
+			out = anySlots(f.Type, base+f.Offset, out)
+		}
+	case reflect.Array:
+		for i := range t.Len() {
+			out = anySlots(t.Elem(), base+uintptr(i)*t.Elem().Size(), out)
+		}
+	}
+	return out
+}
+
+// normalize rewrites every number in k's interface slots to one canonical
+// type, so that numerically equal numbers make equal keys, and reports
+// whether it changed anything.
+func (c *Cache[K, V]) normalize(k K) (K, bool) {
+	changed := false
+	for _, off := range c.slots {
+		p := (*any)(unsafe.Add(unsafe.Pointer(&k), off))
+		if n, ok := canonicalNumber(*p); ok {
+			*p, changed = n, true
+		}
+	}
+	return k, changed
+}
+
+// canonicalNumber returns x's number in its canonical type and true, or false
+// if x is no number or is already canonical. Integers, and floats and complex
+// numbers with an integral value, become int (or int64, or uint64, for values
+// int cannot hold); other floats become float64 and other complex numbers
+// complex128. Conversions are exact, so 2^53+1 never meets float64(2^53).
+func canonicalNumber(x any) (any, bool) {
+	switch v := x.(type) {
+	case nil, int, string, bool:
+		return nil, false // the common cases, first
+	case float64:
+		return canonicalFloat(v, false)
+	case int8:
+		return int(v), true
+	case int16:
+		return int(v), true
+	case int32:
+		return int(v), true
+	case int64:
+		return canonicalInt(v)
+	case uint8:
+		return int(v), true
+	case uint16:
+		return int(v), true
+	case uint32:
+		return canonicalUint(uint64(v))
+	case uint:
+		return canonicalUint(uint64(v))
+	case uint64:
+		if v > math.MaxInt64 {
+			return nil, false
+		}
+		return canonicalUint(v)
+	case uintptr:
+		return canonicalUint(uint64(v))
+	case float32:
+		return canonicalFloat(float64(v), true)
+	case complex128:
+		return canonicalComplex(v, false)
+	case complex64:
+		return canonicalComplex(complex128(v), true)
+	}
+	// Named number types, such as type Celsius float64.
+	rv := reflect.ValueOf(x)
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, _ := canonicalInt(rv.Int())
+		return n, true
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		n, _ := canonicalUint(rv.Uint())
+		return n, true
+	case reflect.Float32, reflect.Float64:
+		n, _ := canonicalFloat(rv.Float(), true)
+		return n, true
+	case reflect.Complex64, reflect.Complex128:
+		n, _ := canonicalComplex(rv.Complex(), true)
+		return n, true
+	}
+	return nil, false
+}
+
+// canonicalInt returns i as an int if an int holds it; true means the type
+// changed.
+func canonicalInt(i int64) (any, bool) {
+	if int64(int(i)) == i {
+		return int(i), true
+	}
+	return i, false
+}
+
+func canonicalUint(u uint64) (any, bool) {
+	if u <= math.MaxInt64 {
+		n, _ := canonicalInt(int64(u))
+		return n, true
+	}
+	return u, true
+}
+
+// canonicalFloat: retyped says f did not come as a float64, so a non-integral
+// f must still be boxed anew.
+func canonicalFloat(f float64, retyped bool) (any, bool) {
+	switch {
+	case f != math.Trunc(f) || math.IsInf(f, 0): // NaN included
+		if retyped {
+			return f, true
+		}
+		return nil, false
+	case f >= -(1<<63) && f < 1<<63:
+		n, _ := canonicalInt(int64(f))
+		return n, true
+	case f >= 0 && f < 1<<64:
+		return uint64(f), true
+	}
+	if retyped {
+		return f, true
+	}
+	return nil, false
+}
+
+func canonicalComplex(z complex128, retyped bool) (any, bool) {
+	if imag(z) == 0 {
+		return canonicalFloat(real(z), true)
+	}
+	if retyped {
+		return z, true
+	}
+	return nil, false
+}
+
+// Args2 is the key of a memoized function of two arguments.
+type Args2[A, B comparable] struct {
+	A A
+	B B
+}
+
+// Args3 is the key of a memoized function of three arguments.
+type Args3[A, B, C comparable] struct {
+	A A
+	B B
+	C C
+}
+
+// Memoize2 is Memoize for a function of two arguments, cached under the pair.
+func Memoize2[A, B comparable, V any](fn func(A, B) V, opts ...Option) (func(A, B) V, *Cache[Args2[A, B], V]) {
+	if fn == nil {
+		panic(nilFunc)
+	}
+	f, c := Memoize(func(k Args2[A, B]) V { return fn(k.A, k.B) }, opts...)
+	return func(a A, b B) V { return f(Args2[A, B]{a, b}) }, c
+}
+
+// Memoize2Err is MemoizeErr for a function of two arguments.
+func Memoize2Err[A, B comparable, V any](fn func(A, B) (V, error), opts ...Option) (func(A, B) (V, error), *Cache[Args2[A, B], V]) {
+	if fn == nil {
+		panic(nilFunc)
+	}
+	f, c := MemoizeErr(func(k Args2[A, B]) (V, error) { return fn(k.A, k.B) }, opts...)
+	return func(a A, b B) (V, error) { return f(Args2[A, B]{a, b}) }, c
+}
+
+// Memoize2Ctx is MemoizeCtx for a function of two arguments.
+func Memoize2Ctx[A, B comparable, V any](fn func(context.Context, A, B) (V, error), opts ...Option) (func(context.Context, A, B) (V, error), *Cache[Args2[A, B], V]) {
+	if fn == nil {
+		panic(nilFunc)
+	}
+	f, c := MemoizeCtx(func(ctx context.Context, k Args2[A, B]) (V, error) { return fn(ctx, k.A, k.B) }, opts...)
+	return func(ctx context.Context, a A, b B) (V, error) { return f(ctx, Args2[A, B]{a, b}) }, c
+}
+
+// Memoize3 is Memoize for a function of three arguments, cached under the
+// triple.
+func Memoize3[A, B, C comparable, V any](fn func(A, B, C) V, opts ...Option) (func(A, B, C) V, *Cache[Args3[A, B, C], V]) {
+	if fn == nil {
+		panic(nilFunc)
+	}
+	f, c := Memoize(func(k Args3[A, B, C]) V { return fn(k.A, k.B, k.C) }, opts...)
+	return func(a A, b B, cc C) V { return f(Args3[A, B, C]{a, b, cc}) }, c
+}
+
+// Memoize3Err is MemoizeErr for a function of three arguments.
+func Memoize3Err[A, B, C comparable, V any](fn func(A, B, C) (V, error), opts ...Option) (func(A, B, C) (V, error), *Cache[Args3[A, B, C], V]) {
+	if fn == nil {
+		panic(nilFunc)
+	}
+	f, c := MemoizeErr(func(k Args3[A, B, C]) (V, error) { return fn(k.A, k.B, k.C) }, opts...)
+	return func(a A, b B, cc C) (V, error) { return f(Args3[A, B, C]{a, b, cc}) }, c
+}
+
+// Memoize3Ctx is MemoizeCtx for a function of three arguments.
+func Memoize3Ctx[A, B, C comparable, V any](fn func(context.Context, A, B, C) (V, error), opts ...Option) (func(context.Context, A, B, C) (V, error), *Cache[Args3[A, B, C], V]) {
+	if fn == nil {
+		panic(nilFunc)
+	}
+	f, c := MemoizeCtx(func(ctx context.Context, k Args3[A, B, C]) (V, error) { return fn(ctx, k.A, k.B, k.C) }, opts...)
+	return func(ctx context.Context, a A, b B, cc C) (V, error) { return f(ctx, Args3[A, B, C]{a, b, cc}) }, c
+}
+
+// MemoizeKeyed is MemoizeErr for a function whose argument need not be
+// comparable, such as a slice, a map or a struct holding them: results are
+// cached under the key that key returns for the argument. KeyOf builds such
+// keys from any arguments. If key fails, its error is returned, fn is not
+// called, and nothing is counted or cached. The Cache's Unwrapped returns nil,
+// since its keys cannot be turned back into arguments.
+func MemoizeKeyed[A any, K comparable, V any](fn func(A) (V, error), key func(A) (K, error), opts ...Option) (func(A) (V, error), *Cache[K, V]) {
+	if fn == nil || key == nil {
+		panic(nilFunc)
+	}
+	c := newCache[K, V](nil, opts)
+	exec := func(_ context.Context, a A) (V, error) { return fn(a) }
+	return func(a A) (V, error) { return keyed(c, context.Background(), nil, a, key, exec) }, c
+}
+
+// MemoizeKeyedCtx is MemoizeKeyed for a function that takes a context, with
+// the context semantics of MemoizeCtx.
+func MemoizeKeyedCtx[A any, K comparable, V any](fn func(context.Context, A) (V, error), key func(A) (K, error), opts ...Option) (func(context.Context, A) (V, error), *Cache[K, V]) {
+	if fn == nil || key == nil {
+		panic(nilFunc)
+	}
+	c := newCache[K, V](nil, opts)
+	return func(ctx context.Context, a A) (V, error) { return keyed(c, ctx, ctx.Done(), a, key, fn) }, c
+}
+
+func keyed[K comparable, V, A any](c *Cache[K, V], ctx context.Context, ctxDone <-chan struct{}, a A, key func(A) (K, error), fn func(context.Context, A) (V, error)) (V, error) {
+	k, err := key(a)
+	if err != nil {
+		var zero V
+		return zero, err
+	}
+	if c.slots != nil {
+		k, _ = c.normalize(k)
+	}
+	return doArg(c, ctx, ctxDone, k, a, fn)
 }
