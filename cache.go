@@ -1,3 +1,17 @@
+// Package memo remembers the results of functions, as Python's
+// functools.lru_cache does: wrap a function once with Memoize (or one of its
+// siblings for errors, contexts, several arguments and uncomparable
+// arguments), call the result as before, and repeated calls with equal
+// arguments are answered from a cache of the most recently used results.
+//
+// Beyond lru_cache, concurrent calls for one key run the function once,
+// callers can give up through their context, a panic reaches every waiting
+// caller without wedging the cache, Clear and Forget are free of races with
+// calls in progress, and results can expire (TTL, Window).
+//
+// memo is not for functions whose side effects matter (a hit skips the call),
+// nor for results that callers modify (every caller shares one value), nor
+// for results that must always be current unless they expire.
 package memo
 
 import (
@@ -104,8 +118,8 @@ func (p *PanicError) Unwrap() error {
 	return err
 }
 
-// Cache is the cache behind a memoized function, returned by Memoize,
-// MemoizeErr and MemoizeCtx next to the function itself. It is safe for
+// Cache is the cache behind a memoized function, returned next to the
+// function by Memoize and its siblings. It is safe for
 // concurrent use by multiple goroutines. The zero value is not usable.
 type Cache[K comparable, V any] struct {
 	mu    sync.Mutex
