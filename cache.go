@@ -126,6 +126,7 @@ type Cache[K comparable, V any] struct {
 	l     list[K, V]
 	errs  *list[K, error] // cached errors, with CacheErrors
 	calls map[K]*call[V]  // executions in progress, by key
+	pool  sync.Pool       // spare *call[V]
 	st    stats
 
 	fn     func(context.Context, K) (V, error)
@@ -431,16 +432,24 @@ func (c *Cache[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, no
 		return zero, ctx.Err()
 	default:
 	}
-	cl := &call[V]{waiters: 1}
-	c.calls[k] = cl
 	if ctxDone == nil {
 		// Nobody can stop waiting for this execution before it ends, since
 		// later callers who give up leave this one waiting: run fn here.
+		cl := c.spare()
+		c.calls[k] = cl
 		c.mu.Unlock()
 		c.run(ctx, k, fn, cl, true)
-		return cl.result()
+		v, err := cl.result()
+		if cl.done == nil {
+			// Nobody joined, and finish took cl out of c.calls: it is ours
+			// alone, and can serve another miss.
+			*cl = call[V]{}
+			c.pool.Put(cl)
+		}
+		return v, err
 	}
-	cl.done = make(chan struct{})
+	cl := &call[V]{waiters: 1, done: make(chan struct{})}
+	c.calls[k] = cl
 	// fn keeps ctx's values but not its cancellation, which belongs to this
 	// caller alone; cl.cancel fires when the last caller gives up.
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -448,6 +457,17 @@ func (c *Cache[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, no
 	c.mu.Unlock()
 	go c.run(fctx, k, fn, cl, true)
 	return c.wait(ctxDone, ctx, k, cl)
+}
+
+// spare returns a call for a new execution, reusing one if it can, so that
+// misses in the steady state allocate nothing.
+func (c *Cache[K, V]) spare() *call[V] {
+	cl, _ := c.pool.Get().(*call[V])
+	if cl == nil {
+		cl = new(call[V])
+	}
+	cl.waiters = 1
+	return cl
 }
 
 // wait waits for cl to end, or for ctxDone, whichever comes first.

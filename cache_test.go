@@ -679,3 +679,19 @@ func TestContextPanicInGoroutine(t *testing.T) {
 	assert.Equal(t, 0, c.CacheInfo().CurrSize)
 	assert.Equal(t, uint64(1), c.CacheInfo().Errors)
 }
+
+func TestMissAllocatesNothing(t *testing.T) {
+	if raceEnabled() {
+		t.Skip("sync.Pool drops items at random under the race detector; CI runs this test without it")
+	}
+	f, c := Memoize(func(n int) int { return n }, MaxSize(128))
+	fe, _ := MemoizeErr(func(n int) (int, error) { return n, nil }, MaxSize(128))
+	for i := range 256 {
+		f(i)
+		fe(i)
+	}
+	k := 0
+	// Keys cycle through twice the cache: every call misses and evicts.
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { f(k % 256); fe(k % 256); k++ }))
+	assert.Zero(t, c.CacheInfo().Hits)
+}

@@ -551,7 +551,7 @@ func TestKeyNoPanicOnOddValues(t *testing.T) {
 }
 
 func TestKeyOfAllocations(t *testing.T) {
-	if testing.CoverMode() != "" || raceEnabledForKeys() {
+	if testing.CoverMode() != "" || raceEnabled() {
 		t.Skip("allocation counts differ under coverage or the race detector")
 	}
 	args := []any{12345, 67890, "memo", 2.5, true, []byte("xy")}
@@ -559,9 +559,9 @@ func TestKeyOfAllocations(t *testing.T) {
 	assert.LessOrEqual(t, testing.AllocsPerRun(200, func() { _, _ = TypedKeyOf(args...) }), 1.0)
 }
 
-// raceEnabledForKeys reports whether the race detector is on; sync.Pool
+// raceEnabled reports whether the race detector is on; sync.Pool
 // drops items at random under it.
-func raceEnabledForKeys() bool {
+func raceEnabled() bool {
 	if info, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range info.Settings {
 			if s.Key == "-race" {
