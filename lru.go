@@ -194,6 +194,9 @@ func (l *list[K, V]) keys() []K {
 //
 // Keys that are not equal to themselves, such as a float NaN or an interface
 // holding one, are never stored: Add ignores them and Get reports them absent.
+// A key holding a value == cannot compare, such as a slice in an interface,
+// makes every method that takes a key panic with an error wrapping
+// ErrNotComparable, before the lock is taken.
 type LRU[K comparable, V any] struct {
 	mu      sync.Mutex
 	l       list[K, V]

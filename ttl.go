@@ -8,9 +8,10 @@ import (
 
 // expiries records when each entry of a list expires, and keeps the entries
 // in the order they were stored. Every entry of one list gets the same
-// lifetime rule (a fixed TTL, or the end of the current window), so store
-// order is expiry order: the expired entries are always the oldest ones, and
-// dropping them all costs one step each, with no scan.
+// lifetime rule (a fixed TTL, or the end of the current window), so with a
+// clock that does not go back, store order is expiry order: the expired
+// entries are always the oldest ones, and dropping them all costs one step
+// each, with no scan.
 type expiries struct {
 	at         []int64 // parallel to list.nodes: when each entry expires
 	order      []link  // parallel to list.nodes: store order, oldest first
@@ -89,8 +90,9 @@ func Window(d time.Duration) Option {
 // StaleWhileRevalidate lets a value that expired less than grace ago still be
 // served: the call returns it at once, and one execution per key refreshes it
 // in the background, in a goroutine that ends when the function returns. If
-// the refresh fails, the stale value is served until grace has passed. It
-// needs TTL or Window, and panics if grace is not positive.
+// the refresh fails, the stale value is served until grace has passed. Until
+// then it also counts in CurrSize. It needs TTL or Window, and panics if
+// grace is not positive.
 func StaleWhileRevalidate(grace time.Duration) Option {
 	mustPositive("StaleWhileRevalidate", grace)
 	return func(c *config) { c.StaleWhileRevalidate = grace }
