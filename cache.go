@@ -158,6 +158,10 @@ type call[V any] struct {
 	refresh  bool // a background refresh of a stale value
 }
 
+// epoch anchors the readings ExecTime is measured with: time.Since of a time
+// that has a monotonic reading reads the clock once, time.Now twice.
+var epoch = time.Now()
+
 // nilFunc is the panic of a constructor given a nil function.
 const nilFunc = "memo: the function to memoize is nil"
 
@@ -509,7 +513,7 @@ func (c *Cache[K, V]) bypass(ctx context.Context, k K, fn func(context.Context, 
 // the waiters are woken and nothing is cached. If shared, cl is the
 // execution registered for k in c.calls.
 func (c *Cache[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) (V, error), cl *call[V], shared bool) {
-	start := time.Now()
+	start := time.Since(epoch)
 	returned := false
 	defer func() {
 		// Reached after a return, a recovered panic, or runtime.Goexit (which
@@ -517,7 +521,7 @@ func (c *Cache[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) 
 		if !returned && cl.panicked == nil {
 			cl.goexit = true
 		}
-		c.finish(k, cl, shared, time.Since(start))
+		c.finish(k, cl, shared, time.Since(epoch)-start)
 	}()
 	func() {
 		defer func() {

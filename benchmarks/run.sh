@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Reruns every benchmark of this module, then Python's functools.lru_cache on
+# the same traces, writes the raw results to results.txt and prints a
+# benchstat table of them on stdout. Progress goes to stderr.
+#
+#   bash run.sh                      # the full run: -count 6, about 8 minutes on an idle 2-core machine
+#   COUNT=1 BENCHTIME=200ms bash run.sh   # a quick smoke run
+#   BENCH=GetOrCompute bash run.sh   # only the benchmarks matching a regexp
+set -euo pipefail
+cd "$(dirname "$0")"
+
+COUNT=${COUNT:-6}
+BENCHTIME=${BENCHTIME:-1s}
+BENCH=${BENCH:-.}
+BENCHSTAT=golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+out=results.txt
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# Python's seconds per repetition, from BENCHTIME when it is a duration.
+case $BENCHTIME in
+  *ms) pybenchtime=$(awk "BEGIN { print ${BENCHTIME%ms} / 1000 }") ;;
+  *s)  pybenchtime=${BENCHTIME%s} ;;
+  *)   pybenchtime=1 ;;
+esac
+
+# Benchmarks share the machine with whatever else runs: say so when it is busy.
+if [ -r /proc/loadavg ]; then
+  read -r load _ < /proc/loadavg
+  if awk "BEGIN { exit !($load > 0.5) }"; then
+    echo "warning: load average $load before the run; other processes may skew the numbers" >&2
+  fi
+fi
+
+echo "== go test (count $COUNT, benchtime $BENCHTIME)" >&2
+# -timeout 0: the whole run takes longer than go test's default 10 minutes.
+go test -run '^$' -bench "$BENCH" -benchmem -count "$COUNT" -benchtime "$BENCHTIME" -timeout 0 \
+  | tee "$out" >&2
+
+echo "== python functools.lru_cache on the same traces" >&2
+go run ./cmd/trace -dir "$tmp"
+procs=$(go run ./cmd/trace -gomaxprocs)
+python3 lru_cache_bench.py --dir "$tmp" --count "$COUNT" --procs "$procs" --benchtime "$pybenchtime" \
+  | tee -a "$out" >&2
+
+echo "== benchstat $out" >&2
+go run "$BENCHSTAT" "$out"
