@@ -24,6 +24,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // DefaultMaxSize is the size of a cache built without MaxSize or Unbounded,
@@ -140,7 +141,7 @@ type Cache[K comparable, V any] struct {
 	base   time.Time // the clock's reading at construction; times are nanoseconds since
 
 	parts []*Cache[K, V] // with Shards: the parts, each a cache of its own
-	seed  maphash.Seed   // chooses the part for a key
+	hash  func(K) uint64 // chooses the part for a key
 }
 
 // call is one execution of the function for one key. Its fields other than
@@ -180,7 +181,7 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 	}
 	c := build(fn, p, cfg.clock)
 	if n > 1 && !c.off {
-		c.seed = maphash.MakeSeed()
+		c.hash = partHash[K]()
 		c.parts = make([]*Cache[K, V], n)
 		for i := range c.parts {
 			pp := p
@@ -358,8 +359,33 @@ func (c *Cache[K, V]) shard(k K) *Cache[K, V] {
 		}
 	}
 	// Map the hash onto [0, len(parts)) by multiplication, not division.
-	i, _ := bits.Mul64(maphash.Comparable(c.seed, k), uint64(len(c.parts)))
+	i, _ := bits.Mul64(c.hash(k), uint64(len(c.parts)))
 	return c.parts[i]
+}
+
+// partHash returns the hash that spreads keys of type K over the parts of a
+// sharded cache. Integer keys are mixed by one multiplication, which on some
+// machines scales across cores where maphash's hardware-assisted hashing does
+// not; other keys use maphash.
+func partHash[K comparable]() func(K) uint64 {
+	const golden = 0x9E3779B97F4A7C15 // 2^64 divided by the golden ratio: spreads consecutive keys
+	t := reflect.TypeFor[K]()
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		switch t.Size() {
+		case 8:
+			return func(k K) uint64 { return *(*uint64)(unsafe.Pointer(&k)) * golden }
+		case 4:
+			return func(k K) uint64 { return uint64(*(*uint32)(unsafe.Pointer(&k))) * golden }
+		case 2:
+			return func(k K) uint64 { return uint64(*(*uint16)(unsafe.Pointer(&k))) * golden }
+		case 1:
+			return func(k K) uint64 { return uint64(*(*uint8)(unsafe.Pointer(&k))) * golden }
+		}
+	}
+	seed := maphash.MakeSeed()
+	return func(k K) uint64 { return maphash.Comparable(seed, k) }
 }
 
 // each returns the parts of a sharded cache, or c alone.
