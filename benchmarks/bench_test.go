@@ -258,26 +258,32 @@ type gocContender struct {
 	build func(size int) getOrComputer
 }
 
+// getThenAdd is the get-or-compute of a cache with Get and Add methods: Get,
+// then on a miss compute and Add, counting the misses.
+func getThenAdd(get func(int) (int, bool), add func(int, int) bool) getOrComputer {
+	var misses uint64
+	return getOrComputer{
+		get: func(k int) int {
+			v, ok := get(k)
+			if !ok {
+				misses++
+				v = compute(k)
+				add(k, v)
+			}
+			return v
+		},
+		misses:  func() uint64 { return misses },
+		cleanup: func() {},
+	}
+}
+
 // Every contender but memo-Memoize and otter counts its misses in the
 // benchmark's own miss branch; memo-Memoize reports them in CacheInfo and
 // otter's are the calls of its loader.
 var gocContenders = []gocContender{
 	{"memo-LRU", func(size int) getOrComputer {
 		c := memo.NewLRU[int, int](size, nil)
-		var misses uint64
-		return getOrComputer{
-			get: func(k int) int {
-				v, ok := c.Get(k)
-				if !ok {
-					misses++
-					v = compute(k)
-					c.Add(k, v)
-				}
-				return v
-			},
-			misses:  func() uint64 { return misses },
-			cleanup: func() {},
-		}
+		return getThenAdd(c.Get, c.Add)
 	}},
 	{"memo-Memoize", func(size int) getOrComputer {
 		f, c := memo.Memoize(compute, memo.MaxSize(size))
@@ -292,20 +298,7 @@ var gocContenders = []gocContender{
 		if err != nil {
 			panic(err)
 		}
-		var misses uint64
-		return getOrComputer{
-			get: func(k int) int {
-				v, ok := c.Get(k)
-				if !ok {
-					misses++
-					v = compute(k)
-					c.Add(k, v)
-				}
-				return v
-			},
-			misses:  func() uint64 { return misses },
-			cleanup: func() {},
-		}
+		return getThenAdd(c.Get, c.Add)
 	}},
 	{"otter", func(size int) getOrComputer {
 		c := newOtter(size)
