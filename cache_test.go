@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 const timeout = 10 * time.Second
@@ -694,4 +695,72 @@ func TestMissAllocatesNothing(t *testing.T) {
 	// Keys cycle through twice the cache: every call misses and evicts.
 	assert.Zero(t, testing.AllocsPerRun(1000, func() { f(k % 256); fe(k % 256); k++ }))
 	assert.Zero(t, c.CacheInfo().Hits)
+}
+
+// TestStress mixes everything at once, from many goroutines: contexts that
+// end at random, Forget and Clear, expiry with stale-while-revalidate on a
+// moving clock, errors and panics. Each answer must be right or an error
+// that was due, the bound must hold, and nothing may deadlock or leak.
+func TestStress(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	clk := newFakeClock(t0)
+	f, c := MemoizeCtx(func(ctx context.Context, k int) (int, error) {
+		switch {
+		case k%11 == 0:
+			return 0, fmt.Errorf("k=%d", k)
+		case k%13 == 0:
+			panic(k)
+		case k%5 == 0:
+			select { // a slow key, for callers to give up on
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			case <-time.After(time.Millisecond):
+			}
+		}
+		return 2 * k, nil
+	}, MaxSize(8), TTL(time.Second), StaleWhileRevalidate(time.Second), CacheErrors(time.Second), Clock(clk.Now))
+
+	const goroutines, calls = 6, 3000
+	within(t, 60*time.Second, func() {
+		var wg sync.WaitGroup
+		for g := range goroutines {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(uint64(g), 11))
+				for range calls {
+					k := rng.IntN(30)
+					switch rng.IntN(50) {
+					case 0:
+						c.Clear()
+					case 1:
+						c.Forget(k)
+					case 2:
+						clk.Advance(time.Duration(rng.IntN(1500)) * time.Millisecond)
+					}
+					ctx, cancel := context.WithCancel(context.Background())
+					if rng.IntN(4) == 0 {
+						cancel()
+					}
+					v, err := func() (v int, err error) {
+						defer func() {
+							if p := recover(); p != nil {
+								if _, ok := p.(*PanicError); !ok || k%13 != 0 || k%11 == 0 {
+									t.Errorf("f(%d) panicked with %v", k, p)
+								}
+								err = errors.New("panicked")
+							}
+						}()
+						return f(ctx, k)
+					}()
+					cancel()
+					if err == nil && v != 2*k {
+						t.Errorf("f(%d) = %d, want %d", k, v, 2*k)
+					}
+					if ci := c.CacheInfo(); ci.CurrSize > 8 {
+						t.Errorf("CurrSize %d > MaxSize 8", ci.CurrSize)
+					}
+				}
+			})
+		}
+		wg.Wait()
+	})
 }
