@@ -304,8 +304,13 @@ func (c *Cache[K, V]) do(ctx context.Context, ctxDone <-chan struct{}, k K, fn f
 	if c.plain && k == k {
 		// The fast path, kept apart from doAny's checks: an unsharded cache
 		// whose entries do not expire, with a key of a concrete type.
+		// hit without its expiry check, inlined by hand: hit is too big for
+		// the compiler to inline, and this path is what most calls take.
 		c.mu.Lock()
-		if v, ok := c.hit(k, 0); ok {
+		if i, ok := c.l.items[k]; ok {
+			c.l.touch(i)
+			c.st.hits++
+			v := c.l.nodes[i].val
 			c.mu.Unlock()
 			return v, nil
 		}

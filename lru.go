@@ -46,23 +46,22 @@ func (l *list[K, V]) init(max int) {
 
 func (l *list[K, V]) len() int { return len(l.items) }
 
-// get returns the value for k and marks it most recently used.
-func (l *list[K, V]) get(k K) (v V, ok bool) {
-	i, ok := l.items[k]
-	if !ok {
-		return v, false
-	}
-	l.touch(i)
-	return l.nodes[i].val, true
-}
-
 // touch makes node i the most recently used. The common case, a node already
 // in front, costs one comparison.
 func (l *list[K, V]) touch(i int32) {
-	if l.nodes[0].next != i {
-		l.unlink(i)
-		l.pushFront(i)
+	nodes := l.nodes
+	root := &nodes[0]
+	if root.next == i {
+		return
 	}
+	// unlink and pushFront, fused: one load of the slice, fewer bounds checks.
+	n := &nodes[i]
+	nodes[n.prev].next = n.next
+	nodes[n.next].prev = n.prev
+	first := root.next
+	n.prev, n.next = 0, first
+	nodes[first].prev = i
+	root.next = i
 }
 
 func (l *list[K, V]) unlink(i int32) {
@@ -223,7 +222,11 @@ func (c *LRU[K, V]) Get(k K) (v V, ok bool) {
 		return v, false
 	}
 	c.mu.Lock()
-	v, ok = c.l.get(k)
+	i, ok := c.l.items[k]
+	if ok {
+		c.l.touch(i)
+		v = c.l.nodes[i].val
+	}
 	c.mu.Unlock()
 	return v, ok
 }
