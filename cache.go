@@ -137,6 +137,7 @@ type Cache[K comparable, V any] struct {
 	slots  []uintptr // where K holds empty interfaces whose numbers normalize rewrites
 	timed  bool      // something expires, so calls read the clock
 	plain  bool      // none of the above, nor sharded: do's fast path applies
+	split  bool      // sharded, and keys need no checks to choose their part
 	clock  func() time.Time
 	base   time.Time // the clock's reading at construction; times are nanoseconds since
 
@@ -197,7 +198,9 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 			c.parts[i] = part
 		}
 	}
-	c.plain = !c.off && !c.check && c.slots == nil && !c.timed && c.parts == nil
+	if c.parts != nil {
+		c.plain, c.split = false, !c.check
+	}
 	return c
 }
 
@@ -213,6 +216,7 @@ func build[K comparable, V any](fn func(context.Context, K) (V, error), p Parame
 		timed:  p.TTL > 0 || p.Window > 0 || p.ErrorTTL > 0,
 		clock:  clock,
 	}
+	c.plain = !c.off && !c.check && c.slots == nil && !c.timed
 	if p.TTL > 0 || p.Window > 0 {
 		c.l.exp = &expiries{grace: int64(p.StaleWhileRevalidate)}
 	}
@@ -301,6 +305,9 @@ const (
 // an execution of fn. ctxDone is ctx.Done(), fetched by the caller outside
 // the lock.
 func (c *Cache[K, V]) do(ctx context.Context, ctxDone <-chan struct{}, k K, fn func(context.Context, K) (V, error)) (V, error) {
+	if c.split {
+		c = c.shard(k) // a part, which may take the fast path
+	}
 	if c.plain && k == k {
 		// The fast path, kept apart from doAny's checks: an unsharded cache
 		// whose entries do not expire, with a key of a concrete type.
