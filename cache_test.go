@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -588,26 +587,19 @@ func TestConcurrentCounting(t *testing.T) {
 		return k * k, nil
 	}, MaxSize(16))
 	const goroutines, calls = 8, 3000
-	within(t, 60*time.Second, func() {
-		var wg sync.WaitGroup
-		for g := range goroutines {
-			wg.Go(func() {
-				rng := rand.New(rand.NewPCG(uint64(g), 9))
-				for i := range calls {
-					k := rng.IntN(40)
-					v, err := f(k)
-					if k%7 == 0 {
-						assert.Error(t, err)
-					} else if v != k*k {
-						t.Errorf("f(%d) = %d, want %d", k, v, k*k)
-					}
-					if g == 0 && i%500 == 0 {
-						c.Forget(k)
-					}
-				}
-			})
+	hammer(t, goroutines, 60*time.Second, 9, func(g int, rng *rand.Rand) {
+		for i := range calls {
+			k := rng.IntN(40)
+			v, err := f(k)
+			if k%7 == 0 {
+				assert.Error(t, err)
+			} else if v != k*k {
+				t.Errorf("f(%d) = %d, want %d", k, v, k*k)
+			}
+			if g == 0 && i%500 == 0 {
+				c.Forget(k)
+			}
 		}
-		wg.Wait()
 	})
 	ci := c.CacheInfo()
 	assert.Equal(t, uint64(goroutines*calls), ci.Hits+ci.Misses)
@@ -721,46 +713,39 @@ func TestStress(t *testing.T) {
 	}, MaxSize(8), TTL(time.Second), StaleWhileRevalidate(time.Second), CacheErrors(time.Second), Clock(clk.Now))
 
 	const goroutines, calls = 6, 3000
-	within(t, 60*time.Second, func() {
-		var wg sync.WaitGroup
-		for g := range goroutines {
-			wg.Go(func() {
-				rng := rand.New(rand.NewPCG(uint64(g), 11))
-				for range calls {
-					k := rng.IntN(30)
-					switch rng.IntN(50) {
-					case 0:
-						c.Clear()
-					case 1:
-						c.Forget(k)
-					case 2:
-						clk.Advance(time.Duration(rng.IntN(1500)) * time.Millisecond)
+	hammer(t, goroutines, 60*time.Second, 11, func(_ int, rng *rand.Rand) {
+		for range calls {
+			k := rng.IntN(30)
+			switch rng.IntN(50) {
+			case 0:
+				c.Clear()
+			case 1:
+				c.Forget(k)
+			case 2:
+				clk.Advance(time.Duration(rng.IntN(1500)) * time.Millisecond)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			if rng.IntN(4) == 0 {
+				cancel()
+			}
+			v, err := func() (v int, err error) {
+				defer func() {
+					if p := recover(); p != nil {
+						if _, ok := p.(*PanicError); !ok || k%13 != 0 || k%11 == 0 {
+							t.Errorf("f(%d) panicked with %v", k, p)
+						}
+						err = errors.New("panicked")
 					}
-					ctx, cancel := context.WithCancel(context.Background())
-					if rng.IntN(4) == 0 {
-						cancel()
-					}
-					v, err := func() (v int, err error) {
-						defer func() {
-							if p := recover(); p != nil {
-								if _, ok := p.(*PanicError); !ok || k%13 != 0 || k%11 == 0 {
-									t.Errorf("f(%d) panicked with %v", k, p)
-								}
-								err = errors.New("panicked")
-							}
-						}()
-						return f(ctx, k)
-					}()
-					cancel()
-					if err == nil && v != 2*k {
-						t.Errorf("f(%d) = %d, want %d", k, v, 2*k)
-					}
-					if ci := c.CacheInfo(); ci.CurrSize > 8 {
-						t.Errorf("CurrSize %d > MaxSize 8", ci.CurrSize)
-					}
-				}
-			})
+				}()
+				return f(ctx, k)
+			}()
+			cancel()
+			if err == nil && v != 2*k {
+				t.Errorf("f(%d) = %d, want %d", k, v, 2*k)
+			}
+			if ci := c.CacheInfo(); ci.CurrSize > 8 {
+				t.Errorf("CurrSize %d > MaxSize 8", ci.CurrSize)
+			}
 		}
-		wg.Wait()
 	})
 }

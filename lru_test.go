@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,20 @@ func within(t *testing.T, d time.Duration, f func()) {
 	case <-time.After(d):
 		t.Fatalf("still running after %v: deadlock?", d)
 	}
+}
+
+// hammer runs body in n goroutines at once, goroutine g with a random source
+// seeded (g, seed), and fails the test if they have not all returned within
+// limit.
+func hammer(t *testing.T, n int, limit time.Duration, seed uint64, body func(g int, rng *rand.Rand)) {
+	t.Helper()
+	within(t, limit, func() {
+		var wg sync.WaitGroup
+		for g := range n {
+			wg.Go(func() { body(g, rand.New(rand.NewPCG(uint64(g), seed))) })
+		}
+		wg.Wait()
+	})
 }
 
 func TestLRUBasics(t *testing.T) {
@@ -265,24 +280,14 @@ func TestLRUModel(t *testing.T) {
 
 func TestLRUConcurrent(t *testing.T) {
 	c := NewLRU[int, int](64, nil)
-	within(t, 30*time.Second, func() {
-		done := make(chan struct{})
-		for g := range 8 {
-			go func() {
-				defer func() { done <- struct{}{} }()
-				rng := rand.New(rand.NewPCG(uint64(g), 0))
-				for range 5000 {
-					k := rng.IntN(128)
-					if v, ok := c.Get(k); ok && v != k*k {
-						t.Errorf("Get(%d) = %d, want %d", k, v, k*k)
-						return
-					}
-					c.Add(k, k*k)
-				}
-			}()
-		}
-		for range 8 {
-			<-done
+	hammer(t, 8, 30*time.Second, 0, func(_ int, rng *rand.Rand) {
+		for range 5000 {
+			k := rng.IntN(128)
+			if v, ok := c.Get(k); ok && v != k*k {
+				t.Errorf("Get(%d) = %d, want %d", k, v, k*k)
+				return
+			}
+			c.Add(k, k*k)
 		}
 	})
 	assert.Equal(t, 64, c.Len())

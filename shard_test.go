@@ -2,7 +2,6 @@ package memo
 
 import (
 	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
@@ -95,21 +94,14 @@ func TestShardsWithTTLAndAnyKeys(t *testing.T) {
 
 func TestShardsConcurrent(t *testing.T) {
 	f, c := Memoize(func(n int) int { return -n }, MaxSize(32), Shards(4))
-	within(t, 60*time.Second, func() {
-		var wg sync.WaitGroup
-		for g := range 8 {
-			wg.Go(func() {
-				rng := rand.New(rand.NewPCG(uint64(g), 3))
-				for range 3000 {
-					k := rng.IntN(100)
-					if v := f(k); v != -k {
-						t.Errorf("f(%d) = %d, want %d", k, v, -k)
-						return
-					}
-				}
-			})
+	hammer(t, 8, 60*time.Second, 3, func(_ int, rng *rand.Rand) {
+		for range 3000 {
+			k := rng.IntN(100)
+			if v := f(k); v != -k {
+				t.Errorf("f(%d) = %d, want %d", k, v, -k)
+				return
+			}
 		}
-		wg.Wait()
 	})
 	ci := c.CacheInfo()
 	assert.Equal(t, uint64(8*3000), ci.Hits+ci.Misses)
