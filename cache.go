@@ -676,8 +676,9 @@ func (c *Cache[K, V]) Clear() {
 }
 
 // Forget drops the cached result (or cached error) for k, if any, and
-// reports whether there was one. An execution for k in progress finishes for its callers, but its
-// result is not stored, and later calls start a new execution.
+// reports whether there was one. An execution for k in progress finishes for
+// its callers, but its result is not stored, and later calls start a new
+// execution.
 func (c *Cache[K, V]) Forget(k K) bool {
 	if c.off {
 		return false
