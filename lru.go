@@ -15,13 +15,27 @@ import (
 // nodes[0] is the sentinel: nodes[0].next is the most recently used entry and
 // nodes[0].prev the least recently used, so linking never has to branch on an
 // empty list. Freed slots are chained through next, starting at free.
+//
+// A hit does not move its node at once: touch notes it in recent, and the
+// moves are made in order, all together, before anything reads or changes
+// the order (flush). The order is then exactly what moving on every hit would
+// give, but a hit writes one slot instead of five links spread over several
+// nodes, and the moves run in a batch, outside the critical sections of
+// single hits (a locked hit drains the CPU's pending stores).
 type list[K comparable, V any] struct {
-	items map[K]int32
-	nodes []node[K, V]
-	free  int32
-	max   int       // most entries held; 0 means no bound
-	exp   *expiries // when entries expire, if they do (ttl.go)
+	items  map[K]int32
+	nodes  []node[K, V]
+	free   int32
+	max    int       // most entries held; 0 means no bound
+	exp    *expiries // when entries expire, if they do (ttl.go)
+	used   int32     // how many hits recent holds
+	recent [recentLen]int32
 }
+
+// recentLen is how many hits a list notes before it makes their moves.
+// BenchmarkHit measured the same (22-24 ns) for 16, 32, 64 and 128, against
+// 31 ns moving at once.
+const recentLen = 32
 
 type node[K comparable, V any] struct {
 	key        K
@@ -39,6 +53,7 @@ func (l *list[K, V]) init(max int) {
 	l.items = make(map[K]int32)
 	l.nodes = make([]node[K, V], 1, 1+min(max, 16))
 	l.free = 0
+	l.used = 0
 	if l.exp != nil {
 		l.exp.init(cap(l.nodes))
 	}
@@ -46,9 +61,28 @@ func (l *list[K, V]) init(max int) {
 
 func (l *list[K, V]) len() int { return len(l.items) }
 
-// touch makes node i the most recently used. The common case, a node already
-// in front, costs one comparison.
+// touch makes node i the most recently used, as seen by everything that
+// reads the order after it.
 func (l *list[K, V]) touch(i int32) {
+	if l.used == recentLen {
+		l.flush()
+	}
+	l.recent[l.used] = i
+	l.used++
+}
+
+// flush makes the moves touch noted, oldest first. Every method that reads
+// the order or unlinks a node calls it first.
+func (l *list[K, V]) flush() {
+	for _, i := range l.recent[:l.used] {
+		l.promote(i)
+	}
+	l.used = 0
+}
+
+// promote moves node i to the front. The common case, a node already in
+// front, costs one comparison.
+func (l *list[K, V]) promote(i int32) {
 	nodes := l.nodes
 	root := &nodes[0]
 	if root.next == i {
@@ -83,11 +117,12 @@ func (l *list[K, V]) pushFront(i int32) {
 // entry makes room and is returned. k must be equal to itself (see
 // selfEqual).
 func (l *list[K, V]) add(k K, v V, at int64) (old node[K, V], evicted bool) {
+	l.flush()
 	i, ok := l.items[k]
 	switch {
 	case ok:
 		l.nodes[i].val = v
-		l.touch(i)
+		l.promote(i)
 		if l.exp != nil {
 			l.exp.unlink(i)
 			l.exp.push(i, at)
@@ -159,6 +194,7 @@ func (l *list[K, V]) remove(k K) (v V, ok bool) {
 
 // removeAt deletes node i and returns its value.
 func (l *list[K, V]) removeAt(i int32) V {
+	l.flush()
 	l.detach(i)
 	v := l.nodes[i].val
 	// Zero the slot so the list does not keep the key and value alive.
@@ -169,6 +205,7 @@ func (l *list[K, V]) removeAt(i int32) V {
 
 // removeOldest deletes the least recently used entry.
 func (l *list[K, V]) removeOldest() (old node[K, V], ok bool) {
+	l.flush()
 	i := l.nodes[0].prev
 	if i == 0 {
 		return old, false
@@ -180,6 +217,7 @@ func (l *list[K, V]) removeOldest() (old node[K, V], ok bool) {
 
 // keys returns the keys from most to least recently used.
 func (l *list[K, V]) keys() []K {
+	l.flush()
 	ks := make([]K, 0, len(l.items))
 	for i := l.nodes[0].next; i != 0; i = l.nodes[i].next {
 		ks = append(ks, l.nodes[i].key)
