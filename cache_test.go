@@ -154,7 +154,7 @@ func TestSizeZeroBuildsNoKey(t *testing.T) {
 	assert.Equal(t, 2, f([]int{1, 2}))
 	assert.Equal(t, 2, runs)
 	assert.False(t, c.Forget([]int{1}))
-	assert.Equal(t, CacheInfo{Misses: 2, ExecTime: c.CacheInfo().ExecTime}, c.CacheInfo())
+	assert.Equal(t, CacheInfo{Misses: 2}, c.CacheInfo())
 }
 
 func TestErrorsNotCached(t *testing.T) {
@@ -276,7 +276,7 @@ func TestClearResets(t *testing.T) {
 			return 0, boom
 		}
 		return n, nil
-	}, MaxSize(2))
+	}, MaxSize(2), MeasureExecTime())
 	for _, k := range []int{1, 1, 2, 3, -1} {
 		f(k)
 	}

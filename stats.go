@@ -29,7 +29,8 @@ type CacheInfo struct {
 	Coalesced uint64 `json:"coalesced"`
 	// Errors counts executions that returned an error or panicked.
 	Errors uint64 `json:"errors"`
-	// ExecTime is the total time spent running the function.
+	// ExecTime is the total time spent running the function, measured only
+	// with the MeasureExecTime option; 0 without it.
 	ExecTime time.Duration `json:"exec_time_ns"`
 	// Expirations counts entries dropped because they had expired.
 	Expirations uint64 `json:"expirations"`

@@ -40,7 +40,7 @@ func TestCacheInfoJSON(t *testing.T) {
 
 func TestExecTimeCounted(t *testing.T) {
 	release := make(chan struct{})
-	f, c := Memoize(func(n int) int { <-release; return n })
+	f, c := Memoize(func(n int) int { <-release; return n }, MeasureExecTime())
 	within(t, timeout, func() {
 		close(release)
 		f(1)
@@ -50,4 +50,12 @@ func TestExecTimeCounted(t *testing.T) {
 	assert.Positive(t, first)
 	f(2)
 	assert.Greater(t, c.CacheInfo().ExecTime, first, "time accumulates over executions")
+	assert.True(t, c.Parameters().MeasureExecTime)
+}
+
+func TestExecTimeOffByDefault(t *testing.T) {
+	f, c := Memoize(func(n int) int { time.Sleep(time.Millisecond); return n })
+	f(1)
+	assert.Zero(t, c.CacheInfo().ExecTime)
+	assert.False(t, c.Parameters().MeasureExecTime)
 }
