@@ -134,12 +134,17 @@ func (p *PanicError) Unwrap() error {
 // function by Memoize and its siblings. It is safe for
 // concurrent use by multiple goroutines. The zero value is not usable.
 type Cache[K comparable, V any] struct {
-	mu    sync.Mutex
-	l     list[K, V]
-	errs  *list[K, error] // cached errors, with CacheErrors
-	calls map[K]*call[V]  // executions in progress, by key
-	pool  sync.Pool       // spare *call[V]
-	st    stats
+	mu   sync.Mutex
+	l    list[K, V]
+	errs *list[K, error] // cached errors, with CacheErrors
+	pool sync.Pool       // spare *call[V]
+	st   stats
+
+	// flights are the executions in progress, found through the marks they
+	// leave in l.items: -f stands for flights[f]. flights[0] is never used,
+	// and idle lists the other free indices.
+	flights []*call[V]
+	idle    []int32
 
 	fn     func(context.Context, K) (V, error)
 	params Parameters
@@ -163,6 +168,7 @@ type call[V any] struct {
 	done    chan struct{} // made when someone needs to wait; closed at the end
 	waiters int           // callers still waiting, the executing one included
 	cancel  context.CancelFunc
+	flight  int32 // its index in Cache.flights while it is registered
 
 	val      V
 	err      error
@@ -223,7 +229,6 @@ func build[K comparable, V any](fn func(context.Context, K) (V, error), p Parame
 		off:    p.MaxSize == 0 && !p.Unbounded,
 		check:  mayPanicOnEqual(reflect.TypeFor[K]()),
 		slots:  numberSlots[K](p.Typed),
-		calls:  make(map[K]*call[V]),
 		timed:  p.TTL > 0 || p.Window > 0 || p.ErrorTTL > 0,
 		clock:  clock,
 	}
@@ -321,18 +326,19 @@ func (c *Cache[K, V]) do(ctx context.Context, ctxDone <-chan struct{}, k K, fn f
 	}
 	if c.plain && k == k {
 		// The fast path, kept apart from doAny's checks: an unsharded cache
-		// whose entries do not expire, with a key of a concrete type.
-		// hit without its expiry check, inlined by hand: hit is too big for
-		// the compiler to inline, and this path is what most calls take.
+		// whose entries do not expire, with a key of a concrete type. It
+		// repeats find's lookup without the checks, because find is too big
+		// for the compiler to inline and this path is what most calls take.
 		c.mu.Lock()
-		if i, ok := c.l.items[k]; ok {
+		i := c.l.items[k]
+		if i > 0 {
 			c.l.touch(i)
 			c.st.hits++
 			v := c.l.nodes[i].val
 			c.mu.Unlock()
 			return v, nil
 		}
-		return c.miss(ctx, ctxDone, k, 0, fn)
+		return c.miss(ctx, ctxDone, k, i, 0, fn)
 	}
 	return c.doAny(ctx, ctxDone, k, fn)
 }
@@ -346,10 +352,10 @@ func (c *Cache[K, V]) doAny(ctx context.Context, ctxDone <-chan struct{}, k K, f
 		}
 	}
 	c = c.shard(k)
-	v, now, out, err := c.find(k)
+	v, i, now, out, err := c.find(k)
 	switch out {
 	case missing:
-		return c.miss(ctx, ctxDone, k, now, fn)
+		return c.miss(ctx, ctxDone, k, i, now, fn)
 	case uncached:
 		return c.bypass(ctx, k, fn)
 	}
@@ -360,7 +366,7 @@ func (c *Cache[K, V]) doAny(ctx context.Context, ctxDone <-chan struct{}, k K, f
 // key. The closure binding the argument is made only if fn is to run.
 func doArg[K comparable, V, A any](c *Cache[K, V], ctx context.Context, ctxDone <-chan struct{}, k K, a A, fn func(context.Context, A) (V, error)) (V, error) {
 	c = c.shard(k)
-	v, now, out, err := c.find(k)
+	v, i, now, out, err := c.find(k)
 	if out == found || out == badKey {
 		return v, err
 	}
@@ -368,7 +374,7 @@ func doArg[K comparable, V, A any](c *Cache[K, V], ctx context.Context, ctxDone 
 	if out == uncached {
 		return c.bypass(ctx, k, exec)
 	}
-	return c.miss(ctx, ctxDone, k, now, exec)
+	return c.miss(ctx, ctxDone, k, i, now, exec)
 }
 
 // shard returns the part of a sharded cache that holds k, or c itself.
@@ -420,53 +426,52 @@ func (c *Cache[K, V]) each() []*Cache[K, V] {
 }
 
 // find looks k up, counting a hit if it finds a fresh value. On missing it
-// returns with c.mu held, so that the miss is handled under the same lock.
-func (c *Cache[K, V]) find(k K) (v V, now int64, out outcome, err error) {
+// returns with c.mu held, so that the miss is handled under the same lock,
+// and i is what c.l.items holds for k (0 for nothing).
+func (c *Cache[K, V]) find(k K) (v V, i int32, now int64, out outcome, err error) {
 	if c.off {
-		return v, 0, uncached, nil
+		return v, 0, 0, uncached, nil
 	}
 	if c.check {
 		ok, err := selfEqual(k)
 		if err != nil {
-			return v, 0, badKey, err
+			return v, 0, 0, badKey, err
 		}
 		if !ok {
-			return v, 0, uncached, nil
+			return v, 0, 0, uncached, nil
 		}
 	} else if k != k {
-		return v, 0, uncached, nil
+		return v, 0, 0, uncached, nil
 	}
 	if c.timed {
 		now, _ = c.stamp()
 	}
 	c.mu.Lock()
-	if v, ok := c.hit(k, now); ok {
+	i = c.l.items[k]
+	if i > 0 && (c.l.exp == nil || now < c.l.exp.at[i]) {
+		c.l.touch(i)
+		c.st.hits++
+		v = c.l.nodes[i].val
 		c.mu.Unlock()
-		return v, now, found, nil
+		return v, i, now, found, nil
 	}
-	return v, now, missing, nil
+	return v, i, now, missing, nil
 }
 
-// hit returns k's fresh value and counts a hit, if the cache has one. c.mu is
-// held.
-func (c *Cache[K, V]) hit(k K, now int64) (v V, ok bool) {
-	i, ok := c.l.items[k]
-	if !ok || (c.l.exp != nil && now >= c.l.exp.at[i]) {
-		return v, false
-	}
-	c.l.touch(i)
-	c.st.hits++
-	return c.l.nodes[i].val, true
-}
-
-// miss is do's slow path, entered with c.mu held.
-func (c *Cache[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, now int64, fn func(context.Context, K) (V, error)) (V, error) {
+// miss is do's slow path, entered with c.mu held. i is what c.l.items holds
+// for k: 0 for nothing, a mark for an execution in progress, or (for a cache
+// whose entries expire) an entry that is no longer fresh.
+func (c *Cache[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, i int32, now int64, fn func(context.Context, K) (V, error)) (V, error) {
 	if c.timed {
-		if v, err, answered := c.lookupExpired(ctx, k, now, fn); answered {
+		var v V
+		var err error
+		var answered bool
+		if v, err, i, answered = c.lookupExpired(ctx, k, i, now, fn); answered {
 			return v, err
 		}
 	}
-	if cl, ok := c.calls[k]; ok {
+	if i < 0 {
+		cl := c.flights[-i]
 		c.st.hits++
 		c.st.coalesced++
 		cl.waiters++
@@ -489,20 +494,20 @@ func (c *Cache[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, no
 		// Nobody can stop waiting for this execution before it ends, since
 		// later callers who give up leave this one waiting: run fn here.
 		cl := c.spare()
-		c.calls[k] = cl
+		c.l.mark(k, c.register(cl))
 		c.mu.Unlock()
 		c.run(ctx, k, fn, cl, true)
 		v, err := cl.result()
 		if cl.done == nil {
-			// Nobody joined, and finish took cl out of c.calls: it is ours
-			// alone, and can serve another miss.
+			// Nobody joined, and finish unregistered cl: it is ours alone,
+			// and can serve another miss.
 			*cl = call[V]{}
 			c.pool.Put(cl)
 		}
 		return v, err
 	}
 	cl := &call[V]{waiters: 1, done: make(chan struct{})}
-	c.calls[k] = cl
+	c.l.mark(k, c.register(cl))
 	// fn keeps ctx's values but not its cancellation, which belongs to this
 	// caller alone; cl.cancel fires when the last caller gives up.
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -523,6 +528,36 @@ func (c *Cache[K, V]) spare() *call[V] {
 	return cl
 }
 
+// register makes cl the execution in progress for its key and returns its
+// index in c.flights, for the key's mark.
+func (c *Cache[K, V]) register(cl *call[V]) int32 {
+	if n := len(c.idle); n > 0 {
+		cl.flight = c.idle[n-1]
+		c.idle = c.idle[:n-1]
+		c.flights[cl.flight] = cl
+		return cl.flight
+	}
+	if len(c.flights) == 0 {
+		c.flights = append(c.flights, nil) // index 0: a mark is never 0
+	}
+	cl.flight = int32(len(c.flights))
+	c.flights = append(c.flights, cl)
+	return cl.flight
+}
+
+// registered reports whether cl is still the execution in progress for its
+// key: Clear, Forget and the last caller giving up end that, and then cl's
+// result is not stored.
+func (c *Cache[K, V]) registered(cl *call[V]) bool {
+	return int(cl.flight) < len(c.flights) && c.flights[cl.flight] == cl
+}
+
+// unregister ends cl's registration; the caller deals with its key's mark.
+func (c *Cache[K, V]) unregister(cl *call[V]) {
+	c.flights[cl.flight] = nil
+	c.idle = append(c.idle, cl.flight)
+}
+
 // wait waits for cl to end, or for ctxDone, whichever comes first.
 func (c *Cache[K, V]) wait(ctxDone <-chan struct{}, ctx context.Context, k K, cl *call[V]) (V, error) {
 	select {
@@ -533,10 +568,12 @@ func (c *Cache[K, V]) wait(ctxDone <-chan struct{}, ctx context.Context, k K, cl
 	c.mu.Lock()
 	cl.waiters--
 	abandoned := cl.waiters == 0
-	if abandoned && c.calls[k] == cl {
+	if abandoned && c.registered(cl) {
 		// Later callers must not join an execution whose context is
-		// cancelled: they start afresh.
-		delete(c.calls, k)
+		// cancelled: they start afresh. (A refresh is never abandoned: it
+		// counts itself as a waiter.)
+		c.unregister(cl)
+		c.l.unmark(k)
 	}
 	c.mu.Unlock()
 	if abandoned && cl.cancel != nil {
@@ -559,8 +596,8 @@ func (c *Cache[K, V]) bypass(ctx context.Context, k K, fn func(context.Context, 
 
 // run executes fn for k and records the outcome in cl, turning a panic or a
 // runtime.Goexit in fn into a recorded outcome so that the lock is released,
-// the waiters are woken and nothing is cached. If shared, cl is the
-// execution registered for k in c.calls.
+// the waiters are woken and nothing is cached. If shared, cl was registered
+// as the execution for k.
 func (c *Cache[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) (V, error), cl *call[V], shared bool) {
 	var start, took time.Duration
 	if c.params.MeasureExecTime {
@@ -604,14 +641,9 @@ func (c *Cache[K, V]) finish(k K, cl *call[V], shared bool, took time.Duration) 
 	if failed {
 		c.st.errors++
 	}
-	if shared && c.calls[k] == cl {
-		delete(c.calls, k)
-		switch {
-		case !failed:
-			store(c, &c.l, k, cl.val, now, c.valueExpiry(now, wall))
-		case cl.err != nil && c.errs != nil && !cl.refresh:
-			store(c, c.errs, k, cl.err, now, now+int64(c.params.ErrorTTL))
-		}
+	if shared && c.registered(cl) {
+		c.unregister(cl)
+		c.settle(k, cl, failed, now, wall)
 	}
 	if cl.done != nil {
 		close(cl.done)
@@ -619,6 +651,30 @@ func (c *Cache[K, V]) finish(k K, cl *call[V], shared bool, took time.Duration) 
 	c.mu.Unlock()
 	if cl.cancel != nil {
 		cl.cancel()
+	}
+}
+
+// settle stores the outcome of cl, the execution registered for k until now,
+// in place of k's mark, with c.mu held. A refresh has no mark while the stale
+// entry it refreshes is held (detach leaves one when the entry goes).
+func (c *Cache[K, V]) settle(k K, cl *call[V], failed bool, now, wall int64) {
+	if cl.refresh {
+		if i := c.l.items[k]; i > 0 {
+			c.l.exp.refresh[i] = 0
+			if !failed {
+				store(c, &c.l, k, cl.val, now, c.valueExpiry(now, wall), false)
+			}
+			return // a failed refresh leaves the stale value until its grace ends
+		}
+	}
+	switch {
+	case !failed:
+		store(c, &c.l, k, cl.val, now, c.valueExpiry(now, wall), true)
+	case cl.err != nil && c.errs != nil && !cl.refresh:
+		c.l.unmark(k)
+		store(c, c.errs, k, cl.err, now, now+int64(c.params.ErrorTTL), false)
+	default:
+		c.l.unmark(k)
 	}
 }
 
@@ -633,13 +689,20 @@ func (cl *call[V]) result() (V, error) {
 	return cl.val, cl.err
 }
 
-// store adds v under k to l, which is c.l or c.errs, dropping expired
-// entries first so that none of them outlives a live entry evicted for room.
-func store[K comparable, V, T any](c *Cache[K, V], l *list[K, T], k K, v T, now, at int64) {
+// store adds v under k to l, which is c.l or c.errs, in place of k's mark if
+// marked. It drops expired entries first, so that none of them outlives a
+// live entry evicted for room.
+func store[K comparable, V, T any](c *Cache[K, V], l *list[K, T], k K, v T, now, at int64, marked bool) {
 	if l.exp != nil {
 		c.st.expirations += uint64(l.purge(now))
 	}
-	if _, evicted := l.add(k, v, at); evicted {
+	var evicted bool
+	if marked {
+		_, evicted = l.fill(k, v, at)
+	} else {
+		_, evicted = l.add(k, v, at)
+	}
+	if evicted {
 		c.st.evictions++
 	}
 }
@@ -686,7 +749,8 @@ func (c *Cache[K, V]) Clear() {
 		if p.errs != nil {
 			p.errs.init(p.params.MaxSize)
 		}
-		clear(p.calls)
+		clear(p.flights)
+		p.flights, p.idle = p.flights[:0], p.idle[:0]
 		p.st = stats{}
 		p.mu.Unlock()
 	}
@@ -709,8 +773,18 @@ func (c *Cache[K, V]) Forget(k K) bool {
 	c = c.shard(k)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.calls, k)
-	_, ok := c.l.remove(k)
+	i := c.l.items[k]
+	ok := i > 0
+	if ok {
+		if e := c.l.exp; e != nil && e.refresh[i] != 0 {
+			c.unregister(c.flights[e.refresh[i]])
+			e.refresh[i] = 0
+		}
+		c.l.removeAt(i)
+	} else if i < 0 {
+		c.unregister(c.flights[-i])
+		c.l.unmark(k)
+	}
 	if c.errs != nil {
 		_, hadErr := c.errs.remove(k)
 		ok = ok || hadErr

@@ -22,11 +22,17 @@ import (
 // give, but a hit writes one slot instead of five links spread over several
 // nodes, and the moves run in a batch, outside the critical sections of
 // single hits (a locked hit drains the CPU's pending stores).
+//
+// A memoized function also keeps in items the keys it is computing: a mark,
+// -f, stands for execution f of its Cache (see Cache.flights). Marks are not
+// entries: len does not count them and eviction never meets them. They let
+// one map lookup tell a hit, an execution to join and a miss apart.
 type list[K comparable, V any] struct {
-	items  map[K]int32
+	items  map[K]int32 // a node's index, or a mark
 	nodes  []node[K, V]
 	free   int32
 	max    int       // most entries held; 0 means no bound
+	marks  int       // how many values of items are marks
 	exp    *expiries // when entries expire, if they do (ttl.go)
 	used   int32     // how many hits recent holds
 	recent [recentLen]int32
@@ -53,13 +59,35 @@ func (l *list[K, V]) init(max int) {
 	l.items = make(map[K]int32)
 	l.nodes = make([]node[K, V], 1, 1+min(max, 16))
 	l.free = 0
+	l.marks = 0
 	l.used = 0
 	if l.exp != nil {
 		l.exp.init(cap(l.nodes))
 	}
 }
 
-func (l *list[K, V]) len() int { return len(l.items) }
+func (l *list[K, V]) len() int { return len(l.items) - l.marks }
+
+// mark records that k, which the list does not hold, is being computed by
+// execution f > 0.
+func (l *list[K, V]) mark(k K, f int32) {
+	l.items[k] = -f
+	l.marks++
+}
+
+// unmark drops k's mark.
+func (l *list[K, V]) unmark(k K) {
+	delete(l.items, k)
+	l.marks--
+}
+
+// fill replaces k's mark with an entry holding v, as add does, but without
+// looking k up.
+func (l *list[K, V]) fill(k K, v V, at int64) (old node[K, V], evicted bool) {
+	old, evicted = l.insert(k, v, at) // counts the mark out of len while it makes room
+	l.marks--
+	return old, evicted
+}
 
 // touch makes node i the most recently used, as seen by everything that
 // reads the order after it.
@@ -113,14 +141,14 @@ func (l *list[K, V]) pushFront(i int32) {
 }
 
 // add stores v under k as the most recently used entry, expiring at at if
-// the list has expiries. When the list is full, the least recently used
-// entry makes room and is returned. k must be equal to itself (see
-// selfEqual).
+// the list has expiries, in place of any value or mark k had. When the list
+// is full, the least recently used entry makes room and is returned. k must
+// be equal to itself (see selfEqual).
 func (l *list[K, V]) add(k K, v V, at int64) (old node[K, V], evicted bool) {
-	l.flush()
 	i, ok := l.items[k]
 	switch {
-	case ok:
+	case i > 0:
+		l.flush()
 		l.nodes[i].val = v
 		l.promote(i)
 		if l.exp != nil {
@@ -128,7 +156,19 @@ func (l *list[K, V]) add(k K, v V, at int64) (old node[K, V], evicted bool) {
 			l.exp.push(i, at)
 		}
 		return old, false
-	case l.max > 0 && len(l.items) >= l.max:
+	case ok:
+		return l.fill(k, v, at)
+	}
+	return l.insert(k, v, at)
+}
+
+// insert is add for a key that has no entry. A mark of k is overwritten;
+// the caller counts it out.
+func (l *list[K, V]) insert(k K, v V, at int64) (old node[K, V], evicted bool) {
+	l.flush()
+	var i int32
+	switch {
+	case l.max > 0 && l.len() >= l.max:
 		// Reuse the least recently used slot in place: no allocation in the
 		// steady state of a full cache.
 		i = l.nodes[0].prev
@@ -154,8 +194,17 @@ func (l *list[K, V]) add(k K, v V, at int64) (old node[K, V], evicted bool) {
 }
 
 // detach takes node i out of the map, the recency list and the expiry order.
+// If a refresh of the entry is running, its key keeps a mark for it, so that
+// later calls join the refresh rather than start another execution.
 func (l *list[K, V]) detach(i int32) {
-	delete(l.items, l.nodes[i].key)
+	k := l.nodes[i].key
+	if l.exp != nil && l.exp.refresh[i] != 0 {
+		l.items[k] = -l.exp.refresh[i]
+		l.marks++
+		l.exp.refresh[i] = 0
+	} else {
+		delete(l.items, k)
+	}
 	l.unlink(i)
 	if l.exp != nil {
 		l.exp.unlink(i)
@@ -185,8 +234,8 @@ func (l *list[K, V]) grow() {
 
 // remove deletes k and returns its value.
 func (l *list[K, V]) remove(k K) (v V, ok bool) {
-	i, ok := l.items[k]
-	if !ok {
+	i := l.items[k]
+	if i <= 0 {
 		return v, false
 	}
 	return l.removeAt(i), true

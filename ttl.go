@@ -15,6 +15,7 @@ import (
 type expiries struct {
 	at         []int64 // parallel to list.nodes: when each entry expires
 	order      []link  // parallel to list.nodes: store order, oldest first
+	refresh    []int32 // parallel to list.nodes: the execution refreshing a stale entry, or 0
 	head, tail int32   // the oldest and newest entries; 0 when none
 	grace      int64   // how long past at an entry may still be served stale
 }
@@ -24,12 +25,14 @@ type link struct{ prev, next int32 }
 func (e *expiries) init(n int) {
 	e.at = make([]int64, n)
 	e.order = make([]link, n)
+	e.refresh = make([]int32, n)
 	e.head, e.tail = 0, 0
 }
 
 func (e *expiries) grow(n int) {
 	e.at = append(e.at, make([]int64, n-len(e.at))...)
 	e.order = append(e.order, make([]link, n-len(e.order))...)
+	e.refresh = append(e.refresh, make([]int32, n-len(e.refresh))...)
 }
 
 // push appends node i, which is in no order yet, as the newest entry.
@@ -145,43 +148,48 @@ func (c *Cache[K, V]) valueExpiry(now, wall int64) int64 {
 
 // lookupExpired answers, with c.mu held, a call whose key has a stale value
 // or a cached error; it then releases the lock and reports true. Otherwise it
-// drops what has expired for k and leaves the call to start an execution.
-func (c *Cache[K, V]) lookupExpired(ctx context.Context, k K, now int64, fn func(context.Context, K) (V, error)) (v V, err error, answered bool) {
-	if i, ok := c.l.items[k]; ok { // present but not fresh
-		if e := c.l.exp; now < e.at[i]+e.grace {
+// drops what has expired for k and leaves the call to join or start an
+// execution; i is what c.l.items holds for k, and it returns what it holds
+// after.
+func (c *Cache[K, V]) lookupExpired(ctx context.Context, k K, i int32, now int64, fn func(context.Context, K) (V, error)) (v V, err error, after int32, answered bool) {
+	if i > 0 { // present but not fresh
+		e := c.l.exp
+		if now < e.at[i]+e.grace {
 			v = c.l.nodes[i].val
 			c.l.touch(i)
 			c.st.hits++
 			var cl *call[V]
-			if _, busy := c.calls[k]; !busy {
+			if e.refresh[i] == 0 {
 				// The refresh counts itself as a waiter, so callers who join
 				// it and give up never abandon it.
 				cl = &call[V]{waiters: 1, refresh: true}
-				c.calls[k] = cl
+				e.refresh[i] = c.register(cl)
 			}
 			c.mu.Unlock()
 			if cl != nil {
 				go c.run(context.WithoutCancel(ctx), k, fn, cl, true)
 			}
-			return v, nil, true
+			return v, nil, i, true
 		}
-		c.l.removeAt(i)
+		f := e.refresh[i]
+		c.l.removeAt(i) // leaves the mark -f if a refresh is running
 		c.st.expirations++
+		i = -f
 	}
 	if c.errs != nil {
-		if i, ok := c.errs.items[k]; ok {
-			if now < c.errs.exp.at[i] {
-				c.errs.touch(i)
+		if j, ok := c.errs.items[k]; ok {
+			if now < c.errs.exp.at[j] {
+				c.errs.touch(j)
 				c.st.hits++
-				err = c.errs.nodes[i].val
+				err = c.errs.nodes[j].val
 				c.mu.Unlock()
-				return v, err, true
+				return v, err, i, true
 			}
-			c.errs.removeAt(i)
+			c.errs.removeAt(j)
 			c.st.expirations++
 		}
 	}
-	return v, nil, false
+	return v, nil, i, false
 }
 
 // purge drops every expired entry, with c.mu held, and returns how many.

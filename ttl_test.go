@@ -201,6 +201,104 @@ func TestStaleWhileRevalidateGraceEnds(t *testing.T) {
 	assert.Equal(t, uint64(1), c.CacheInfo().Expirations)
 }
 
+// refreshGates returns a function to memoize that returns how many times it
+// has run; every run after the first for key "k" sends its number on started
+// and waits for gates[number] to close.
+func refreshGates() (fn func(string) (int, error), runs *atomic.Int32, started chan int, gates [4]chan struct{}) {
+	runs, started = new(atomic.Int32), make(chan int, len(gates))
+	for i := range gates {
+		gates[i] = make(chan struct{})
+	}
+	return func(k string) (int, error) {
+		n := int(runs.Add(1))
+		if k == "k" && n > 1 {
+			started <- n
+			<-gates[n]
+		}
+		return n, nil
+	}, runs, started, gates
+}
+
+// TestRefreshOutlivesStaleEntry: when the stale entry a refresh is renewing
+// goes (its grace ends, or it is evicted) before the refresh returns, later
+// calls join the refresh rather than start a second execution, and its result
+// is stored.
+func TestRefreshOutlivesStaleEntry(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		drop func(f func(string) (int, error), clk *fakeClock, c *Cache[string, int])
+	}{
+		{"grace ends", func(_ func(string) (int, error), clk *fakeClock, _ *Cache[string, int]) {
+			clk.Set(t0.Add(16 * time.Second)) // the next call finds it past its grace
+		}},
+		{"purged", func(_ func(string) (int, error), clk *fakeClock, c *Cache[string, int]) {
+			clk.Set(t0.Add(16 * time.Second))
+			c.PurgeExpired()
+		}},
+		{"evicted", func(f func(string) (int, error), _ *fakeClock, _ *Cache[string, int]) { f("other") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			clk := newFakeClock(t0)
+			fn, runs, started, gates := refreshGates()
+			f, c := MemoizeErr(fn, MaxSize(1), TTL(10*time.Second), StaleWhileRevalidate(5*time.Second), Clock(clk.Now))
+			within(t, timeout, func() {
+				f("k")
+				clk.Set(t0.Add(12 * time.Second))
+				v, _ := f("k")
+				assert.Equal(t, 1, v, "stale")
+				assert.Equal(t, 2, <-started, "the refresh runs")
+				tc.drop(f, clk, c)
+				res := make(chan int)
+				go func() { v, _ := f("k"); res <- v }()
+				eventually(func() bool { return c.CacheInfo().Coalesced == 1 })
+				c.mu.Lock()
+				held := c.l.keys()
+				c.mu.Unlock()
+				assert.NotContains(t, held, "k", "the stale entry is gone")
+				close(gates[2])
+				assert.Equal(t, 2, <-res, "the call joined the refresh")
+			})
+			before := runs.Load()
+			v, _ := f("k")
+			assert.Equal(t, 2, v, "the refresh's result was stored")
+			assert.Equal(t, before, runs.Load())
+			assert.Zero(t, c.l.marks)
+		})
+	}
+}
+
+// TestForgetDuringRefresh: a refresh running when its key is forgotten does
+// not store its result, and does not hold up the execution that a later call
+// starts.
+func TestForgetDuringRefresh(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	clk := newFakeClock(t0)
+	fn, runs, started, gates := refreshGates()
+	f, c := MemoizeErr(fn, TTL(10*time.Second), StaleWhileRevalidate(5*time.Second), Clock(clk.Now), MeasureExecTime())
+	within(t, timeout, func() {
+		f("k")
+		clk.Set(t0.Add(12 * time.Second))
+		f("k")
+		assert.Equal(t, 2, <-started, "the refresh runs")
+		assert.True(t, c.Forget("k"))
+		res := make(chan int)
+		go func() { v, _ := f("k"); res <- v }()
+		assert.Equal(t, 3, <-started, "a call after Forget starts its own execution")
+		close(gates[2])
+		// Only the refresh has returned: ExecTime grows when an execution's
+		// outcome has been handled.
+		eventually(func() bool { return c.CacheInfo().ExecTime > 0 })
+		assert.Zero(t, c.CacheInfo().CurrSize, "the forgotten refresh stored nothing")
+		close(gates[3])
+		assert.Equal(t, 3, <-res)
+	})
+	v, _ := f("k")
+	assert.Equal(t, 3, v)
+	assert.Equal(t, int32(3), runs.Load())
+	assert.Equal(t, 1, c.CacheInfo().CurrSize)
+}
+
 func TestCacheErrors(t *testing.T) {
 	clk := newFakeClock(t0)
 	boom := errors.New("boom")
