@@ -137,7 +137,6 @@ type Cache[K comparable, V any] struct {
 	mu   sync.Mutex
 	l    list[K, V]
 	errs *list[K, error] // cached errors, with CacheErrors
-	pool sync.Pool       // spare *call[V]
 	st   stats
 
 	// flights are the executions in progress, found through the marks they
@@ -145,6 +144,7 @@ type Cache[K comparable, V any] struct {
 	// and idle lists the other free indices.
 	flights []*call[V]
 	idle    []int32
+	spares  []*call[V] // calls no longer used, for executions to come
 
 	fn     func(context.Context, K) (V, error)
 	params Parameters
@@ -169,12 +169,16 @@ type call[V any] struct {
 	waiters int           // callers still waiting, the executing one included
 	cancel  context.CancelFunc
 	flight  int32 // its index in Cache.flights while it is registered
+	refresh bool  // a background refresh of a stale value
+	ending[V]
+}
 
+// ending is how an execution ended.
+type ending[V any] struct {
 	val      V
 	err      error
 	panicked *PanicError
 	goexit   bool
-	refresh  bool // a background refresh of a stale value
 }
 
 // epoch anchors the readings ExecTime is measured with: time.Since of a time
@@ -496,15 +500,9 @@ func (c *Cache[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, i 
 		cl := c.spare()
 		c.l.mark(k, c.register(cl))
 		c.mu.Unlock()
-		c.run(ctx, k, fn, cl, true)
-		v, err := cl.result()
-		if cl.done == nil {
-			// Nobody joined, and finish unregistered cl: it is ours alone,
-			// and can serve another miss.
-			*cl = call[V]{}
-			c.pool.Put(cl)
-		}
-		return v, err
+		var out ending[V]
+		c.run(ctx, k, fn, cl, true, &out)
+		return out.result()
 	}
 	cl := &call[V]{waiters: 1, done: make(chan struct{})}
 	c.l.mark(k, c.register(cl))
@@ -513,15 +511,19 @@ func (c *Cache[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, i 
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	cl.cancel = cancel
 	c.mu.Unlock()
-	go c.run(fctx, k, fn, cl, true)
+	go c.run(fctx, k, fn, cl, true, nil)
 	return c.wait(ctxDone, ctx, k, cl)
 }
 
-// spare returns a call for a new execution, reusing one if it can, so that
-// misses in the steady state allocate nothing.
+// spare returns a call for an execution run by its caller, with c.mu held,
+// reusing one if it can, so that misses in the steady state allocate nothing.
 func (c *Cache[K, V]) spare() *call[V] {
-	cl, _ := c.pool.Get().(*call[V])
-	if cl == nil {
+	var cl *call[V]
+	if n := len(c.spares); n > 0 {
+		cl = c.spares[n-1]
+		c.spares[n-1] = nil
+		c.spares = c.spares[:n-1]
+	} else {
 		cl = new(call[V])
 	}
 	cl.waiters = 1
@@ -588,17 +590,19 @@ func (c *Cache[K, V]) wait(ctxDone <-chan struct{}, ctx context.Context, k K, cl
 func (c *Cache[K, V]) bypass(ctx context.Context, k K, fn func(context.Context, K) (V, error)) (V, error) {
 	c.mu.Lock()
 	c.st.misses++
+	cl := c.spare()
 	c.mu.Unlock()
-	cl := &call[V]{waiters: 1}
-	c.run(ctx, k, fn, cl, false)
-	return cl.result()
+	var out ending[V]
+	c.run(ctx, k, fn, cl, false, &out)
+	return out.result()
 }
 
 // run executes fn for k and records the outcome in cl, turning a panic or a
 // runtime.Goexit in fn into a recorded outcome so that the lock is released,
 // the waiters are woken and nothing is cached. If shared, cl was registered
-// as the execution for k.
-func (c *Cache[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) (V, error), cl *call[V], shared bool) {
+// as the execution for k. out, if not nil, receives the ending for the
+// caller who runs fn itself, and cl may then be reused (see finish).
+func (c *Cache[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) (V, error), cl *call[V], shared bool, out *ending[V]) {
 	var start, took time.Duration
 	if c.params.MeasureExecTime {
 		start = time.Since(epoch)
@@ -613,7 +617,7 @@ func (c *Cache[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) 
 		if c.params.MeasureExecTime {
 			took = time.Since(epoch) - start
 		}
-		c.finish(k, cl, shared, took)
+		c.finish(k, cl, shared, took, out)
 	}()
 	func() {
 		defer func() {
@@ -630,7 +634,9 @@ func (c *Cache[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) 
 
 // finish records the end of cl's execution, stores a successful result unless
 // the key was forgotten or the cache cleared meanwhile, and wakes the waiters.
-func (c *Cache[K, V]) finish(k K, cl *call[V], shared bool, took time.Duration) {
+// It copies the ending to out, if not nil; then, if nobody joined, nobody
+// else has seen cl, and it is kept for another execution.
+func (c *Cache[K, V]) finish(k K, cl *call[V], shared bool, took time.Duration, out *ending[V]) {
 	failed := cl.err != nil || cl.panicked != nil || cl.goexit
 	var now, wall int64
 	if c.timed {
@@ -645,12 +651,20 @@ func (c *Cache[K, V]) finish(k K, cl *call[V], shared bool, took time.Duration) 
 		c.unregister(cl)
 		c.settle(k, cl, failed, now, wall)
 	}
+	cancel := cl.cancel
 	if cl.done != nil {
 		close(cl.done)
 	}
+	if out != nil {
+		*out = cl.ending
+		if cl.done == nil {
+			*cl = call[V]{}
+			c.spares = append(c.spares, cl)
+		}
+	}
 	c.mu.Unlock()
-	if cl.cancel != nil {
-		cl.cancel()
+	if cancel != nil {
+		cancel()
 	}
 }
 
@@ -678,15 +692,15 @@ func (c *Cache[K, V]) settle(k K, cl *call[V], failed bool, now, wall int64) {
 	}
 }
 
-// result hands a finished execution's outcome to one caller.
-func (cl *call[V]) result() (V, error) {
-	if cl.panicked != nil {
-		panic(cl.panicked)
+// result hands a finished execution's ending to one caller.
+func (o *ending[V]) result() (V, error) {
+	if o.panicked != nil {
+		panic(o.panicked)
 	}
-	if cl.goexit {
+	if o.goexit {
 		runtime.Goexit()
 	}
-	return cl.val, cl.err
+	return o.val, o.err
 }
 
 // store adds v under k to l, which is c.l or c.errs, in place of k's mark if

@@ -674,9 +674,6 @@ func TestContextPanicInGoroutine(t *testing.T) {
 }
 
 func TestMissAllocatesNothing(t *testing.T) {
-	if raceEnabled() {
-		t.Skip("sync.Pool drops items at random under the race detector; CI runs this test without it")
-	}
 	f, c := Memoize(func(n int) int { return n }, MaxSize(128))
 	fe, _ := MemoizeErr(func(n int) (int, error) { return n, nil }, MaxSize(128))
 	for i := range 256 {
@@ -687,6 +684,11 @@ func TestMissAllocatesNothing(t *testing.T) {
 	// Keys cycle through twice the cache: every call misses and evicts.
 	assert.Zero(t, testing.AllocsPerRun(1000, func() { f(k % 256); fe(k % 256); k++ }))
 	assert.Zero(t, c.CacheInfo().Hits)
+
+	// Calls that cannot use the cache run fn the same way.
+	off, _ := Memoize(func(n int) int { return n }, MaxSize(0))
+	nan, _ := Memoize(func(x float64) float64 { return x })
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { off(1); nan(math.NaN()) }))
 }
 
 // TestStress mixes everything at once, from many goroutines: contexts that

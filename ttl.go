@@ -167,7 +167,7 @@ func (c *Cache[K, V]) lookupExpired(ctx context.Context, k K, i int32, now int64
 			}
 			c.mu.Unlock()
 			if cl != nil {
-				go c.run(context.WithoutCancel(ctx), k, fn, cl, true)
+				go c.run(context.WithoutCancel(ctx), k, fn, cl, true, nil)
 			}
 			return v, nil, i, true
 		}
