@@ -3,7 +3,7 @@
 # the same traces, writes the raw results to results.txt and prints a
 # benchstat table of them on stdout. Progress goes to stderr.
 #
-#   bash run.sh                      # the full run: -count 6, about 8 minutes on an idle 2-core machine
+#   bash run.sh                      # the full run: 6 rounds, about 8 minutes on an idle 2-core machine
 #   COUNT=1 BENCHTIME=200ms bash run.sh   # a quick smoke run
 #   BENCH=GetOrCompute bash run.sh   # only the benchmarks matching a regexp
 set -euo pipefail
@@ -33,16 +33,22 @@ if [ -r /proc/loadavg ]; then
   fi
 fi
 
-echo "== go test (count $COUNT, benchtime $BENCHTIME)" >&2
-# -timeout 0: the whole run takes longer than go test's default 10 minutes.
-go test -run '^$' -bench "$BENCH" -benchmem -count "$COUNT" -benchtime "$BENCHTIME" -timeout 0 \
-  | tee "$out" >&2
-
-echo "== python functools.lru_cache on the same traces" >&2
+# Rounds, not -count: each round runs every contender once, Go and Python,
+# so that a machine that slows down or speeds up during the run (a shared
+# VM does) shifts every contender alike instead of the ones that ran then.
+echo "== building the benchmarks and writing the traces" >&2
+go test -c -o "$tmp/bench.test" .
 go run ./cmd/trace -dir "$tmp"
 procs=$(go run ./cmd/trace -gomaxprocs)
-python3 lru_cache_bench.py --dir "$tmp" --count "$COUNT" --procs "$procs" --benchtime "$pybenchtime" \
-  | tee -a "$out" >&2
+: > "$out"
+for round in $(seq "$COUNT"); do
+  echo "== round $round of $COUNT (benchtime $BENCHTIME): Go, then Python's functools.lru_cache" >&2
+  # -test.timeout 0: the whole run takes longer than go test's default 10 minutes.
+  "$tmp/bench.test" -test.run '^$' -test.bench "$BENCH" -test.benchmem -test.count 1 \
+    -test.benchtime "$BENCHTIME" -test.timeout 0 | tee -a "$out" >&2
+  python3 lru_cache_bench.py --dir "$tmp" --count 1 --procs "$procs" --benchtime "$pybenchtime" \
+    | tee -a "$out" >&2
+done
 
 echo "== benchstat $out" >&2
 go run "$BENCHSTAT" "$out"
