@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Reruns every benchmark of this module, then Python's functools.lru_cache on
-# the same traces, writes the raw results to results.txt and prints a
-# benchstat table of them on stdout. Progress goes to stderr.
+# Reruns every benchmark of this module and Python's functools.lru_cache on the
+# same traces, writes the raw results to results.txt and prints a benchstat
+# table of them on stdout, then memo's targets as ratios (ratios.py).
+# Progress goes to stderr.
 #
 #   bash run.sh                      # the full run: 6 rounds, about 8 minutes on an idle 2-core machine
 #   COUNT=1 BENCHTIME=200ms bash run.sh   # a quick smoke run
@@ -50,5 +51,7 @@ for round in $(seq "$COUNT"); do
     | tee -a "$out" >&2
 done
 
-echo "== benchstat $out" >&2
+echo "== benchstat $out, then the targets as ratios within rounds" >&2
 go run "$BENCHSTAT" "$out"
+echo
+python3 ratios.py "$out"
