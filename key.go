@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"reflect"
 	"slices"
 	"strconv"
@@ -58,11 +59,12 @@ func selfEqual[K comparable](k K) (ok bool, err error) {
 // one, even where they are kept for a long time (in Redis, say). The encoding
 // of a given version never changes: a change that would give any argument
 // list a different key comes with a new KeyVersion.
-const KeyVersion = 1
+const KeyVersion = 2
 
 // ErrUnsupportedArgument is wrapped by the error KeyOf and TypedKeyOf return
 // for an argument holding a value they cannot encode: a func, a channel, an
-// unsafe.Pointer, cyclic data, or a value whose MarshalBinary fails.
+// unsafe.Pointer, cyclic data, data nested too deep, data whose key would be
+// too long, or a value whose MarshalBinary fails.
 var ErrUnsupportedArgument = errors.New("memo: unsupported argument")
 
 // KeyOf encodes args into a string usable as a cache key, for memoized
@@ -70,9 +72,14 @@ var ErrUnsupportedArgument = errors.New("memo: unsupported argument")
 // them) or whose keys must outlive the process.
 //
 // The key is deterministic: the same arguments give the same key in every run
-// and every process, on every platform. It holds no addresses and does not
-// depend on map iteration order. Its first byte is KeyVersion; its second
-// tells it from the keys of TypedKeyOf.
+// and every process. It holds no addresses and does not depend on map
+// iteration order. It is the same on every platform for values whose
+// in-memory form does not depend on the platform (an int is keyed by its
+// value, so its size does not matter, and math/big numbers are keyed by their
+// value); but a struct whose unexported fields hold platform-dependent data,
+// such as a slice of machine words or fields that differ by build tag, may
+// key differently on different GOARCHes. Its first byte is KeyVersion; its
+// second tells it from the keys of TypedKeyOf.
 //
 // The key is injective: two argument lists share a key only when they are
 // equal under these rules, which follow Python's functools.lru_cache with
@@ -96,16 +103,21 @@ var ErrUnsupportedArgument = errors.New("memo: unsupported argument")
 //     [], for one). A []byte (any slice of a byte kind) is keyed as bytes,
 //     apart from a slice of numbers.
 //   - Slices and arrays are keyed by their elements, so []int{1} and
-//     []int64{1} share a key, as do []any{1} and []int{1}; so do two nil
-//     slices, two nil maps or two nil pointers whatever their element types.
+//     []int64{1} share a key, as do []any{1} and []int{1}. Two nil slices
+//     share a key whatever their element types, except that a nil []byte is
+//     bytes, apart from a nil slice of another element kind (as an empty
+//     []byte is apart from an empty []int). Two nil maps share a key whatever
+//     their types, and so do two nil pointers.
 //   - Maps are keyed by their entries in an order that does not depend on
 //     iteration: sorted by the bytes of their encoded keys, ties (keys of
 //     different types equal in value) broken by encoded values.
 //   - Structs are always keyed with their type name (package path and
-//     name), then every field in order, unexported ones included, so two
-//     struct types with equal fields differ. Blank (_) fields are skipped,
-//     as == does. (Two types declared with one name in different functions
-//     of one package have one name, and are told apart only by their fields.)
+//     name; for an unnamed struct type, its fields with their names, tags
+//     and types, with package paths), then every field in order, unexported
+//     ones included, so two struct types with equal fields differ. Blank (_)
+//     fields are skipped, as == does. (Two types declared with one name in
+//     different functions of one package have one name, and are told apart
+//     only by their fields.)
 //   - Pointers are followed: two pointers to equal data share a key, whatever
 //     their addresses (value semantics). A nil pointer, a pointer to a zero
 //     value and the value itself all differ. Data reachable from itself
@@ -125,12 +137,25 @@ var ErrUnsupportedArgument = errors.New("memo: unsupported argument")
 //     a struct is walked field by field. MarshalBinary is not called through
 //     pointer receivers, and cannot be called on a value held in an
 //     unexported field, which gives an error.
+//   - math/big's Int, Rat and Float, held by value or through pointers, are
+//     keyed by their value alike on every platform, as a BinaryMarshaler
+//     would be: their type name, then the number as text (Int in base 16,
+//     Rat as numerator/denominator in base 16, Float in the exact 'p' format,
+//     whatever its precision, with -0 as 0). Python would merge them with
+//     the numbers of equal value, but memo keeps them apart by their type
+//     name: big.NewInt(1) shares no key with 1, nor with big.NewRat(1, 1). A
+//     math/big value held by value in an unexported field of a value that
+//     cannot be addressed cannot be read and gives an error; hold it through
+//     a pointer.
 //
 // Funcs (nil ones too), channels, unsafe.Pointers and time.Location values
 // (whose caches differ between processes) cannot be encoded; neither can
-// cyclic data, nor a value whose MarshalBinary fails (time.Time's does for a
-// zone offset of -1 minute). The error then starts with "memo:", names the
-// argument's position (from 0) and type, and wraps ErrUnsupportedArgument.
+// cyclic data, data nested more than 10000 pointers, slices, maps and
+// interfaces deep, data whose key would be longer than 64 MiB (shared
+// sub-values count once per path to them), nor a value whose MarshalBinary
+// fails (time.Time's does for a zone offset of -1 minute). The error then
+// starts with "memo:", names the argument's position (from 0) and type, and
+// wraps ErrUnsupportedArgument.
 // KeyOf never panics: a panic while encoding, in a MarshalBinary say, is
 // returned as such an error.
 func KeyOf(args ...any) (string, error) {
@@ -141,10 +166,11 @@ func KeyOf(args ...any) (string, error) {
 // Python's functools.lru_cache with typed=True: 1 and int64(1) differ, and so
 // do Celsius(1) and float64(1). Every argument, and every value held in an
 // interface, carries its type's name: package path and name for a named type,
-// the composition of its parts for an unnamed one (such as
-// "[]example.com/pkg.T"). The rules of KeyOf otherwise hold; in particular
-// numerically equal values of one type, such as 0.0 and -0.0, still share a
-// key. A TypedKeyOf key never equals a KeyOf key: their second bytes differ.
+// the composition of its parts, with package paths, for an unnamed one (such
+// as "[]example.com/pkg.T" or "struct { F *math/rand.Rand }"). The rules of
+// KeyOf otherwise hold; in particular numerically equal values of one type,
+// such as 0.0 and -0.0, still share a key. A TypedKeyOf key never equals a
+// KeyOf key: their second bytes differ.
 func TypedKeyOf(args ...any) (string, error) {
 	return buildKey(true, args)
 }
@@ -175,8 +201,8 @@ const (
 	tagNilMap   = 'M' // nil map
 	tagPointer  = 'p' // non-nil pointer: the pointed-to value
 	tagNilPtr   = 'P' // nil pointer
-	tagStruct   = 'r' // struct: type name, uvarint field count, fields in order (blank ones skipped)
-	tagMarshal  = 'x' // BinaryMarshaler: type name, uvarint length, MarshalBinary's bytes
+	tagStruct   = 'r' // struct: type name, uvarint count of fields written, fields in order (blank ones skipped)
+	tagMarshal  = 'x' // BinaryMarshaler or math/big number: type name, uvarint length, bytes
 )
 
 // canonicalNaN is the bit pattern every NaN is encoded as (that of math.NaN).
@@ -188,6 +214,18 @@ const canonicalNaN = 0x7FF8000000000001
 // of the cycle; values of ordinary depth pay nothing for the checks.
 const cycleCheckDepth = 64
 
+// maxKeyDepth is how many pointers, slices, maps and interfaces may be nested
+// on one path through a value. The walk recurses once per level, and past
+// this depth it stops with an error rather than risk overflowing the stack,
+// which would end the process. (Arrays and structs do not count: their types
+// bound their depth.)
+const maxKeyDepth = 10000
+
+// maxKeyLen is the length of the longest key. Every value written appends at
+// least one byte, so the bound also bounds the work of encoding data that
+// shares sub-values, which are written once for each path to them.
+const maxKeyLen = 1 << 26
+
 // maxPooledBuffer bounds the buffers kept for reuse.
 const maxPooledBuffer = 64 << 10
 
@@ -195,7 +233,7 @@ const maxPooledBuffer = 64 << 10
 type encoder struct {
 	buf     []byte
 	typed   bool
-	depth   int                // pointers, slices and maps entered on the current path
+	depth   int                // pointers, slices, maps and interfaces entered on the current path
 	seen    map[visit]struct{} // those entered past cycleCheckDepth on the current path
 	spans   []span             // map entries being sorted, innermost map last
 	scratch []byte             // a copy of one map's entries while they are sorted
@@ -255,8 +293,16 @@ func (e *encoder) key(args []any) (key string, err error) {
 		if err := e.any(args[i]); err != nil {
 			return "", err
 		}
+		if len(e.buf) > maxKeyLen {
+			return "", errTooLong()
+		}
 	}
 	return string(e.buf), nil
+}
+
+// errTooLong is the error for a key longer than maxKeyLen.
+func errTooLong() error {
+	return &keyError{reason: fmt.Sprintf("the key would be longer than %d MiB (%d bytes), so it cannot be built", maxKeyLen>>20, maxKeyLen), noPath: true}
 }
 
 // Type names written by the fast path of typed keys; each is what typeName
@@ -286,7 +332,9 @@ const (
 
 // any encodes an argument. Common types take a reflection-free path that
 // writes exactly what value writes for them (as value does for a value held
-// in an interface within an argument); the rest go to value.
+// in an interface within an argument); the rest go to value. The caller
+// checks the key's length after each argument, which bounds the fast paths:
+// they do work in proportion to the argument's own length.
 func (e *encoder) any(x any) error {
 	switch x := x.(type) {
 	case nil:
@@ -464,14 +512,24 @@ func (e *encoder) bytes(b []byte) {
 
 // value encodes v by its kind. v may have been reached through unexported
 // fields, so only kind-specific getters are used, never Interface, except to
-// call MarshalBinary where v.CanInterface.
+// call MarshalBinary where v.CanInterface and to read math/big numbers. It
+// refuses to go on once the key is longer than maxKeyLen: every call writes
+// at least one byte, so that bounds the calls.
 func (e *encoder) value(v reflect.Value) error {
+	if len(e.buf) > maxKeyLen {
+		return errTooLong()
+	}
 	t := v.Type()
 	k := t.Kind()
+	var ti *typeInfo
 	if k == reflect.Struct || (t.NumMethod() > 0 && k != reflect.Pointer && k != reflect.Interface) {
-		if ti := typeInfoOf(t); ti.marshal {
+		ti = typeInfoOf(t)
+		switch {
+		case ti.marshal:
 			return e.marshal(v, ti)
-		} else if ti.forbidden != "" {
+		case ti.big != notBig:
+			return e.bigNumber(v, ti)
+		case ti.forbidden != "":
 			return &keyError{typ: t, reason: ti.forbidden}
 		}
 	}
@@ -493,11 +551,16 @@ func (e *encoder) value(v reflect.Value) error {
 			e.buf = append(e.buf, tagNil)
 			return nil
 		}
+		if err := e.descend(); err != nil {
+			return err
+		}
 		el := v.Elem()
 		if e.typed {
 			e.typeTag(typeInfoOf(el.Type()).name)
 		}
-		return e.value(el)
+		err := e.value(el)
+		e.depth--
+		return err
 	case reflect.Pointer:
 		if v.IsNil() {
 			e.buf = append(e.buf, tagNilPtr)
@@ -554,17 +617,11 @@ func (e *encoder) value(v reflect.Value) error {
 		e.leave(v, 0)
 		return err
 	case reflect.Struct:
-		ti := typeInfoOf(t)
 		e.string(tagStruct, ti.name)
-		n := t.NumField()
-		e.buf = binary.AppendUvarint(e.buf, uint64(n))
-		for i := range n {
-			f := t.Field(i)
-			if f.Name == "_" {
-				continue
-			}
+		e.buf = binary.AppendUvarint(e.buf, uint64(len(ti.fields)))
+		for _, i := range ti.fields {
 			if err := e.value(v.Field(i)); err != nil {
-				return at(err, "."+f.Name)
+				return at(err, "."+t.Field(i).Name)
 			}
 		}
 	default: // Func, Chan, UnsafePointer
@@ -614,17 +671,31 @@ func (e *encoder) mapEntries(v reflect.Value) error {
 		}
 		e.spans = append(e.spans, span{from - start, len(e.buf) - start})
 	}
-	entries := e.spans[base:]
-	e.scratch = append(e.scratch[:0], e.buf[start:]...)
-	all := e.scratch
-	slices.SortFunc(entries, func(a, b span) int {
-		return bytes.Compare(all[a.from:a.to], all[b.from:b.to])
-	})
-	e.buf = e.buf[:start]
-	for _, entry := range entries {
-		e.buf = append(e.buf, all[entry.from:entry.to]...)
+	// A single entry is in order already; not copying it keeps a deep chain
+	// of one-entry maps linear.
+	if entries := e.spans[base:]; len(entries) > 1 {
+		e.scratch = append(e.scratch[:0], e.buf[start:]...)
+		all := e.scratch
+		slices.SortFunc(entries, func(a, b span) int {
+			return bytes.Compare(all[a.from:a.to], all[b.from:b.to])
+		})
+		e.buf = e.buf[:start]
+		for _, entry := range entries {
+			e.buf = append(e.buf, all[entry.from:entry.to]...)
+		}
 	}
 	e.spans = e.spans[:base]
+	return nil
+}
+
+// descend records that the walk goes one pointer, slice, map or interface
+// deeper, and refuses to go past maxKeyDepth. The caller decrements e.depth
+// when it comes back.
+func (e *encoder) descend() error {
+	if e.depth >= maxKeyDepth {
+		return &keyError{reason: "the value is nested more than " + strconv.Itoa(maxKeyDepth) + " levels deep, so it cannot be part of a key", noPath: true}
+	}
+	e.depth++
 	return nil
 }
 
@@ -632,7 +703,9 @@ func (e *encoder) mapEntries(v reflect.Value) error {
 // reports a cycle when v is already on the path. Checks start only deep in a
 // value, so shallow ones cost nothing.
 func (e *encoder) enter(v reflect.Value, n int) error {
-	e.depth++
+	if err := e.descend(); err != nil {
+		return err
+	}
 	if e.depth <= cycleCheckDepth {
 		return nil
 	}
@@ -665,36 +738,99 @@ func (e *encoder) marshal(v reflect.Value, ti *typeInfo) error {
 	if err != nil {
 		return &keyError{typ: v.Type(), reason: "MarshalBinary failed, so it cannot be part of a key", cause: err}
 	}
-	e.string(tagMarshal, ti.name)
+	e.marshaled(ti.name, data)
+	return nil
+}
+
+// marshaled writes the bytes data that stand for a value of the type named
+// name.
+func (e *encoder) marshaled(name string, data []byte) {
+	e.string(tagMarshal, name)
 	e.buf = binary.AppendUvarint(e.buf, uint64(len(data)))
 	e.buf = append(e.buf, data...)
+}
+
+// bigNumber encodes a math/big Int, Rat or Float by its value, as text that
+// does not depend on the size of machine words (their digits are words).
+func (e *encoder) bigNumber(v reflect.Value, ti *typeInfo) error {
+	var p reflect.Value // a pointer to v's number
+	switch {
+	case v.CanAddr():
+		// Even where v was reached through unexported fields, the methods
+		// that read the number may be called through its address.
+		p = reflect.NewAt(v.Type(), unsafe.Pointer(v.UnsafeAddr()))
+	case v.CanInterface():
+		p = reflect.New(v.Type())
+		p.Elem().Set(v)
+	default:
+		return &keyError{typ: v.Type(), reason: "a math/big value held by value where it cannot be read (in an unexported field) must be held through a pointer to be part of a key"}
+	}
+	var text string
+	switch ti.big {
+	case bigInt:
+		text = p.Interface().(*big.Int).Text(16)
+	case bigRat:
+		r := p.Interface().(*big.Rat)
+		text = r.Num().Text(16) + "/" + r.Denom().Text(16)
+	case bigFloat:
+		if f := p.Interface().(*big.Float); f.Sign() == 0 {
+			text = "0" // for -0 too
+		} else {
+			text = f.Text('p', 0)
+		}
+	}
+	e.marshaled(ti.name, []byte(text))
 	return nil
 }
 
 // typeInfo is what the encoder needs to know of a type, computed once.
 type typeInfo struct {
-	name      string // deterministic name, see typeName
-	marshal   bool   // encoded by its own MarshalBinary
-	forbidden string // why the type cannot be encoded, or ""
+	name      string  // deterministic name, see typeName
+	marshal   bool    // encoded by its own MarshalBinary
+	big       bigKind // a math/big number, encoded by its value
+	forbidden string  // why the type cannot be encoded, or ""
+	fields    []int   // for a struct, the indexes of its fields that are written: all but blank ones
 }
+
+// bigKind tells which math/big number a type is, if any.
+type bigKind uint8
+
+const (
+	notBig bigKind = iota
+	bigInt
+	bigRat
+	bigFloat
+)
 
 var (
 	typeInfos       sync.Map // reflect.Type -> *typeInfo
 	marshalerType   = reflect.TypeFor[encoding.BinaryMarshaler]()
 	timeLocationTyp = reflect.TypeFor[time.Location]()
+	bigKinds        = map[reflect.Type]bigKind{
+		reflect.TypeFor[big.Int]():   bigInt,
+		reflect.TypeFor[big.Rat]():   bigRat,
+		reflect.TypeFor[big.Float](): bigFloat,
+	}
 )
 
 func typeInfoOf(t reflect.Type) *typeInfo {
 	if ti, ok := typeInfos.Load(t); ok {
 		return ti.(*typeInfo)
 	}
-	ti := &typeInfo{name: typeName(t)}
+	ti := &typeInfo{name: typeName(t), big: bigKinds[t]}
 	k := t.Kind()
 	if k != reflect.Pointer && k != reflect.Interface && t.Implements(marshalerType) && !promotesMarshaler(t) {
 		ti.marshal = true
 	}
 	if t == timeLocationTyp {
 		ti.forbidden = "holds caches that differ between processes, so it cannot be part of a key"
+	}
+	if k == reflect.Struct {
+		for i := range t.NumField() {
+			if t.Field(i).Name != "_" {
+				ti.fields = append(ti.fields, i)
+			}
+		}
 	}
 	got, _ := typeInfos.LoadOrStore(t, ti)
 	return got.(*typeInfo)
@@ -716,17 +852,19 @@ func promotesMarshaler(t reflect.Type) bool {
 	return false
 }
 
-// typeName names t the same way in every process: package path and name for
-// a named type, the predeclared name for a predeclared one, and for an
-// unnamed one its composition, built from the names of its parts where reflect
-// would print only package names (structs, funcs and the like use reflect's
-// String).
+// typeName names t the same way in every process, and gives two types one
+// name only if they are identical (but for types declared with one name in
+// different functions of one package): package path and name for a named
+// type (reflect names a generic instance's type arguments with their package
+// paths), the predeclared name for a predeclared one, and for an unnamed one
+// its composition, built from the names of its parts where reflect would
+// print only package names. The composition follows Go's syntax, with package
+// paths, and with "embedded" before an embedded field of a struct; an
+// unexported field or method name is qualified by its package path, as such
+// names from different packages differ.
 func typeName(t reflect.Type) string {
 	if name := t.Name(); name != "" {
-		if pkg := t.PkgPath(); pkg != "" {
-			return pkg + "." + name
-		}
-		return name
+		return qualified(t.PkgPath(), name)
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
@@ -737,8 +875,97 @@ func typeName(t reflect.Type) string {
 		return "[" + strconv.Itoa(t.Len()) + "]" + typeName(t.Elem())
 	case reflect.Map:
 		return "map[" + typeName(t.Key()) + "]" + typeName(t.Elem())
+	case reflect.Chan:
+		switch t.ChanDir() {
+		case reflect.RecvDir:
+			return "<-chan " + typeName(t.Elem())
+		case reflect.SendDir:
+			return "chan<- " + typeName(t.Elem())
+		}
+		if el := t.Elem(); el.Kind() == reflect.Chan && el.Name() == "" && el.ChanDir() == reflect.RecvDir {
+			return "chan (" + typeName(el) + ")" // as "chan <-chan T" is "chan<- chan T"
+		}
+		return "chan " + typeName(t.Elem())
+	case reflect.Func:
+		return "func" + signature(t)
+	case reflect.Interface:
+		if t.NumMethod() == 0 {
+			return "interface {}"
+		}
+		methods := make([]string, t.NumMethod())
+		for i := range methods {
+			m := t.Method(i)
+			methods[i] = qualified(m.PkgPath, m.Name) + signature(m.Type)
+		}
+		slices.Sort(methods)
+		return "interface { " + strings.Join(methods, "; ") + " }"
 	}
-	return t.String()
+	// The kind left is Struct.
+	if t.NumField() == 0 {
+		return "struct {}"
+	}
+	var b strings.Builder
+	b.WriteString("struct { ")
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		if f.Anonymous {
+			b.WriteString("embedded ")
+		}
+		b.WriteString(qualified(f.PkgPath, f.Name))
+		b.WriteString(" ")
+		b.WriteString(typeName(f.Type))
+		if f.Tag != "" {
+			b.WriteString(" ")
+			b.WriteString(strconv.Quote(string(f.Tag)))
+		}
+	}
+	b.WriteString(" }")
+	return b.String()
+}
+
+// qualified returns name, prefixed by pkgPath when that is not empty: the
+// package of a named type, or of an unexported field or method name.
+func qualified(pkgPath, name string) string {
+	if pkgPath == "" {
+		return name
+	}
+	return pkgPath + "." + name
+}
+
+// signature names the parameters and results of the func type t, as Go
+// writes them after "func".
+func signature(t reflect.Type) string {
+	var b strings.Builder
+	b.WriteString("(")
+	for i := range t.NumIn() {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if t.IsVariadic() && i == t.NumIn()-1 {
+			b.WriteString("..." + typeName(t.In(i).Elem()))
+		} else {
+			b.WriteString(typeName(t.In(i)))
+		}
+	}
+	b.WriteString(")")
+	switch t.NumOut() {
+	case 0:
+	case 1:
+		b.WriteString(" " + typeName(t.Out(0)))
+	default:
+		b.WriteString(" (")
+		for i := range t.NumOut() {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(typeName(t.Out(i)))
+		}
+		b.WriteString(")")
+	}
+	return b.String()
 }
 
 // keyError is the error of KeyOf and TypedKeyOf.
@@ -793,10 +1020,13 @@ func (e *keyError) Unwrap() []error {
 }
 
 // Typed keeps numerically equal keys of different types apart, as Python's
-// lru_cache(typed=True) does. It matters only for keys that hold interfaces:
-// by default a memoized func(any) V answers f(1), f(int64(1)), f(uint8(1))
-// and f(1.0) from one entry, as Python's default does; with Typed they are
-// four entries. Keys of concrete types are unaffected either way.
+// lru_cache(typed=True) does. It matters only for keys that hold empty
+// interfaces (any): by default a memoized func(any) V answers f(1),
+// f(int64(1)), f(uint8(1)) and f(1.0) from one entry, as Python's default
+// does; with Typed they are four entries. The same holds for any fields and
+// elements of struct and array keys. A non-empty interface (a fmt.Stringer,
+// say) keeps its numbers' types either way, since a number of another type
+// may not implement it. Keys of concrete types are unaffected either way.
 func Typed() Option {
 	return func(c *config) { c.Typed = true }
 }

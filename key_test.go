@@ -1,11 +1,16 @@
 package memo
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
 	"math/big"
+	r1 "math/rand"
+	r2 "math/rand/v2"
+	"os"
+	"os/exec"
 	"reflect"
 	"runtime/debug"
 	"slices"
@@ -74,6 +79,12 @@ type (
 		Next *keyChain
 		End  *keyShared
 	}
+	keyGen[T any] struct{ V T }
+	// keyNest nests by value, through interfaces only.
+	keyNest struct{ Next any }
+	// keyDAG shares its sub-values when L == R.
+	keyDAG      struct{ L, R *keyDAG }
+	keyBigField struct{ n big.Int }
 )
 
 func (v keyVersioned) MarshalBinary() ([]byte, error) {
@@ -132,7 +143,7 @@ func TestKeyOfPairs(t *testing.T) {
 		{name: "negative int vs float", a: keyArgs(-5), b: keyArgs(-5.0), untyped: true},
 		{name: "same int same type", a: keyArgs(42), b: keyArgs(42), untyped: true, typed: true},
 		{name: "different ints", a: keyArgs(1), b: keyArgs(2)},
-		{name: "2^53+1 vs float64(2^53)", a: keyArgs(1<<53 + 1), b: keyArgs(float64(1 << 53))},
+		{name: "2^53+1 vs float64(2^53)", a: keyArgs(int64(1<<53 + 1)), b: keyArgs(float64(1 << 53))},
 		{name: "2^53 vs float64(2^53)", a: keyArgs(int64(1 << 53)), b: keyArgs(float64(1 << 53)), untyped: true},
 		{name: "min int64 vs -2^63", a: keyArgs(int64(math.MinInt64)), b: keyArgs(-0x1p63), untyped: true},
 		{name: "2^63 uint vs float", a: keyArgs(uint64(1 << 63)), b: keyArgs(0x1p63), untyped: true},
@@ -144,7 +155,7 @@ func TestKeyOfPairs(t *testing.T) {
 		{name: "1.5 float32 vs float64", a: keyArgs(float32(1.5)), b: keyArgs(1.5), untyped: true},
 		{name: "float32(0.1) vs 0.1", a: keyArgs(float32(0.1)), b: keyArgs(0.1)},
 		{name: "float32(0.1) vs its float64", a: keyArgs(float32(0.1)), b: keyArgs(float64(float32(0.1))), untyped: true},
-		{name: "2^52-0.5 vs 2^52-1", a: keyArgs(0x1p52 - 0.5), b: keyArgs(1<<52 - 1)},
+		{name: "2^52-0.5 vs 2^52-1", a: keyArgs(0x1p52 - 0.5), b: keyArgs(int64(1<<52 - 1))},
 		{name: "0.5 vs 0.25", a: keyArgs(0.5), b: keyArgs(0.25)},
 		{name: "inf float32 vs float64", a: keyArgs(float32(math.Inf(1))), b: keyArgs(math.Inf(1)), untyped: true},
 		{name: "+inf vs -inf", a: keyArgs(math.Inf(1)), b: keyArgs(math.Inf(-1))},
@@ -220,6 +231,7 @@ func TestKeyOfPairs(t *testing.T) {
 		{name: "map vs slice of pairs", a: keyArgs(map[string]int{"a": 1}), b: keyArgs([]any{"a", 1})},
 		{name: "maps of number types", a: keyArgs(map[string]int{"a": 1}), b: keyArgs(map[string]float64{"a": 1}), untyped: true},
 		{name: "map keys equal in value", a: keyArgs(map[any]string{1: "a", int64(1): "b"}), b: keyArgs(map[any]string{1: "b", int64(1): "a"}), untyped: true},
+		{name: "nil maps of different types", a: keyArgs(nilMap), b: keyArgs(map[int]bool(nil)), untyped: true},
 		{name: "map NaN keys", a: keyArgs(map[float64]int{math.NaN(): 1, math.NaN(): 2}), b: keyArgs(map[float64]int{math.NaN(): 2, math.NaN(): 1}), untyped: true, typed: true},
 
 		// Structs.
@@ -276,6 +288,24 @@ func TestKeyOfPairs(t *testing.T) {
 		{name: "own MarshalBinary vs its bytes", a: keyArgs(keyVersioned{n: 1}), b: keyArgs([]byte("1"))},
 		{name: "promoted MarshalBinary keeps other fields", a: keyArgs(keyStamped{instant, "a"}), b: keyArgs(keyStamped{instant, "b"})},
 		{name: "promoted MarshalBinary equal", a: keyArgs(keyStamped{instant, "a"}), b: keyArgs(keyStamped{instant.Round(0), "a"}), untyped: true, typed: true},
+
+		// math/big, by value and apart from Go's numbers.
+		{name: "big.Int equal", a: keyArgs(big.NewInt(1 << 40)), b: keyArgs(new(big.Int).Lsh(big.NewInt(1), 40)), untyped: true, typed: true},
+		{name: "big.Int differs", a: keyArgs(big.NewInt(1)), b: keyArgs(big.NewInt(-1))},
+		{name: "big.Int vs int", a: keyArgs(big.NewInt(1)), b: keyArgs(keyIntPtr(1))},
+		{name: "big.Int vs big.Rat", a: keyArgs(big.NewInt(1)), b: keyArgs(big.NewRat(1, 1))},
+		{name: "big.Int by value vs pointer", a: keyArgs(*big.NewInt(7)), b: keyArgs(big.NewInt(7))},
+		{name: "big.Int by value", a: keyArgs(*big.NewInt(7)), b: keyArgs(*big.NewInt(7)), untyped: true, typed: true},
+		{name: "big.Int in unexported field through pointer", a: keyArgs(&keyBigField{*big.NewInt(3)}), b: keyArgs(&keyBigField{*big.NewInt(3)}), untyped: true, typed: true},
+		{name: "big.Int in unexported field differs", a: keyArgs(&keyBigField{*big.NewInt(3)}), b: keyArgs(&keyBigField{*big.NewInt(4)})},
+		{name: "big.Rat normalized", a: keyArgs(big.NewRat(2, 4)), b: keyArgs(big.NewRat(1, 2)), untyped: true, typed: true},
+		{name: "big.Rat zero value", a: keyArgs(new(big.Rat)), b: keyArgs(big.NewRat(0, 5)), untyped: true, typed: true},
+		{name: "big.Rat differs", a: keyArgs(big.NewRat(1, 3)), b: keyArgs(big.NewRat(-1, 3))},
+		{name: "big.Float precisions", a: keyArgs(new(big.Float).SetPrec(20).SetInt64(3)), b: keyArgs(new(big.Float).SetPrec(200).SetInt64(3)), untyped: true, typed: true},
+		{name: "big.Float -0 vs 0", a: keyArgs(new(big.Float).Neg(new(big.Float))), b: keyArgs(new(big.Float)), untyped: true, typed: true},
+		{name: "big.Float differs", a: keyArgs(big.NewFloat(0.5)), b: keyArgs(big.NewFloat(0.25))},
+		{name: "big.Float infinities", a: keyArgs(big.NewFloat(math.Inf(1))), b: keyArgs(big.NewFloat(math.Inf(-1)))},
+		{name: "big.Float vs float64", a: keyArgs(big.NewFloat(0.5)), b: keyArgs(0.5)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -304,7 +334,7 @@ func TestKeyOfPairs(t *testing.T) {
 // value, as it would meet it inside a struct, slice or interface.
 func TestKeyFastPathMatchesReflection(t *testing.T) {
 	values := []any{
-		true, false, 0, -1, 1 << 40, int8(-8), int16(300), int32(-70000), int64(math.MinInt64),
+		true, false, 0, -1, math.MaxInt, int8(-8), int16(300), int32(-70000), int64(math.MinInt64),
 		uint(7), uint8(255), uint16(65535), uint32(1 << 31), uint64(math.MaxUint64), uintptr(9),
 		float32(1.25), float32(math.NaN()), 2.5, math.Inf(-1), 0x1p63, 1e300, math.Copysign(0, -1),
 		complex64(complex(1, -1)), complex(0.5, 0), complex(math.NaN(), math.NaN()),
@@ -334,20 +364,195 @@ func TestKeyFastPathMatchesReflection(t *testing.T) {
 
 func TestKeyTypeNames(t *testing.T) {
 	for _, tt := range []struct {
-		v    any
+		typ  reflect.Type
 		want string
 	}{
-		{1, "int"},
-		{[]byte(nil), "[]uint8"},
-		{[]any(nil), "[]interface {}"},
-		{keyPointA{}, "github.com/gomemo/memo.keyPointA"},
-		{[]*keyPointA(nil), "[]*github.com/gomemo/memo.keyPointA"},
-		{map[string][3]keyCelsius(nil), "map[string][3]github.com/gomemo/memo.keyCelsius"},
-		{time.Time{}, "time.Time"},
-		{struct{ A int }{}, "struct { A int }"},
+		{reflect.TypeFor[int](), "int"},
+		{reflect.TypeFor[[]byte](), "[]uint8"},
+		{reflect.TypeFor[[]any](), "[]interface {}"},
+		{reflect.TypeFor[keyPointA](), "github.com/gomemo/memo.keyPointA"},
+		{reflect.TypeFor[[]*keyPointA](), "[]*github.com/gomemo/memo.keyPointA"},
+		{reflect.TypeFor[map[string][3]keyCelsius](), "map[string][3]github.com/gomemo/memo.keyCelsius"},
+		{reflect.TypeFor[time.Time](), "time.Time"},
+		{reflect.TypeFor[error](), "error"},
+		{reflect.TypeFor[keyGen[*r1.Rand]](), "github.com/gomemo/memo.keyGen[*math/rand.Rand]"},
+		{reflect.TypeFor[struct{ A int }](), "struct { A int }"},
+		{reflect.TypeFor[struct{}](), "struct {}"},
+		{reflect.TypeFor[struct{ F *r1.Rand }](), "struct { F *math/rand.Rand }"},
+		{reflect.TypeFor[struct{ F *r2.Rand }](), "struct { F *math/rand/v2.Rand }"},
+		{reflect.TypeFor[struct {
+			n int `tag:"n"`
+			time.Time
+			error
+		}](), `struct { github.com/gomemo/memo.n int "tag:\"n\""; embedded Time time.Time; embedded github.com/gomemo/memo.error error }`},
+		{reflect.TypeFor[func(int, ...*r2.Rand) (bool, error)](), "func(int, ...*math/rand/v2.Rand) (bool, error)"},
+		{reflect.TypeFor[func() func() *r1.Rand](), "func() func() *math/rand.Rand"},
+		{reflect.TypeFor[func([]int)](), "func([]int)"},
+		{reflect.TypeFor[chan<- *r1.Rand](), "chan<- *math/rand.Rand"},
+		{reflect.TypeFor[chan (<-chan int)](), "chan (<-chan int)"},
+		{reflect.TypeFor[chan<- chan int](), "chan<- chan int"},
+		{reflect.TypeFor[interface {
+			M(*r1.Rand) int
+			m()
+		}](), "interface { M(*math/rand.Rand) int; github.com/gomemo/memo.m() }"},
 	} {
-		assert.Equal(t, tt.want, typeName(reflect.TypeOf(tt.v)))
+		assert.Equal(t, tt.want, typeName(tt.typ))
 	}
+}
+
+// TestKeyUnnamedTypesByPath shows that unnamed types are named with package
+// paths: reflect's String names both of these "struct { F *rand.Rand }".
+func TestKeyUnnamedTypesByPath(t *testing.T) {
+	for _, typed := range []bool{false, true} {
+		assert.NotEqual(t, hex.EncodeToString([]byte(keyMustOf(t, typed, struct{ F *r1.Rand }{}))),
+			hex.EncodeToString([]byte(keyMustOf(t, typed, struct{ F *r2.Rand }{}))), "typed=%v", typed)
+	}
+	// Typed keys name the types of values in interfaces, nil ones included.
+	for _, pair := range [][2]any{
+		{([]func(*r1.Rand))(nil), ([]func(*r2.Rand))(nil)},
+		{[]chan *r1.Rand(nil), []chan *r2.Rand(nil)},
+		{[]interface{ M(*r1.Rand) }(nil), []interface{ M(*r2.Rand) }(nil)},
+		{(*struct{ F *r1.Rand })(nil), (*struct{ F *r2.Rand })(nil)},
+	} {
+		assert.NotEqual(t, keyMustOf(t, true, pair[0]), keyMustOf(t, true, pair[1]), "%T", pair[0])
+		assert.Equal(t, keyMustOf(t, false, pair[0]), keyMustOf(t, false, pair[1]), "%T", pair[0])
+	}
+}
+
+// keyBlankT and keyFullT make values of two struct types named keyT, one with
+// a blank field.
+func keyBlankT(a, b int) any {
+	type keyT struct {
+		A int
+		_ int
+		B int
+	}
+	return keyT{A: a, B: b}
+}
+
+func keyFullT(a, b, c int) any {
+	type keyT struct{ A, B, C int }
+	return keyT{a, b, c}
+}
+
+// TestKeyBlankFieldsPrefixFree shows that a struct's field count is that of
+// the fields written: were blank fields counted, the encoding of keyBlankT
+// followed by an int would be that of keyFullT.
+func TestKeyBlankFieldsPrefixFree(t *testing.T) {
+	for _, typed := range []bool{false, true} {
+		a := keyMustOf(t, typed, keyBlankT(1, 2), 3, keyFullT(4, 5, 6))
+		b := keyMustOf(t, typed, keyFullT(1, 2, 3), keyBlankT(4, 5), 6)
+		assert.NotEqual(t, hex.EncodeToString([]byte(a)), hex.EncodeToString([]byte(b)), "typed=%v", typed)
+	}
+}
+
+// TestKeyNilsAcrossTypes pins which nils of different types share a key.
+func TestKeyNilsAcrossTypes(t *testing.T) {
+	assert.Equal(t, keyMustOf(t, false, []int(nil)), keyMustOf(t, false, []string(nil)), "nil slices")
+	assert.NotEqual(t, keyMustOf(t, false, []byte(nil)), keyMustOf(t, false, []int(nil)), "nil []byte vs nil []int")
+	assert.Equal(t, keyMustOf(t, false, map[string]int(nil)), keyMustOf(t, false, map[int][]bool(nil)), "nil maps")
+	assert.Equal(t, keyMustOf(t, false, (*int)(nil)), keyMustOf(t, false, (*keyPointA)(nil)), "nil pointers")
+}
+
+// keyDeepChild, set in the environment, makes TestKeyDeepListNoCrash do the
+// deep KeyOf it runs in a child process.
+const keyDeepChild = "MEMO_KEY_DEEP_CHILD"
+
+// TestKeyDeepListNoCrash runs KeyOf on a list far deeper than maxKeyDepth in a
+// child process, since overflowing the stack would end the test binary.
+func TestKeyDeepListNoCrash(t *testing.T) {
+	if os.Getenv(keyDeepChild) == "1" {
+		var head *keyNode
+		for i := range 1_000_000 {
+			head = &keyNode{Next: head, V: i}
+		}
+		_, err := KeyOf(head)
+		fmt.Println(err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestKeyDeepListNoCrash$")
+	cmd.Env = append(os.Environ(), keyDeepChild+"=1")
+	out, err := cmd.CombinedOutput()
+	lines := strings.SplitN(string(out), "\n", 11)
+	head := strings.Join(lines[:min(len(lines), 10)], "\n")
+	require.NoError(t, ctx.Err(), "the child did not finish")
+	require.NoError(t, err, "the child failed; its output begins:\n%s", head)
+	assert.Contains(t, string(out), "memo: argument 0 (*memo.keyNode): the value is nested more than 10000 levels deep, so it cannot be part of a key\n")
+}
+
+// TestKeyDepthLimit checks that maxKeyDepth levels encode and one more does
+// not, nested through pointers or through interfaces only.
+func TestKeyDepthLimit(t *testing.T) {
+	list := func(n int) *keyNode {
+		var head *keyNode
+		for range n {
+			head = &keyNode{Next: head}
+		}
+		return head
+	}
+	nest := func(n int) keyNest {
+		var v keyNest
+		for range n {
+			v = keyNest{Next: v}
+		}
+		return v
+	}
+	for _, typed := range []bool{false, true} {
+		for _, tt := range []struct {
+			name      string
+			deep, too any
+			argType   string
+		}{
+			{"pointers", list(maxKeyDepth), list(maxKeyDepth + 1), "*memo.keyNode"},
+			{"interfaces", nest(maxKeyDepth), nest(maxKeyDepth + 1), "memo.keyNest"},
+		} {
+			t.Run(fmt.Sprintf("%s/typed=%v", tt.name, typed), func(t *testing.T) {
+				keyMustOf(t, typed, tt.deep)
+				var err error
+				if typed {
+					_, err = TypedKeyOf(tt.too)
+				} else {
+					_, err = KeyOf(tt.too)
+				}
+				require.ErrorIs(t, err, ErrUnsupportedArgument)
+				assert.EqualError(t, err, "memo: argument 0 ("+tt.argType+"): the value is nested more than 10000 levels deep, so it cannot be part of a key")
+			})
+		}
+	}
+}
+
+// TestKeyLengthLimit checks that data sharing sub-values, which are encoded
+// once per path to them, is refused once its key passes maxKeyLen.
+func TestKeyLengthLimit(t *testing.T) {
+	dag := &keyDAG{}
+	for range 40 {
+		dag = &keyDAG{L: dag, R: dag}
+	}
+	var err error
+	within(t, 30*time.Second, func() { _, err = KeyOf(dag) })
+	require.ErrorIs(t, err, ErrUnsupportedArgument)
+	assert.EqualError(t, err, "memo: argument 0 (*memo.keyDAG): the key would be longer than 64 MiB (67108864 bytes), so it cannot be built")
+
+	_, err = KeyOf(1, make([]byte, maxKeyLen))
+	assert.EqualError(t, err, "memo: argument 1 ([]uint8): the key would be longer than 64 MiB (67108864 bytes), so it cannot be built")
+
+	mib := make([]byte, 1<<20)
+	assert.Equal(t, 1<<20+7, len(keyMustOf(t, false, mib)))
+	assert.Equal(t, 1<<20+34, len(keyMustOf(t, true, []any{mib})))
+}
+
+// TestKeyOneEntryMapsNotCopied checks that a one-entry map is not copied to
+// be sorted, which would make a chain of such maps quadratic.
+func TestKeyOneEntryMapsNotCopied(t *testing.T) {
+	var v any = 0
+	for range 1000 {
+		v = map[string]any{"k": v}
+	}
+	e := &encoder{}
+	require.NoError(t, e.value(reflect.ValueOf(v)))
+	assert.Zero(t, cap(e.scratch))
 }
 
 func TestKeyDeterministic(t *testing.T) {
@@ -377,26 +582,42 @@ func TestKeyDeterministic(t *testing.T) {
 // encoding changed: keys stored by earlier builds would no longer be found,
 // so such a change needs a new KeyVersion (and these values updated).
 func TestKeyGolden(t *testing.T) {
+	// str is a string's length (below 128) and bytes; num a math/big number.
+	str := func(s string) string { return fmt.Sprintf("%02x", len(s)) + hex.EncodeToString([]byte(s)) }
+	num := func(typ, text string) string { return "78" + str("math/big."+typ) + str(text) }
+	over64, _ := new(big.Int).SetString("400000000000000001", 16)
+	third := new(big.Float).SetPrec(200).Quo(big.NewFloat(1), big.NewFloat(3))
 	for _, tt := range []struct {
 		name  string
 		typed bool
 		args  []any
 		want  string
 	}{
-		{"empty", false, keyArgs(), "015500"},
-		{"int and string", false, keyArgs(1, "ab"), "01550269027302" + "6162"},
-		{"numbers", false, keyArgs(-1, 1.5, math.NaN(), complex(0, 1), uint64(math.MaxUint64), true, nil), "015507" +
+		{"empty", false, keyArgs(), "025500"},
+		{"int and string", false, keyArgs(1, "ab"), "02550269027302" + "6162"},
+		{"numbers", false, keyArgs(-1, 1.5, math.NaN(), complex(0, 1), uint64(math.MaxUint64), true, nil), "025507" +
 			"6901" + "643ff8000000000000" + "647ff8000000000001" + "63" + "0000000000000000" + "3ff0000000000000" +
 			"75ffffffffffffffffff01" + "6201" + "7a"},
-		{"slice and map", false, keyArgs([]int{1, 2}, map[string]int{"b": 2, "a": 1}, []byte("hi"), [1]bool{}), "015504" +
+		{"slice and map", false, keyArgs([]int{1, 2}, map[string]int{"b": 2, "a": 1}, []byte("hi"), [1]bool{}), "025504" +
 			"6c0269026904" + "6d02" + "730161" + "6902" + "730162" + "6904" + "7902" + "6869" + "6101" + "6200"},
-		{"nils", false, keyArgs([]int(nil), map[int]int(nil), []byte(nil), (*int)(nil), keyIntPtr(3)), "015505" + "4c" + "4d" + "59" + "50" + "706906"},
-		{"struct", false, keyArgs(keyPointA{1, 2}), "015501" + "72" + "20" + hex.EncodeToString([]byte("github.com/gomemo/memo.keyPointA")) + "02" + "6902" + "6904"},
-		{"time", false, keyArgs(time.Date(2024, 1, 2, 3, 4, 5, 6, time.UTC)), "015501" + "78" + "09" + hex.EncodeToString([]byte("time.Time")) + "0f" + "01" + "0000000edd257425" + "00000006" + "ffff"},
-		{"typed", true, keyArgs(1, "ab", []any{int8(1), nil}), "015403" +
+		{"nils", false, keyArgs([]int(nil), map[int]int(nil), []byte(nil), (*int)(nil), keyIntPtr(3)), "025505" + "4c" + "4d" + "59" + "50" + "706906"},
+		{"struct", false, keyArgs(keyPointA{1, 2}), "025501" + "72" + "20" + hex.EncodeToString([]byte("github.com/gomemo/memo.keyPointA")) + "02" + "6902" + "6904"},
+		{"time", false, keyArgs(time.Date(2024, 1, 2, 3, 4, 5, 6, time.UTC)), "025501" + "78" + "09" + hex.EncodeToString([]byte("time.Time")) + "0f" + "01" + "0000000edd257425" + "00000006" + "ffff"},
+		{"typed", true, keyArgs(1, "ab", []any{int8(1), nil}), "025403" +
 			"7403696e74" + "6902" +
 			"7406737472696e67" + "73026162" +
 			"740e5b5d696e74657266616365207b7d" + "6c02" + "740469" + "6e7438" + "6902" + "7a"},
+		{"blank field", false, keyArgs(keyWithBlank{A: 1, B: 2}), "025501" + "72" + str("github.com/gomemo/memo.keyWithBlank") + "02" + "6902" + "6904"},
+		{"unnamed struct", false, keyArgs(struct{ F *r2.Rand }{}), "025501" + "72" + str("struct { F *math/rand/v2.Rand }") + "01" + "50"},
+		{"int at 1<<31-1", false, keyArgs(keyPointA{1<<31 - 1, -1 << 31}), "025501" + "72" + str("github.com/gomemo/memo.keyPointA") + "02" + "69feffffff0f" + "69ffffffff0f"},
+		{"big.Int", false, keyArgs(big.NewInt(1<<40), over64, big.NewInt(-31), *big.NewInt(255)), "025504" +
+			"70" + num("Int", "10000000000") + "70" + num("Int", "400000000000000001") + "70" + num("Int", "-1f") + num("Int", "ff")},
+		{"big.Rat", false, keyArgs(big.NewRat(-3, 4), new(big.Rat), big.NewRat(1, 1<<40)), "025503" +
+			"70" + num("Rat", "-3/4") + "70" + num("Rat", "0/1") + "70" + num("Rat", "1/10000000000")},
+		{"big.Float", false, keyArgs(new(big.Float).SetPrec(20).SetFloat64(1.5), third, new(big.Float).Neg(new(big.Float)), big.NewFloat(math.Inf(-1)), big.NewFloat(-0.1)), "025505" +
+			"70" + num("Float", "0x.cp+1") + "70" + num("Float", "0x.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaabp-1") +
+			"70" + num("Float", "0") + "70" + num("Float", "-Inf") + "70" + num("Float", "-0x.ccccccccccccdp-3")},
+		{"typed big.Int", true, keyArgs(big.NewInt(1)), "025401" + "74" + str("*math/big.Int") + "70" + num("Int", "1")},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			assert.Equal(t, tt.want, hex.EncodeToString([]byte(keyMustOf(t, tt.typed, tt.args...))))
@@ -443,6 +664,8 @@ func TestKeyErrors(t *testing.T) {
 			message: "memo: argument 0 (time.Time): MarshalBinary failed, so it cannot be part of a key: Time.MarshalBinary: unexpected zone offset", exact: true},
 		{name: "time.Location", args: keyArgs(keyWithLoc{time.UTC}), message: "memo: argument 0 (memo.keyWithLoc): time.Location at .L: holds caches that differ between processes, so it cannot be part of a key", exact: true},
 		{name: "sync/atomic style unsafe.Pointer field", args: keyArgs(struct{ p unsafe.Pointer }{}), message: "memo: argument 0 (struct { p unsafe.Pointer }): unsafe.Pointer at .p: cannot be part of a key", exact: true},
+		{name: "big.Int by value in unexported field", args: keyArgs(keyBigField{*big.NewInt(1)}),
+			message: "memo: argument 0 (memo.keyBigField): big.Int at .n: a math/big value held by value where it cannot be read (in an unexported field) must be held through a pointer to be part of a key", exact: true},
 	}
 	for _, tt := range tests {
 		for _, typed := range []bool{false, true} {
@@ -641,6 +864,12 @@ func keyFuzzPool(s1, s2 string, n int64, x float64, flag bool, raw []byte) []any
 		nilOrEmptyMap = map[string]int{}
 		nilOrRaw = raw
 	}
+	bigX := (*big.Float)(nil) // big.NewFloat panics on NaN
+	if !math.IsNaN(x) && !math.IsInf(x, 0) {
+		bigX = big.NewFloat(x)
+	}
+	// Entries are only ever added at the end: the seed corpus picks entries
+	// by index.
 	return []any{
 		s1, s2, n, x, flag, raw,
 		int32(n), uint64(n), float32(x), float64(n), complex(x, 0), complex(x, float64(n)),
@@ -658,6 +887,9 @@ func keyFuzzPool(s1, s2 string, n int64, x float64, flag bool, raw []byte) []any
 		// next to x, integers above math.MaxInt64.
 		float64(n) + 0.5, xInt, uint64(n) | 1<<63, float64(uint64(n) | 1<<63),
 		[]any{raw, s1}, map[string][]byte{s1: raw}, keyFuzzPair{s2, x}, &[]any{s1},
+		// A blank field, unnamed types that reflect prints alike, math/big.
+		keyWithBlank{A: int(n), B: len(s1)}, struct{ F *r1.Rand }{}, struct{ F *r2.Rand }{},
+		big.NewInt(n), bigX,
 	}
 }
 
@@ -670,6 +902,28 @@ func keyFuzzPick(pool []any, sel uint64) []any {
 		args[i] = pool[int(sel>>(8*(i+1))&0xff)%len(pool)]
 	}
 	return args
+}
+
+// keyCanonTypes numbers the types keyCanon meets, so that it tells types
+// apart by identity rather than by a name.
+var keyCanonTypes struct {
+	sync.Mutex
+	ids map[reflect.Type]int
+}
+
+// keyCanonType is t's number, written as "#n".
+func keyCanonType(t reflect.Type) string {
+	keyCanonTypes.Lock()
+	defer keyCanonTypes.Unlock()
+	id, ok := keyCanonTypes.ids[t]
+	if !ok {
+		if keyCanonTypes.ids == nil {
+			keyCanonTypes.ids = make(map[reflect.Type]int)
+		}
+		id = len(keyCanonTypes.ids)
+		keyCanonTypes.ids[t] = id
+	}
+	return "#" + strconv.Itoa(id)
 }
 
 // keyCanon writes the reference canonical form of an argument list: two
@@ -691,7 +945,7 @@ func keyCanonIface(b *strings.Builder, v reflect.Value, typed bool) {
 		return
 	}
 	if typed {
-		fmt.Fprintf(b, "<%s>", v.Type())
+		b.WriteString("<" + keyCanonType(v.Type()) + ">")
 	}
 	keyCanonValue(b, v, typed)
 }
@@ -715,11 +969,28 @@ func keyCanonFloat(b *strings.Builder, f float64) {
 }
 
 func keyCanonValue(b *strings.Builder, v reflect.Value, typed bool) {
-	if tm, ok := v.Interface().(time.Time); ok {
+	switch x := v.Interface().(type) {
+	case time.Time:
 		// MarshalBinary keeps the instant and the UTC offset, and tells
 		// UTC apart from other zones at offset 0.
-		_, offset := tm.Zone()
-		fmt.Fprintf(b, "time(%d,%d,%d,%v)", tm.Unix(), tm.Nanosecond(), offset, tm.Location() == time.UTC)
+		_, offset := x.Zone()
+		fmt.Fprintf(b, "time(%d,%d,%d,%v)", x.Unix(), x.Nanosecond(), offset, x.Location() == time.UTC)
+		return
+	case big.Int:
+		// math/big numbers by their exact value, apart from other numbers
+		// and from each other by type.
+		b.WriteString("big" + keyCanonType(v.Type()) + "(" + x.String() + ")")
+		return
+	case big.Float:
+		text := x.Text('g', 10) // ±Inf
+		if !x.IsInf() {
+			r, _ := x.Rat(nil)
+			text = r.RatString()
+		}
+		b.WriteString("big" + keyCanonType(v.Type()) + "(" + text + ")")
+		return
+	case big.Rat:
+		b.WriteString("big" + keyCanonType(v.Type()) + "(" + x.RatString() + ")")
 		return
 	}
 	switch v.Kind() {
@@ -797,8 +1068,13 @@ func keyCanonValue(b *strings.Builder, v reflect.Value, typed bool) {
 		}
 		keyCanonIface(b, v.Elem(), typed)
 	case reflect.Struct:
-		b.WriteString("struct " + v.Type().PkgPath() + "." + v.Type().Name() + "{")
+		// Two struct types differ however alike they print; blank fields
+		// are left out.
+		b.WriteString("struct" + keyCanonType(v.Type()) + "{")
 		for i := range v.NumField() {
+			if v.Type().Field(i).Name == "_" {
+				continue
+			}
 			keyCanonValue(b, v.Field(i), typed)
 			b.WriteString(",")
 		}
@@ -809,9 +1085,9 @@ func keyCanonValue(b *strings.Builder, v reflect.Value, typed bool) {
 }
 
 // keyFuzzCore are pool indexes (strings and their splits, numbers next to
-// each other, bytes, nil) whose every ordered pair the fuzz test encodes, so
-// that two-argument collisions need no lucky selectors.
-var keyFuzzCore = []int{0, 1, 2, 3, 5, 21, 28, 38, 39, 40, 43, 44}
+// each other, bytes, nil, structs, math/big) whose every ordered pair the
+// fuzz test encodes, so that two-argument collisions need no lucky selectors.
+var keyFuzzCore = []int{0, 1, 2, 3, 5, 21, 28, 38, 39, 40, 43, 44, 52, 53, 54, 55, 56}
 
 func FuzzKeyOf(f *testing.F) {
 	// sel: low byte = number of arguments, then one index per argument; the
@@ -827,6 +1103,10 @@ func FuzzKeyOf(f *testing.F) {
 	f.Add("q", "r", int64(2), 2.0, true, []byte("q"), one(0x05), one(0x1e))                   // raw vs nil bytes
 	f.Add("ab", "", int64(2), 0.5, false, []byte("ab"), uint64(0x0100_0203), uint64(0x0100_0103))
 	f.Add("abc", "d", int64(1), -0.5, false, []byte("abcd"), uint64(0x010002), uint64(0x272602)) // split strings
+	f.Add("", "", int64(0), 0.0, false, []byte{}, one(53), one(54))                              // struct { F *rand.Rand } twice
+	f.Add("ab", "", int64(2), 2.0, true, []byte("ab"), one(52), one(0x1a))                       // blank field
+	f.Add("a", "b", int64(1<<40), 0x1p40, true, []byte{}, one(55), one(2))                       // big.Int vs int64
+	f.Add("a", "b", int64(-3), -3.0, true, []byte{}, one(56), one(3))                            // big.Float vs float64
 
 	f.Fuzz(func(t *testing.T, s1, s2 string, n int64, x float64, flag bool, raw []byte, selA, selB uint64) {
 		// Two pools built alike, sharing no pointer or slice, so equal
