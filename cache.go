@@ -145,6 +145,7 @@ type Cache[K comparable, V any] struct {
 	flights []*call[V]
 	idle    []int32
 	spares  []*call[V] // calls no longer used, for executions to come
+	gen     uint64     // how many times Clear has run; an execution notes it
 
 	fn     func(context.Context, K) (V, error)
 	params Parameters
@@ -168,8 +169,9 @@ type call[V any] struct {
 	done    chan struct{} // made when someone needs to wait; closed at the end
 	waiters int           // callers still waiting, the executing one included
 	cancel  context.CancelFunc
-	flight  int32 // its index in Cache.flights while it is registered
-	refresh bool  // a background refresh of a stale value
+	flight  int32  // its index in Cache.flights while it is registered
+	gen     uint64 // Cache.gen when it started
+	refresh bool   // a background refresh of a stale value
 	ending[V]
 }
 
@@ -262,9 +264,14 @@ func build[K comparable, V any](fn func(context.Context, K) (V, error), p Parame
 // its own key it waits for itself forever, as sync.Once does.
 //
 // If fn panics, nothing is cached, and every caller waiting on that execution
-// panics with a *PanicError holding the original value and stack. A key that
-// holds an uncomparable value makes the returned function panic with an error
-// wrapping ErrNotComparable, before fn runs.
+// panics with a *PanicError holding the original value and stack. A panic
+// that no caller is left to receive (in a StaleWhileRevalidate refresh, or
+// in an execution whose callers all gave up through their contexts) is
+// raised again in the goroutine memo started for that execution, so it ends
+// the program as any unrecovered panic does, as singleflight's DoChan does;
+// it is never dropped. A key that holds an uncomparable value makes the
+// returned function panic with an error wrapping ErrNotComparable, before fn
+// runs.
 func Memoize[K comparable, V any](fn func(K) V, opts ...Option) (func(K) V, *Cache[K, V]) {
 	if fn == nil {
 		panic(nilFunc)
@@ -300,9 +307,13 @@ func MemoizeErr[K comparable, V any](fn func(K) (V, error), opts ...Option) (fun
 // caller of that execution has stopped waiting. To let callers stop waiting,
 // fn runs in a goroutine of its own, unless the starting caller's context can
 // never be cancelled (its Done method returns nil, as context.Background's
-// does); then it runs in the caller's goroutine. A hit returns the cached
-// value even if the caller's context has ended; a miss whose context has
-// ended returns the context's error without starting fn, and counts as a miss.
+// does); then it runs in the caller's goroutine. A call whose context has
+// already ended gets the cached value if there is one, as a hit; otherwise it
+// gets the context's error at once and counts as a miss, and neither starts
+// fn nor joins an execution in progress. Every call honours its context this
+// way, including calls that bypass the cache (MaxSize(0), NaN keys). A caller
+// that joins an execution counts as a hit when it joins, even if its context
+// ends before the result arrives.
 func MemoizeCtx[K comparable, V any](fn func(context.Context, K) (V, error), opts ...Option) (func(context.Context, K) (V, error), *Cache[K, V]) {
 	if fn == nil {
 		panic(nilFunc)
@@ -361,7 +372,7 @@ func (c *Cache[K, V]) doAny(ctx context.Context, ctxDone <-chan struct{}, k K, f
 	case missing:
 		return c.miss(ctx, ctxDone, k, i, now, fn)
 	case uncached:
-		return c.bypass(ctx, k, fn)
+		return c.bypass(ctx, ctxDone, k, fn)
 	}
 	return v, err
 }
@@ -376,7 +387,7 @@ func doArg[K comparable, V, A any](c *Cache[K, V], ctx context.Context, ctxDone 
 	}
 	exec := func(ctx context.Context, _ K) (V, error) { return fn(ctx, a) }
 	if out == uncached {
-		return c.bypass(ctx, k, exec)
+		return c.bypass(ctx, ctxDone, k, exec)
 	}
 	return c.miss(ctx, ctxDone, k, i, now, exec)
 }
@@ -474,6 +485,14 @@ func (c *Cache[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, i 
 			return v, err
 		}
 	}
+	if ended(ctxDone) {
+		// Nothing cached for a caller who would give up at once: a miss that
+		// neither starts nor joins an execution.
+		c.st.misses++
+		c.mu.Unlock()
+		var zero V
+		return zero, ctx.Err()
+	}
 	if i < 0 {
 		cl := c.flights[-i]
 		c.st.hits++
@@ -486,32 +505,45 @@ func (c *Cache[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, i 
 		return c.wait(ctxDone, ctx, k, cl)
 	}
 	c.st.misses++
+	return c.execute(ctx, ctxDone, k, fn, true)
+}
+
+// ended reports whether a context whose Done channel is done has ended.
+func ended(done <-chan struct{}) bool {
 	select {
-	case <-ctxDone:
-		// This caller would give up at once: start nothing.
-		c.mu.Unlock()
-		var zero V
-		return zero, ctx.Err()
+	case <-done:
+		return true
 	default:
+		return false
 	}
+}
+
+// execute runs fn for k on behalf of a caller counted as a miss, entered with
+// c.mu held, and returns the result. If shared, the execution is registered
+// as k's, for other callers to join and for its result to be stored.
+func (c *Cache[K, V]) execute(ctx context.Context, ctxDone <-chan struct{}, k K, fn func(context.Context, K) (V, error), shared bool) (V, error) {
 	if ctxDone == nil {
 		// Nobody can stop waiting for this execution before it ends, since
 		// later callers who give up leave this one waiting: run fn here.
 		cl := c.spare()
-		c.l.mark(k, c.register(cl))
+		if shared {
+			c.l.mark(k, c.register(cl))
+		}
 		c.mu.Unlock()
 		var out ending[V]
-		c.run(ctx, k, fn, cl, true, &out)
+		c.run(ctx, k, fn, cl, shared, &out)
 		return out.result()
 	}
-	cl := &call[V]{waiters: 1, done: make(chan struct{})}
-	c.l.mark(k, c.register(cl))
+	cl := &call[V]{waiters: 1, done: make(chan struct{}), gen: c.gen}
+	if shared {
+		c.l.mark(k, c.register(cl))
+	}
 	// fn keeps ctx's values but not its cancellation, which belongs to this
 	// caller alone; cl.cancel fires when the last caller gives up.
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	cl.cancel = cancel
 	c.mu.Unlock()
-	go c.run(fctx, k, fn, cl, true, nil)
+	go c.run(fctx, k, fn, cl, shared, nil)
 	return c.wait(ctxDone, ctx, k, cl)
 }
 
@@ -527,6 +559,7 @@ func (c *Cache[K, V]) spare() *call[V] {
 		cl = new(call[V])
 	}
 	cl.waiters = 1
+	cl.gen = c.gen
 	return cl
 }
 
@@ -568,6 +601,12 @@ func (c *Cache[K, V]) wait(ctxDone <-chan struct{}, ctx context.Context, k K, cl
 	case <-ctxDone:
 	}
 	c.mu.Lock()
+	if ended(cl.done) {
+		// The execution ended as the context did: take its result, so that
+		// a panic is not left without a caller to receive it.
+		c.mu.Unlock()
+		return cl.result()
+	}
 	cl.waiters--
 	abandoned := cl.waiters == 0
 	if abandoned && c.registered(cl) {
@@ -586,15 +625,17 @@ func (c *Cache[K, V]) wait(ctxDone <-chan struct{}, ctx context.Context, k K, cl
 }
 
 // bypass runs fn for a call that cannot use the cache: caching is off, or k
-// is not equal to itself. It counts a miss and stores nothing.
-func (c *Cache[K, V]) bypass(ctx context.Context, k K, fn func(context.Context, K) (V, error)) (V, error) {
+// is not equal to itself. It counts a miss, stores nothing, and honours the
+// caller's context as a miss does.
+func (c *Cache[K, V]) bypass(ctx context.Context, ctxDone <-chan struct{}, k K, fn func(context.Context, K) (V, error)) (V, error) {
 	c.mu.Lock()
 	c.st.misses++
-	cl := c.spare()
-	c.mu.Unlock()
-	var out ending[V]
-	c.run(ctx, k, fn, cl, false, &out)
-	return out.result()
+	if ended(ctxDone) {
+		c.mu.Unlock()
+		var zero V
+		return zero, ctx.Err()
+	}
+	return c.execute(ctx, ctxDone, k, fn, false)
 }
 
 // run executes fn for k and records the outcome in cl, turning a panic or a
@@ -602,11 +643,17 @@ func (c *Cache[K, V]) bypass(ctx context.Context, k K, fn func(context.Context, 
 // the waiters are woken and nothing is cached. If shared, cl was registered
 // as the execution for k. out, if not nil, receives the ending for the
 // caller who runs fn itself, and cl may then be reused (see finish).
+//
+// A panic that no caller receives (a refresh nobody joined, an execution
+// every caller gave up on) is raised again in run's goroutine, which memo
+// started and nothing recovers, so it ends the program as a panic in any
+// goroutine does, with the original value and stack in its message.
 func (c *Cache[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) (V, error), cl *call[V], shared bool, out *ending[V]) {
 	var start, took time.Duration
 	if c.params.MeasureExecTime {
 		start = time.Since(epoch)
 	}
+	var now, wall int64
 	returned := false
 	defer func() {
 		// Reached after a return, a recovered panic, or runtime.Goexit (which
@@ -617,7 +664,9 @@ func (c *Cache[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) 
 		if c.params.MeasureExecTime {
 			took = time.Since(epoch) - start
 		}
-		c.finish(k, cl, shared, took, out)
+		if lost := c.finish(k, cl, shared, now, wall, took, out); lost != nil {
+			panic(lost)
+		}
 	}()
 	func() {
 		defer func() {
@@ -628,6 +677,11 @@ func (c *Cache[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) 
 			}
 		}()
 		cl.val, cl.err = fn(ctx, k)
+		if shared && c.timed {
+			// Read here, where a panicking clock is the execution's panic:
+			// its callers receive it and the key is released.
+			now, wall = c.stamp()
+		}
 		returned = true
 	}()
 }
@@ -635,21 +689,31 @@ func (c *Cache[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) 
 // finish records the end of cl's execution, stores a successful result unless
 // the key was forgotten or the cache cleared meanwhile, and wakes the waiters.
 // It copies the ending to out, if not nil; then, if nobody joined, nobody
-// else has seen cl, and it is kept for another execution.
-func (c *Cache[K, V]) finish(k K, cl *call[V], shared bool, took time.Duration, out *ending[V]) {
+// else has seen cl, and it is kept for another execution. It returns cl's
+// panic if no caller will receive it.
+func (c *Cache[K, V]) finish(k K, cl *call[V], shared bool, now, wall int64, took time.Duration, out *ending[V]) (lost *PanicError) {
 	failed := cl.err != nil || cl.panicked != nil || cl.goexit
-	var now, wall int64
-	if c.timed {
-		now, wall = c.stamp()
-	}
 	c.mu.Lock()
-	c.st.execTime += took
-	if failed {
-		c.st.errors++
+	if cl.gen == c.gen {
+		// An execution that began before a Clear counts in the counters
+		// that Clear reset, not in the new ones.
+		c.st.execTime += took
+		if failed {
+			c.st.errors++
+		}
 	}
 	if shared && c.registered(cl) {
 		c.unregister(cl)
 		c.settle(k, cl, failed, now, wall)
+	}
+	if out == nil {
+		callers := cl.waiters
+		if cl.refresh {
+			callers-- // the refresh's own count
+		}
+		if callers == 0 {
+			lost = cl.panicked
+		}
 	}
 	cancel := cl.cancel
 	if cl.done != nil {
@@ -666,6 +730,7 @@ func (c *Cache[K, V]) finish(k K, cl *call[V], shared bool, took time.Duration, 
 	if cancel != nil {
 		cancel()
 	}
+	return lost
 }
 
 // settle stores the outcome of cl, the execution registered for k until now,
@@ -686,7 +751,7 @@ func (c *Cache[K, V]) settle(k K, cl *call[V], failed bool, now, wall int64) {
 		store(c, &c.l, k, cl.val, now, c.valueExpiry(now, wall), true)
 	case cl.err != nil && c.errs != nil && !cl.refresh:
 		c.l.unmark(k)
-		store(c, c.errs, k, cl.err, now, now+int64(c.params.ErrorTTL), false)
+		store(c, c.errs, k, cl.err, now, addSat(now, int64(c.params.ErrorTTL)), false)
 	default:
 		c.l.unmark(k)
 	}
@@ -753,12 +818,17 @@ func (c *Cache[K, V]) CacheInfo() CacheInfo {
 // Parameters returns the cache's settings.
 func (c *Cache[K, V]) Parameters() Parameters { return c.params }
 
-// Clear empties the cache and resets its counters. Executions in progress
-// finish for their callers, but their results are not stored, and later
-// calls for their keys start new executions.
+// Clear empties the cache and resets its counters, in one step that
+// CacheInfo never sees half done, even in a sharded cache. Executions in
+// progress finish for their callers, but their results are not stored, their
+// errors and times are not counted, and later calls for their keys start new
+// executions.
 func (c *Cache[K, V]) Clear() {
-	for _, p := range c.each() {
+	parts := c.each()
+	for _, p := range parts {
 		p.mu.Lock()
+	}
+	for _, p := range parts {
 		p.l.init(p.params.MaxSize)
 		if p.errs != nil {
 			p.errs.init(p.params.MaxSize)
@@ -766,14 +836,18 @@ func (c *Cache[K, V]) Clear() {
 		clear(p.flights)
 		p.flights, p.idle = p.flights[:0], p.idle[:0]
 		p.st = stats{}
+		p.gen++
+	}
+	for _, p := range parts {
 		p.mu.Unlock()
 	}
 }
 
 // Forget drops the cached result (or cached error) for k, if any, and
-// reports whether there was one. An execution for k in progress finishes for
-// its callers, but its result is not stored, and later calls start a new
-// execution.
+// reports whether there was one a call could have been answered with. An
+// expired entry counts as none, whether or not the cache still held it. An
+// execution for k in progress finishes for its callers, but its result is
+// not stored, and later calls start a new execution.
 func (c *Cache[K, V]) Forget(k K) bool {
 	if c.off {
 		return false
@@ -785,23 +859,36 @@ func (c *Cache[K, V]) Forget(k K) bool {
 		return false
 	}
 	c = c.shard(k)
+	var now int64
+	if c.timed {
+		now, _ = c.stamp()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	i := c.l.items[k]
-	ok := i > 0
-	if ok {
+	ok := i > 0 && (c.l.exp == nil || c.l.exp.servable(c.l.exp.at[i], now))
+	if i > 0 {
 		if e := c.l.exp; e != nil && e.refresh[i] != 0 {
 			c.unregister(c.flights[e.refresh[i]])
 			e.refresh[i] = 0
 		}
 		c.l.removeAt(i)
+		if !ok {
+			c.st.expirations++
+		}
 	} else if i < 0 {
 		c.unregister(c.flights[-i])
 		c.l.unmark(k)
 	}
 	if c.errs != nil {
-		_, hadErr := c.errs.remove(k)
-		ok = ok || hadErr
+		if j, held := c.errs.items[k]; held {
+			if now < c.errs.exp.at[j] {
+				ok = true
+			} else {
+				c.st.expirations++
+			}
+			c.errs.removeAt(j)
+		}
 	}
 	return ok
 }

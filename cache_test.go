@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"sync/atomic"
@@ -750,4 +752,197 @@ func TestStress(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestBypassHonoursContext: calls that bypass the cache (size 0, NaN keys)
+// keep MemoizeCtx's promise: an ended context starts nothing, and a caller
+// whose context ends while the function runs stops waiting at once.
+func TestBypassHonoursContext(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		key  float64
+		opts []Option
+	}{
+		{"MaxSize(0)", 1, []Option{MaxSize(0)}},
+		{"NaN key", math.NaN(), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			var runs atomic.Int32
+			var blocking atomic.Bool
+			started, release := make(chan struct{}), make(chan struct{})
+			f, c := MemoizeCtx(func(context.Context, float64) (int, error) {
+				runs.Add(1)
+				if blocking.Load() {
+					close(started)
+					<-release
+				}
+				return 1, nil
+			}, tc.opts...)
+			ended, cancel := context.WithCancel(context.Background())
+			cancel()
+			_, err := f(ended, tc.key)
+			assert.ErrorIs(t, err, context.Canceled)
+			assert.Zero(t, runs.Load(), "nothing runs for an ended context")
+
+			blocking.Store(true)
+			ctx, cancel := context.WithCancel(context.Background())
+			within(t, timeout, func() {
+				res := make(chan error)
+				go func() { _, err := f(ctx, tc.key); res <- err }()
+				<-started
+				cancel()
+				select {
+				case err := <-res:
+					assert.ErrorIs(t, err, context.Canceled)
+				case <-time.After(time.Second):
+					t.Error("the caller still waits for fn after its context ended")
+					close(release)
+					<-res
+					return
+				}
+				close(release)
+			})
+			assert.Equal(t, CacheInfo{Misses: 2, MaxSize: c.Parameters().MaxSize}, c.CacheInfo())
+		})
+	}
+}
+
+// TestEndedContextDoesNotJoin: a call whose context has already ended finds
+// nothing cached while an execution runs: it gets the context's error, counts
+// as a miss (not a hit, since it gets no value), and leaves the execution to
+// its callers.
+func TestEndedContextDoesNotJoin(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	f, c := MemoizeCtx(func(context.Context, int) (int, error) {
+		close(started)
+		<-release
+		return 7, nil
+	})
+	within(t, timeout, func() {
+		res := make(chan int)
+		go func() { v, _ := f(context.Background(), 1); res <- v }()
+		<-started
+		ended, cancel := context.WithCancel(context.Background())
+		cancel()
+		for range 50 { // a join would let the result race the error
+			_, err := f(ended, 1)
+			require.ErrorIs(t, err, context.Canceled)
+		}
+		ci := c.CacheInfo()
+		assert.Equal(t, [3]uint64{0, 51, 0}, [3]uint64{ci.Hits, ci.Misses, ci.Coalesced}, "hits, misses, coalesced")
+		close(release)
+		assert.Equal(t, 7, <-res)
+		v, err := f(ended, 1)
+		assert.NoError(t, err, "a hit is answered even from an ended context")
+		assert.Equal(t, 7, v)
+	})
+}
+
+// TestClearDuringExecutionCountsNothing: an execution that began before Clear
+// adds neither its error nor its time to the counters Clear reset.
+func TestClearDuringExecutionCountsNothing(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	f, c := MemoizeErr(func(int) (int, error) {
+		close(started)
+		<-release
+		return 0, errors.New("failed")
+	}, MeasureExecTime())
+	within(t, timeout, func() {
+		res := make(chan error)
+		go func() { _, err := f(1); res <- err }()
+		<-started
+		c.Clear()
+		close(release)
+		assert.EqualError(t, <-res, "failed")
+	})
+	ci := c.CacheInfo()
+	assert.Zero(t, ci.Errors, "errors: not more than the misses since Clear")
+	assert.Zero(t, ci.ExecTime)
+	assert.Zero(t, ci.Misses)
+}
+
+// unreceivedPanicChild names the scenario a child process of
+// TestUnreceivedPanicEndsTheProgram runs.
+const unreceivedPanicChild = "MEMO_UNRECEIVED_PANIC"
+
+// TestUnreceivedPanicEndsTheProgram: a panic that no caller receives is not
+// dropped: it ends the program, with the original value and stack. Each case
+// runs in a child process, this test binary run again.
+func TestUnreceivedPanicEndsTheProgram(t *testing.T) {
+	if scenario := os.Getenv(unreceivedPanicChild); scenario != "" {
+		unreceivedPanic(scenario)
+		fmt.Println("survived")
+		return
+	}
+	for _, scenario := range []string{"refresh", "abandoned"} {
+		t.Run(scenario, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestUnreceivedPanicEndsTheProgram$", "-test.count=1")
+			cmd.Env = append(os.Environ(), unreceivedPanicChild+"="+scenario)
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			require.ErrorAs(t, err, &exit, "the child survived the panic:\n%s", out)
+			assert.NotEqual(t, -1, exit.ExitCode(), "the child did not exit by itself:\n%s", out)
+			assert.Contains(t, string(out), "panic: memo: memoized function panicked: "+scenario+" bug")
+			assert.Contains(t, string(out), "unreceivedPanic", "the original stack is in the message")
+		})
+	}
+}
+
+// unreceivedPanic makes the memoized function panic where no caller waits,
+// then gives the panic a moment to end the process.
+func unreceivedPanic(scenario string) {
+	release := make(chan struct{})
+	switch scenario {
+	case "refresh":
+		clk := newFakeClock(t0)
+		var runs atomic.Int32
+		f, _ := Memoize(func(int) int {
+			if runs.Add(1) > 1 {
+				panic("refresh bug")
+			}
+			return 1
+		}, TTL(time.Second), StaleWhileRevalidate(time.Hour), Clock(clk.Now))
+		f(1)
+		clk.Advance(2 * time.Second)
+		f(1) // stale: answered at once, refreshed in the background
+	case "abandoned":
+		started := make(chan struct{})
+		f, _ := MemoizeCtx(func(context.Context, int) (int, error) {
+			close(started)
+			<-release
+			panic("abandoned bug")
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-started; cancel() }()
+		f(ctx, 1) // gives up
+	}
+	close(release)
+	time.Sleep(2 * time.Second)
+}
+
+// TestForgetExpired: Forget reports only what a call could have been
+// answered with, whether or not the expired entry was still held.
+func TestForgetExpired(t *testing.T) {
+	clk := newFakeClock(t0)
+	fail := true
+	f, c := MemoizeErr(func(k string) (int, error) {
+		if fail && k == "err" {
+			return 0, errors.New("no")
+		}
+		return 1, nil
+	}, TTL(10*time.Second), StaleWhileRevalidate(5*time.Second), CacheErrors(time.Second), Clock(clk.Now))
+	f("fresh")
+	f("stale")
+	f("gone")
+	f("err")
+	clk.Advance(12 * time.Second) // stale and gone within grace, err expired
+	assert.False(t, c.Forget("err"), "an expired error")
+	assert.True(t, c.Forget("stale"), "a stale value is still served")
+	clk.Advance(4 * time.Second) // gone past its grace, still held
+	assert.False(t, c.Forget("gone"))
+	assert.False(t, c.Forget("never"))
+	assert.Zero(t, c.CacheInfo().CurrSize)
 }

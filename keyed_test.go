@@ -82,8 +82,8 @@ func TestUntypedNumbersShareAnEntry(t *testing.T) {
 		a, b any
 		same bool
 	}{
-		{"2^53+1 vs float64(2^53)", 1<<53 + 1, float64(1 << 53), false},
-		{"2^53 vs float64(2^53)", 1 << 53, float64(1 << 53), true},
+		{"2^53+1 vs float64(2^53)", int64(1<<53 + 1), float64(1 << 53), false},
+		{"2^53 vs float64(2^53)", int64(1 << 53), float64(1 << 53), true},
 		{"max uint64 vs float 2^64", uint64(math.MaxUint64), math.Pow(2, 64), false},
 		{"uint64 2^63 vs float 2^63", uint64(1 << 63), math.Pow(2, 63), true},
 		{"0.5 vs float32(0.5)", 0.5, float32(0.5), true},
@@ -115,6 +115,24 @@ func TestUntypedNumbersShareAnEntry(t *testing.T) {
 			assert.Equal(t, want, ct.CacheInfo().CurrSize, "Typed keeps different types apart")
 		})
 	}
+}
+
+// kelvin is a number type with a method, for keys of a non-empty interface
+// type; celsius gets the same method below.
+type kelvin int
+
+func (k kelvin) String() string  { return fmt.Sprintf("%dK", int(k)) }
+func (c celsius) String() string { return fmt.Sprintf("%gC", float64(c)) }
+
+// TestNonEmptyInterfaceKeysKeepTypes: numbers are normalised only in empty
+// interfaces; in a fmt.Stringer they keep their types, as documented on
+// Typed.
+func TestNonEmptyInterfaceKeysKeepTypes(t *testing.T) {
+	f, c := Memoize(func(s fmt.Stringer) string { return s.String() })
+	assert.Equal(t, "1K", f(kelvin(1)))
+	assert.Equal(t, "1C", f(celsius(1)))
+	assert.Equal(t, 2, c.CacheInfo().CurrSize)
+	assert.Nil(t, numberSlots[fmt.Stringer](false))
 }
 
 func TestTypedKeepsTypesApart(t *testing.T) {

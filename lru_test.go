@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -27,6 +28,15 @@ func within(t *testing.T, d time.Duration, f func()) {
 	case <-time.After(d):
 		t.Fatalf("still running after %v: deadlock?", d)
 	}
+}
+
+// longer scales the number of random sequences a model test runs: ten times
+// as many when MEMO_LONG_TESTS is set, as CI does.
+func longer(n int) int {
+	if os.Getenv("MEMO_LONG_TESTS") != "" {
+		return 10 * n
+	}
+	return n
 }
 
 // hammer runs body in n goroutines at once, goroutine g with a random source
@@ -244,7 +254,7 @@ func (r *refLRU) keys() []int {
 // random points, identical recency order.
 func TestLRUModel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	for seq := range 2000 {
+	for seq := range longer(2000) {
 		size := 1 + rng.IntN(8)
 		keySpace := 1 + rng.IntN(3*size)
 		var evicted []refEntry

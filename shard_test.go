@@ -113,3 +113,43 @@ func TestShardedHitAllocatesNothing(t *testing.T) {
 	f(1)
 	assert.Zero(t, testing.AllocsPerRun(1000, func() { f(1) }))
 }
+
+// TestShardedClearIsOneStep: Clear resets every part of a sharded cache in
+// one step. With part 1 held, a Clear in progress must not have reset part 0
+// already, which a concurrent CacheInfo would see as half a Clear.
+func TestShardedClearIsOneStep(t *testing.T) {
+	f, c := Memoize(func(n int) int { return n }, MaxSize(64), Shards(2))
+	for i := range 64 {
+		f(i)
+	}
+	for _, p := range c.parts {
+		require.NotZero(t, p.st.misses, "every part has counters to reset")
+	}
+	p0, p1 := c.parts[0], c.parts[1]
+	p1.mu.Lock()
+	cleared := make(chan struct{})
+	go func() { defer close(cleared); c.Clear() }()
+	within(t, timeout, func() {
+		// Clear either has not reached part 0 yet, or holds it while it
+		// waits for part 1; part 0 must never be seen reset meanwhile.
+		held := time.Time{}
+		for held.IsZero() || time.Since(held) < 50*time.Millisecond {
+			if !p0.mu.TryLock() {
+				if held.IsZero() {
+					held = time.Now()
+				}
+				continue
+			}
+			held = time.Time{}
+			reset := p0.st == stats{}
+			p0.mu.Unlock()
+			if reset {
+				t.Error("part 0 was reset while part 1 was not")
+				break
+			}
+		}
+		p1.mu.Unlock()
+		<-cleared
+	})
+	assert.Equal(t, CacheInfo{MaxSize: 64}, c.CacheInfo())
+}

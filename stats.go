@@ -12,9 +12,11 @@ type CacheInfo struct {
 	// Hits counts calls answered without running the function, including
 	// calls that waited for another caller's execution of the same key.
 	Hits uint64 `json:"hits"`
-	// Misses counts calls that ran the function (or, for a cache of size 0
-	// or a key that is not equal to itself, would have). It is counted before
-	// the function runs, so a call that fails still counts one miss.
+	// Misses counts calls that found nothing to use: those that ran the
+	// function (even for a cache of size 0 or a key that is not equal to
+	// itself, which bypass the cache), and those that found nothing cached
+	// from a context that had already ended. It is counted before the
+	// function runs, so a call that fails still counts one miss.
 	Misses uint64 `json:"misses"`
 	// MaxSize is the most entries the cache holds; 0 when Unbounded.
 	MaxSize int `json:"maxsize"`
@@ -27,7 +29,9 @@ type CacheInfo struct {
 	// Coalesced counts the hits that were served by waiting on an execution
 	// another caller had started for the same key.
 	Coalesced uint64 `json:"coalesced"`
-	// Errors counts executions that returned an error or panicked.
+	// Errors counts executions that failed: returned an error, panicked or
+	// called runtime.Goexit. An execution that began before the last Clear
+	// is not counted, nor is its time in ExecTime.
 	Errors uint64 `json:"errors"`
 	// ExecTime is the total time spent running the function, measured only
 	// with the MeasureExecTime option; 0 without it.

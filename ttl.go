@@ -3,78 +3,133 @@ package memo
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 )
 
-// expiries records when each entry of a list expires, and keeps the entries
-// in the order they were stored. Every entry of one list gets the same
-// lifetime rule (a fixed TTL, or the end of the current window), so with a
-// clock that does not go back, store order is expiry order: the expired
-// entries are always the oldest ones, and dropping them all costs one step
-// each, with no scan.
+// expiries records when each entry of a list expires. The entries are kept
+// in a binary min-heap on their expiry, so the next one to expire is always
+// at the root, whatever order they were stored in: results of concurrent
+// executions arrive in any order, a clock given with Clock may step back,
+// and the soonest expiry must still be found first. Storing the newest entry
+// costs one comparison in the common case (its expiry is the latest);
+// removing an entry costs a path of the heap.
 type expiries struct {
-	at         []int64 // parallel to list.nodes: when each entry expires
-	order      []link  // parallel to list.nodes: store order, oldest first
-	refresh    []int32 // parallel to list.nodes: the execution refreshing a stale entry, or 0
-	head, tail int32   // the oldest and newest entries; 0 when none
-	grace      int64   // how long past at an entry may still be served stale
+	at      []int64 // parallel to list.nodes: when each entry expires
+	slot    []int32 // parallel to list.nodes: where each entry is in heap
+	refresh []int32 // parallel to list.nodes: the execution refreshing a stale entry, or 0
+	heap    []int32 // node indices, heap[0] the soonest to expire
+	grace   int64   // how long past at an entry may still be served stale
 }
-
-type link struct{ prev, next int32 }
 
 func (e *expiries) init(n int) {
 	e.at = make([]int64, n)
-	e.order = make([]link, n)
+	e.slot = make([]int32, n)
 	e.refresh = make([]int32, n)
-	e.head, e.tail = 0, 0
+	e.heap = make([]int32, 0, n)
 }
 
 func (e *expiries) grow(n int) {
 	e.at = append(e.at, make([]int64, n-len(e.at))...)
-	e.order = append(e.order, make([]link, n-len(e.order))...)
+	e.slot = append(e.slot, make([]int32, n-len(e.slot))...)
 	e.refresh = append(e.refresh, make([]int32, n-len(e.refresh))...)
+	heap := make([]int32, len(e.heap), n)
+	copy(heap, e.heap)
+	e.heap = heap
 }
 
-// push appends node i, which is in no order yet, as the newest entry.
+// push adds node i, which is in no heap yet, expiring at at.
 func (e *expiries) push(i int32, at int64) {
 	e.at[i] = at
-	e.order[i] = link{prev: e.tail}
-	if e.tail != 0 {
-		e.order[e.tail].next = i
-	} else {
-		e.head = i
-	}
-	e.tail = i
+	e.heap = append(e.heap, i)
+	e.up(len(e.heap) - 1)
 }
 
-// unlink takes node i out of the order.
+// unlink takes node i out of the heap.
 func (e *expiries) unlink(i int32) {
-	n := e.order[i]
-	if n.prev != 0 {
-		e.order[n.prev].next = n.next
-	} else {
-		e.head = n.next
+	h := e.heap
+	s, last := int(e.slot[i]), len(h)-1
+	if s != last {
+		h[s] = h[last]
+		e.slot[h[s]] = int32(s)
 	}
-	if n.next != 0 {
-		e.order[n.next].prev = n.prev
-	} else {
-		e.tail = n.prev
+	e.heap = h[:last]
+	if s != last && !e.up(s) {
+		e.down(s)
 	}
-	e.order[i] = link{}
 }
+
+// up moves the entry at heap position s towards the root while it expires
+// sooner than its parent, and reports whether it moved.
+func (e *expiries) up(s int) bool {
+	h, at := e.heap, e.at
+	i := h[s]
+	from := s
+	for s > 0 {
+		p := (s - 1) / 2
+		if at[h[p]] <= at[i] {
+			break
+		}
+		h[s] = h[p]
+		e.slot[h[s]] = int32(s)
+		s = p
+	}
+	h[s] = i
+	e.slot[i] = int32(s)
+	return s != from
+}
+
+// down moves the entry at heap position s away from the root while a child
+// expires sooner.
+func (e *expiries) down(s int) {
+	h, at := e.heap, e.at
+	i, n := h[s], len(h)
+	for {
+		c := 2*s + 1
+		if c >= n {
+			break
+		}
+		if r := c + 1; r < n && at[h[r]] < at[h[c]] {
+			c = r
+		}
+		if at[i] <= at[h[c]] {
+			break
+		}
+		h[s] = h[c]
+		e.slot[h[s]] = int32(s)
+		s = c
+	}
+	h[s] = i
+	e.slot[i] = int32(s)
+}
+
+// servable reports whether an entry expiring at at can still be served at
+// now, stale or not.
+func (e *expiries) servable(at, now int64) bool { return now < addSat(at, e.grace) }
 
 // purge drops every entry that can no longer be served at now and returns
 // how many it dropped.
 func (l *list[K, V]) purge(now int64) (n int) {
-	for e := l.exp; e.head != 0 && e.at[e.head]+e.grace <= now; n++ {
-		l.removeAt(e.head)
+	for e := l.exp; len(e.heap) > 0 && !e.servable(e.at[e.heap[0]], now); n++ {
+		l.removeAt(e.heap[0])
 	}
 	return n
 }
 
+// addSat returns a+b for b >= 0, or math.MaxInt64 where that overflows: an
+// expiry too far away to represent never comes.
+func addSat(a, b int64) int64 {
+	if s := a + b; s >= a {
+		return s
+	}
+	return math.MaxInt64
+}
+
 // TTL makes every stored value expire d after it was stored. A hit does not
-// extend it; a call after it is a miss and stores a fresh value. TTL panics if
-// d is not positive. Of TTL and Window, the last given wins.
+// extend it; a call after it is a miss and stores a fresh value. Every
+// positive d works: an expiry beyond what the clock can reach (such as
+// TTL(math.MaxInt64)) never comes. TTL panics if d is not positive. Of TTL
+// and Window, the last given wins.
 func TTL(d time.Duration) Option {
 	mustPositive("TTL", d)
 	return func(c *config) { c.TTL, c.Window = d, 0 }
@@ -94,8 +149,9 @@ func Window(d time.Duration) Option {
 // served: the call returns it at once, and one execution per key refreshes it
 // in the background, in a goroutine that ends when the function returns. If
 // the refresh fails, the stale value is served until grace has passed. Until
-// then it also counts in CurrSize. It needs TTL or Window, and panics if
-// grace is not positive.
+// then it also counts in CurrSize. A grace too long to reach keeps stale
+// values forever. It needs TTL or Window, and panics if grace is not
+// positive.
 func StaleWhileRevalidate(grace time.Duration) Option {
 	mustPositive("StaleWhileRevalidate", grace)
 	return func(c *config) { c.StaleWhileRevalidate = grace }
@@ -104,14 +160,19 @@ func StaleWhileRevalidate(grace time.Duration) Option {
 // CacheErrors makes an error returned by the function cached for d, so that
 // calls within d return it without running the function again. Cached errors
 // are held apart from values, at most MaxSize of them, and CurrSize does not
-// count them. Panics are never cached. CacheErrors panics if d is not
-// positive.
+// count them. Panics are never cached. A d too long to reach caches errors
+// until they are evicted, forgotten or cleared. CacheErrors panics if d is
+// not positive.
 func CacheErrors(d time.Duration) Option {
 	mustPositive("CacheErrors", d)
 	return func(c *config) { c.ErrorTTL = d }
 }
 
-// Clock replaces time.Now as the cache's source of time, for tests. It
+// Clock replaces time.Now as the cache's source of time, for tests. Expiry
+// stays exact if the clock steps back. If now panics, no key is left waiting:
+// a call that reads it before looking up panics with its value, and an
+// execution that reads it to store its result ends as if the function had
+// panicked (its callers panic with a *PanicError, nothing is stored). Clock
 // panics if now is nil.
 func Clock(now func() time.Time) Option {
 	if now == nil {
@@ -137,13 +198,13 @@ func (c *Cache[K, V]) stamp() (now, wall int64) {
 // expires.
 func (c *Cache[K, V]) valueExpiry(now, wall int64) int64 {
 	if w := int64(c.params.Window); w > 0 {
-		end := (wall/w + 1) * w
-		if wall < 0 && wall%w != 0 {
-			end -= w // round toward the past before the epoch too
+		into := wall % w
+		if into < 0 {
+			into += w // windows before the epoch start at multiples of w too
 		}
-		return now + end - wall
+		return addSat(now, w-into)
 	}
-	return now + int64(c.params.TTL)
+	return addSat(now, int64(c.params.TTL))
 }
 
 // lookupExpired answers, with c.mu held, a call whose key has a stale value
@@ -154,7 +215,7 @@ func (c *Cache[K, V]) valueExpiry(now, wall int64) int64 {
 func (c *Cache[K, V]) lookupExpired(ctx context.Context, k K, i int32, now int64, fn func(context.Context, K) (V, error)) (v V, err error, after int32, answered bool) {
 	if i > 0 { // present but not fresh
 		e := c.l.exp
-		if now < e.at[i]+e.grace {
+		if e.servable(e.at[i], now) {
 			v = c.l.nodes[i].val
 			c.l.touch(i)
 			c.st.hits++
@@ -162,7 +223,7 @@ func (c *Cache[K, V]) lookupExpired(ctx context.Context, k K, i int32, now int64
 			if e.refresh[i] == 0 {
 				// The refresh counts itself as a waiter, so callers who join
 				// it and give up never abandon it.
-				cl = &call[V]{waiters: 1, refresh: true}
+				cl = &call[V]{waiters: 1, refresh: true, gen: c.gen}
 				e.refresh[i] = c.register(cl)
 			}
 			c.mu.Unlock()

@@ -3,6 +3,9 @@ package memo
 import (
 	"context"
 	"errors"
+	"math"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -379,4 +382,239 @@ func TestTTLHitAllocatesNothing(t *testing.T) {
 	f, _ := Memoize(func(n int) int { return n }, TTL(time.Hour))
 	f(1)
 	assert.Zero(t, testing.AllocsPerRun(1000, func() { f(1) }))
+}
+
+// TestExpiryOrderOfConcurrentResults: a result whose execution read the clock
+// before another execution stored a later result lands after it; it must
+// still expire first, leave CurrSize when it does, and go before any live
+// entry is evicted.
+func TestExpiryOrderOfConcurrentResults(t *testing.T) {
+	clk := newFakeClock(t0)
+	var hold atomic.Bool
+	read, release := make(chan struct{}), make(chan struct{})
+	clock := func() time.Time {
+		now := clk.Now()
+		if hold.CompareAndSwap(true, false) {
+			// This reading is taken; its caller is held before it stores.
+			close(read)
+			<-release
+		}
+		return now
+	}
+	var runs atomic.Int32
+	f, c := Memoize(func(k string) int {
+		if k == "a" {
+			hold.Store(true) // the reading that stores a's result is held
+		}
+		return int(runs.Add(1))
+	}, MaxSize(2), TTL(10*time.Second), Clock(clock))
+	within(t, timeout, func() {
+		done := make(chan struct{})
+		go func() { defer close(done); f("a") }() // reads t0: expires at 10
+		<-read
+		clk.Advance(5 * time.Second)
+		f("b") // expires at 15, stored before a
+		close(release)
+		<-done
+	})
+	clk.Set(t0.Add(12 * time.Second)) // a has expired, b has not
+	assert.Equal(t, 1, c.CacheInfo().CurrSize, "the expired a is not counted")
+	f("c") // full if a were still held: b, least recently used but live, must stay
+	before := runs.Load()
+	f("b")
+	assert.Equal(t, before, runs.Load(), "b is still cached")
+	ci := c.CacheInfo()
+	assert.Equal(t, uint64(0), ci.Evictions)
+	assert.Equal(t, uint64(1), ci.Expirations)
+}
+
+// ttlRef is a reference TTL cache for the model test: entries from most to
+// least recently used, each with its value and when it expires.
+type ttlRef struct {
+	size    int
+	ttl     int64
+	entries []ttlRefEntry
+}
+
+type ttlRefEntry struct {
+	k, v int
+	at   int64
+}
+
+func (r *ttlRef) find(k int) int {
+	return slices.IndexFunc(r.entries, func(e ttlRefEntry) bool { return e.k == k })
+}
+
+// get returns k's value if it is fresh at now, making it most recent.
+func (r *ttlRef) get(k int, now int64) (int, bool) {
+	i := r.find(k)
+	if i < 0 || now >= r.entries[i].at {
+		return 0, false
+	}
+	e := r.entries[i]
+	r.entries = slices.Insert(slices.Delete(r.entries, i, i+1), 0, e)
+	return e.v, true
+}
+
+// purge drops what has expired at now.
+func (r *ttlRef) purge(now int64) {
+	r.entries = slices.DeleteFunc(r.entries, func(e ttlRefEntry) bool { return now >= e.at })
+}
+
+func (r *ttlRef) store(k, v int, now int64) {
+	if i := r.find(k); i >= 0 {
+		r.entries = slices.Delete(r.entries, i, i+1)
+	}
+	r.purge(now)
+	if len(r.entries) >= r.size {
+		r.entries = r.entries[:len(r.entries)-1]
+	}
+	r.entries = slices.Insert(r.entries, 0, ttlRefEntry{k, v, now + r.ttl})
+}
+
+func (r *ttlRef) forget(k int, now int64) bool {
+	i := r.find(k)
+	if i < 0 {
+		return false
+	}
+	fresh := now < r.entries[i].at
+	r.entries = slices.Delete(r.entries, i, i+1)
+	return fresh
+}
+
+// TestTTLModel runs random sequences of calls, Forget and CacheInfo on a
+// clock that jumps forward and back, against the reference: the same calls
+// must hit, with the same values, and the sizes must agree.
+func TestTTLModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for seq := range longer(300) {
+		size, ttl := 1+rng.IntN(6), time.Duration(1+rng.IntN(20))*time.Second
+		keySpace := 1 + rng.IntN(3*size)
+		clk := newFakeClock(t0)
+		var runs int
+		f, c := Memoize(func(int) int { runs++; return runs }, MaxSize(size), TTL(ttl), Clock(clk.Now))
+		ref := &ttlRef{size: size, ttl: int64(ttl)}
+		for op := range 200 {
+			now := int64(clk.Now().Sub(t0))
+			k := rng.IntN(keySpace)
+			switch rng.IntN(8) {
+			case 0:
+				// Mostly forward, sometimes back, as a wall clock set by NTP.
+				clk.Advance(time.Duration(rng.Int64N(int64(3*ttl))) - ttl)
+			case 1:
+				require.Equal(t, ref.forget(k, now), c.Forget(k), "seq %d op %d Forget(%d) at %v", seq, op, k, now)
+			case 2:
+				ref.purge(now)
+				require.Equal(t, len(ref.entries), c.CacheInfo().CurrSize, "seq %d op %d CurrSize at %v", seq, op, now)
+			default:
+				want, hit := ref.get(k, now)
+				if !hit {
+					want = runs + 1
+					ref.store(k, want, now)
+				}
+				require.Equal(t, want, f(k), "seq %d op %d f(%d) at %v (hit %v)", seq, op, k, now, hit)
+			}
+		}
+	}
+}
+
+// TestDurationsTooLongToReach: the longest durations are accepted, so they
+// must work: an expiry beyond reach never comes.
+func TestDurationsTooLongToReach(t *testing.T) {
+	const forever = time.Duration(math.MaxInt64)
+	later := t0.Add(100 * 365 * 24 * time.Hour)
+	t.Run("TTL", func(t *testing.T) {
+		clk := newFakeClock(t0)
+		fn, runs := counted()
+		f, c := Memoize(fn, TTL(forever), Clock(clk.Now))
+		clk.Advance(time.Second) // stored after the cache's first reading
+		f("k")
+		clk.Set(later)
+		f("k")
+		assert.Equal(t, int32(1), runs.Load(), "still cached a century later")
+		assert.Equal(t, 1, c.CacheInfo().CurrSize)
+	})
+	t.Run("Window", func(t *testing.T) {
+		// A window whose end is past the last instant int64 nanoseconds
+		// can name (in 2262).
+		y2200 := time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+		for _, d := range []time.Duration{forever, 5e18} {
+			clk := newFakeClock(y2200)
+			fn, runs := counted()
+			f, _ := Memoize(fn, Window(d), Clock(clk.Now))
+			f("k")
+			clk.Set(y2200.AddDate(50, 0, 0))
+			f("k")
+			assert.Equal(t, int32(1), runs.Load(), "Window(%d): the window has not ended", d)
+		}
+	})
+	t.Run("StaleWhileRevalidate", func(t *testing.T) {
+		clk := newFakeClock(t0)
+		fn, runs := counted()
+		f, c := Memoize(fn, TTL(time.Minute), StaleWhileRevalidate(forever), Clock(clk.Now))
+		f("k")
+		clk.Advance(30 * time.Second)
+		f("other") // stores, purging what cannot be served
+		assert.Equal(t, 2, c.CacheInfo().CurrSize, "a fresh entry is not purged")
+		f("k")
+		assert.Equal(t, int32(2), runs.Load(), "k was still cached")
+	})
+	t.Run("CacheErrors", func(t *testing.T) {
+		clk := newFakeClock(t0)
+		var runs atomic.Int32
+		f, _ := MemoizeErr(func(string) (int, error) { runs.Add(1); return 0, errors.New("no") }, CacheErrors(forever), Clock(clk.Now))
+		clk.Advance(time.Second)
+		f("k")
+		clk.Set(later)
+		_, err := f("k")
+		assert.EqualError(t, err, "no")
+		assert.Equal(t, int32(1), runs.Load(), "the error is still cached")
+	})
+}
+
+// TestClockPanicWedgesNothing: a Clock that panics while an execution's
+// result is stored makes that execution's callers panic with a *PanicError,
+// stores nothing, and leaves the key free for the next call, whether fn ran
+// in the caller's goroutine or in its own.
+func TestClockPanicWedgesNothing(t *testing.T) {
+	clk := newFakeClock(t0)
+	var broken atomic.Bool
+	clock := func() time.Time {
+		if broken.CompareAndSwap(true, false) {
+			panic("clock broke")
+		}
+		return clk.Now()
+	}
+	var runs atomic.Int32
+	f, c := MemoizeCtx(func(_ context.Context, k string) (int, error) {
+		if runs.Add(1) == 1 {
+			broken.Store(true) // the next reading, taken to store this result, panics
+		}
+		return 7, nil
+	}, TTL(time.Minute), Clock(clock))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+	}{{"in the caller's goroutine", context.Background()}, {"in its own goroutine", ctx}} {
+		t.Run(tc.name, func(t *testing.T) {
+			runs.Store(0)
+			within(t, timeout, func() {
+				p := func() (p any) {
+					defer func() { p = recover() }()
+					f(tc.ctx, "k")
+					return nil
+				}()
+				if pe, ok := p.(*PanicError); assert.True(t, ok, "f panicked with %#v, want a *PanicError", p) {
+					assert.Equal(t, "clock broke", pe.Value)
+				}
+				v, err := f(tc.ctx, "k") // must not wait for the first execution
+				assert.NoError(t, err)
+				assert.Equal(t, 7, v)
+			})
+			assert.Equal(t, int32(2), runs.Load(), "nothing was stored by the first execution")
+			c.Clear()
+		})
+	}
 }
