@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // zipfKeys returns n keys in [0, space) drawn from a Zipf distribution
@@ -105,4 +106,18 @@ func BenchmarkLRUAddEvict(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		c.Add(i, i)
 	}
+}
+
+// BenchmarkGetOrComputeTTL is BenchmarkGetOrCompute for a cache whose entries
+// expire (after an hour, so within the benchmark they are evicted, never
+// expired): every eviction also takes the entry out of the expiry order.
+func BenchmarkGetOrComputeTTL(b *testing.B) {
+	const size = 4096
+	keys := zipfKeys(benchKeys, 16*size)
+	f, c := Memoize(func(n int) int { return n }, MaxSize(size), TTL(time.Hour))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		f(keys[i%benchKeys])
+	}
+	b.ReportMetric(c.CacheInfo().HitRatio(), "hit-ratio")
 }
