@@ -481,7 +481,7 @@ func (c *Cache[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, i 
 		var v V
 		var err error
 		var answered bool
-		if v, err, i, answered = c.lookupExpired(ctx, k, i, now, fn); answered {
+		if v, i, answered, err = c.lookupExpired(ctx, k, i, now, fn); answered {
 			return v, err
 		}
 	}

@@ -40,6 +40,7 @@ func TestMemoize2And3(t *testing.T) {
 	v, _ = ctxSum(context.Background(), 2, 3)
 	assert.Equal(t, 5, v)
 	v, _ = ctxSum(context.Background(), 2, 3)
+	assert.Equal(t, 5, v)
 	assert.Equal(t, uint64(1), c2c.CacheInfo().Hits)
 
 	vol, c3 := Memoize3(func(a, b, c int) int { return a * b * c }, MaxSize(1))

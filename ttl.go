@@ -212,7 +212,7 @@ func (c *Cache[K, V]) valueExpiry(now, wall int64) int64 {
 // drops what has expired for k and leaves the call to join or start an
 // execution; i is what c.l.items holds for k, and it returns what it holds
 // after.
-func (c *Cache[K, V]) lookupExpired(ctx context.Context, k K, i int32, now int64, fn func(context.Context, K) (V, error)) (v V, err error, after int32, answered bool) {
+func (c *Cache[K, V]) lookupExpired(ctx context.Context, k K, i int32, now int64, fn func(context.Context, K) (V, error)) (v V, after int32, answered bool, err error) {
 	if i > 0 { // present but not fresh
 		e := c.l.exp
 		if e.servable(e.at[i], now) {
@@ -230,7 +230,7 @@ func (c *Cache[K, V]) lookupExpired(ctx context.Context, k K, i int32, now int64
 			if cl != nil {
 				go c.run(context.WithoutCancel(ctx), k, fn, cl, true, nil)
 			}
-			return v, nil, i, true
+			return v, i, true, nil
 		}
 		f := e.refresh[i]
 		c.l.removeAt(i) // leaves the mark -f if a refresh is running
@@ -244,13 +244,13 @@ func (c *Cache[K, V]) lookupExpired(ctx context.Context, k K, i int32, now int64
 				c.st.hits++
 				err = c.errs.nodes[j].val
 				c.mu.Unlock()
-				return v, err, i, true
+				return v, i, true, err
 			}
 			c.errs.removeAt(j)
 			c.st.expirations++
 		}
 	}
-	return v, nil, i, false
+	return v, i, false, nil
 }
 
 // purge drops every expired entry, with c.mu held, and returns how many.
