@@ -73,8 +73,7 @@ func Shards(n int) Option {
 
 // MeasureExecTime makes the cache time every execution of the function and
 // add it up in CacheInfo.ExecTime. It is off by default because reading the
-// clock twice per miss costs more than the rest of a miss's bookkeeping on
-// some machines (31 ns per reading, on the one in the README).
+// clock twice per miss can cost more than the rest of a miss's bookkeeping.
 func MeasureExecTime() Option {
 	return func(c *config) { c.MeasureExecTime = true }
 }
@@ -409,8 +408,7 @@ func (c *Cache[K, V]) shard(k K) *Cache[K, V] {
 
 // partHash returns the hash that spreads keys of type K over the parts of a
 // sharded cache. Integer keys are mixed by one multiplication, cheaper than
-// maphash (a parallel hit benchmark went from 64 to 57 ns); other keys use
-// maphash.
+// maphash; other keys use maphash.
 func partHash[K comparable]() func(K) uint64 {
 	const golden = 0x9E3779B97F4A7C15 // 2^64 divided by the golden ratio: spreads consecutive keys
 	t := reflect.TypeFor[K]()
