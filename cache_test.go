@@ -19,15 +19,6 @@ import (
 	"go.uber.org/goleak"
 )
 
-const timeout = 10 * time.Second
-
-// eventually spins until cond holds; callers bound it with within.
-func eventually(cond func() bool) {
-	for !cond() {
-		runtime.Gosched()
-	}
-}
-
 // memoFib returns a memoized recursive Fibonacci that recurses through the
 // cache, as the functools documentation's example does.
 func memoFib(opts ...Option) (func(int) int, *Cache[int, int]) {
@@ -291,25 +282,6 @@ func TestClearResets(t *testing.T) {
 	assert.Equal(t, CacheInfo{MaxSize: 2}, c.CacheInfo())
 	f(1)
 	assert.Equal(t, uint64(1), c.CacheInfo().Misses)
-}
-
-// gate is a function to memoize whose executions block until released, so a
-// test can line callers up behind an execution in progress.
-type gate struct {
-	runs    atomic.Int32
-	started chan int
-	release chan struct{}
-}
-
-func newGate() *gate {
-	return &gate{started: make(chan int, 100), release: make(chan struct{})}
-}
-
-func (g *gate) fn(k int) (int, error) {
-	g.runs.Add(1)
-	g.started <- k
-	<-g.release
-	return k * 10, nil
 }
 
 func TestSingleFlight(t *testing.T) {

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -780,19 +779,6 @@ func TestKeyOfAllocations(t *testing.T) {
 	args := []any{12345, 67890, "memo", 2.5, true, []byte("xy")}
 	assert.LessOrEqual(t, testing.AllocsPerRun(200, func() { _, _ = KeyOf(args...) }), 1.0)
 	assert.LessOrEqual(t, testing.AllocsPerRun(200, func() { _, _ = TypedKeyOf(args...) }), 1.0)
-}
-
-// raceEnabled reports whether the race detector is on; sync.Pool
-// drops items at random under it.
-func raceEnabled() bool {
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range info.Settings {
-			if s.Key == "-race" {
-				return s.Value == "true"
-			}
-		}
-	}
-	return false
 }
 
 func BenchmarkKeyOf(b *testing.B) {

@@ -4,54 +4,13 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// within runs f and fails the test if it has not returned after d, so that a
-// deadlock fails instead of hanging the suite.
-func within(t *testing.T, d time.Duration, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("still running after %v: deadlock?", d)
-	}
-}
-
-// longer scales the number of random sequences a model test runs: ten times
-// as many when MEMO_LONG_TESTS is set, as CI does.
-func longer(n int) int {
-	if os.Getenv("MEMO_LONG_TESTS") != "" {
-		return 10 * n
-	}
-	return n
-}
-
-// hammer runs body in n goroutines at once, goroutine g with a random source
-// seeded (g, seed), and fails the test if they have not all returned within
-// limit.
-func hammer(t *testing.T, n int, limit time.Duration, seed uint64, body func(g int, rng *rand.Rand)) {
-	t.Helper()
-	within(t, limit, func() {
-		var wg sync.WaitGroup
-		for g := range n {
-			wg.Go(func() { body(g, rand.New(rand.NewPCG(uint64(g), seed))) })
-		}
-		wg.Wait()
-	})
-}
 
 func TestLRUBasics(t *testing.T) {
 	c := NewLRU[string, int](2, nil)

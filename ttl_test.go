@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,37 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
-
-// fakeClock is a clock the test moves by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
-func (c *fakeClock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
-
-var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-
-// counted returns a function to memoize that returns how many times it has
-// run, so a test sees whether a call was served from the cache.
-func counted() (func(string) int, *atomic.Int32) {
-	var n atomic.Int32
-	return func(string) int { return int(n.Add(1)) }, &n
-}
 
 func TestTTLExpiresAtExactlyStorePlusTTL(t *testing.T) {
 	clk := newFakeClock(t0)

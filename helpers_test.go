@@ -1,0 +1,127 @@
+package memo
+
+import (
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Helpers shared by the package's tests.
+
+// timeout bounds the tests that could deadlock, through within.
+const timeout = 10 * time.Second
+
+// eventually spins until cond holds; callers bound it with within.
+func eventually(cond func() bool) {
+	for !cond() {
+		runtime.Gosched()
+	}
+}
+
+// within runs f and fails the test if it has not returned after d, so that a
+// deadlock fails instead of hanging the suite.
+func within(t *testing.T, d time.Duration, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("still running after %v: deadlock?", d)
+	}
+}
+
+// longer scales the number of random sequences a model test runs: ten times
+// as many when MEMO_LONG_TESTS is set, as CI does.
+func longer(n int) int {
+	if os.Getenv("MEMO_LONG_TESTS") != "" {
+		return 10 * n
+	}
+	return n
+}
+
+// hammer runs body in n goroutines at once, goroutine g with a random source
+// seeded (g, seed), and fails the test if they have not all returned within
+// limit.
+func hammer(t *testing.T, n int, limit time.Duration, seed uint64, body func(g int, rng *rand.Rand)) {
+	t.Helper()
+	within(t, limit, func() {
+		var wg sync.WaitGroup
+		for g := range n {
+			wg.Go(func() { body(g, rand.New(rand.NewPCG(uint64(g), seed))) })
+		}
+		wg.Wait()
+	})
+}
+
+// gate is a function to memoize whose executions block until released, so a
+// test can line callers up behind an execution in progress.
+type gate struct {
+	runs    atomic.Int32
+	started chan int
+	release chan struct{}
+}
+
+func newGate() *gate {
+	return &gate{started: make(chan int, 100), release: make(chan struct{})}
+}
+
+func (g *gate) fn(k int) (int, error) {
+	g.runs.Add(1)
+	g.started <- k
+	<-g.release
+	return k * 10, nil
+}
+
+// fakeClock is a clock the test moves by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
+func (c *fakeClock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
+
+// t0 is where the tests' fake clocks start.
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+// counted returns a function to memoize that returns how many times it has
+// run, so a test sees whether a call was served from the cache.
+func counted() (func(string) int, *atomic.Int32) {
+	var n atomic.Int32
+	return func(string) int { return int(n.Add(1)) }, &n
+}
+
+// raceEnabled reports whether the race detector is on; sync.Pool
+// drops items at random under it.
+func raceEnabled() bool {
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "-race" {
+				return s.Value == "true"
+			}
+		}
+	}
+	return false
+}
