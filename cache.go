@@ -483,15 +483,9 @@ func (c *Cache[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, i 
 			return v, err
 		}
 	}
-	if ended(ctxDone) {
-		// Nothing cached for a caller who would give up at once: a miss that
-		// neither starts nor joins an execution.
-		c.st.misses++
-		c.mu.Unlock()
-		var zero V
-		return zero, ctx.Err()
-	}
-	if i < 0 {
+	if i < 0 && !ended(ctxDone) {
+		// A caller whose context has ended does not join: it would give up
+		// at once. It counts a miss instead, below, and gets ctx's error.
 		cl := c.flights[-i]
 		c.st.hits++
 		c.st.coalesced++
@@ -506,7 +500,8 @@ func (c *Cache[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, i 
 	return c.execute(ctx, ctxDone, k, fn, true)
 }
 
-// ended reports whether a context whose Done channel is done has ended.
+// ended reports whether done, a context's Done channel, is closed. A nil
+// channel, of a context that can never end, is not.
 func ended(done <-chan struct{}) bool {
 	select {
 	case <-done:
@@ -518,8 +513,14 @@ func ended(done <-chan struct{}) bool {
 
 // execute runs fn for k on behalf of a caller counted as a miss, entered with
 // c.mu held, and returns the result. If shared, the execution is registered
-// as k's, for other callers to join and for its result to be stored.
+// as k's, for other callers to join and for its result to be stored. A caller
+// whose context has ended gets its error, and nothing runs.
 func (c *Cache[K, V]) execute(ctx context.Context, ctxDone <-chan struct{}, k K, fn func(context.Context, K) (V, error), shared bool) (V, error) {
+	if ended(ctxDone) {
+		c.mu.Unlock()
+		var zero V
+		return zero, ctx.Err()
+	}
 	if ctxDone == nil {
 		// Nobody can stop waiting for this execution before it ends, since
 		// later callers who give up leave this one waiting: run fn here.
@@ -628,11 +629,6 @@ func (c *Cache[K, V]) wait(ctxDone <-chan struct{}, ctx context.Context, k K, cl
 func (c *Cache[K, V]) bypass(ctx context.Context, ctxDone <-chan struct{}, k K, fn func(context.Context, K) (V, error)) (V, error) {
 	c.mu.Lock()
 	c.st.misses++
-	if ended(ctxDone) {
-		c.mu.Unlock()
-		var zero V
-		return zero, ctx.Err()
-	}
 	return c.execute(ctx, ctxDone, k, fn, false)
 }
 
@@ -747,7 +743,9 @@ func (c *Cache[K, V]) settle(k K, cl *call[V], failed bool, now, wall int64) {
 	switch {
 	case !failed:
 		store(c, &c.l, k, cl.val, now, c.valueExpiry(now, wall), true)
-	case cl.err != nil && c.errs != nil && !cl.refresh:
+	case cl.err != nil && cl.panicked == nil && c.errs != nil && !cl.refresh:
+		// (An error returned before the clock panicked is not cached: the
+		// execution's outcome is the panic.)
 		c.l.unmark(k)
 		store(c, c.errs, k, cl.err, now, addSat(now, int64(c.params.ErrorTTL)), false)
 	default:
@@ -785,7 +783,8 @@ func store[K comparable, V, T any](c *Cache[K, V], l *list[K, T], k K, v T, now,
 }
 
 // CacheInfo returns a consistent snapshot of the cache's counters and size.
-// CurrSize does not count expired entries.
+// CurrSize does not count expired entries, except stale ones still within
+// their StaleWhileRevalidate grace.
 func (c *Cache[K, V]) CacheInfo() CacheInfo {
 	var now int64
 	if c.timed {
@@ -843,7 +842,8 @@ func (c *Cache[K, V]) Clear() {
 
 // Forget drops the cached result (or cached error) for k, if any, and
 // reports whether there was one a call could have been answered with. An
-// expired entry counts as none, whether or not the cache still held it. An
+// entry past its expiry (and past its grace, with StaleWhileRevalidate)
+// counts as none, whether or not the cache still held it. An
 // execution for k in progress finishes for its callers, but its result is
 // not stored, and later calls start a new execution.
 func (c *Cache[K, V]) Forget(k K) bool {

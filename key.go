@@ -152,12 +152,13 @@ var ErrUnsupportedArgument = errors.New("memo: unsupported argument")
 // (whose caches differ between processes) cannot be encoded; neither can
 // cyclic data, data nested more than 10000 pointers, slices, maps and
 // interfaces deep, data whose key would be longer than 64 MiB (shared
-// sub-values count once per path to them), nor a value whose MarshalBinary
-// fails (time.Time's does for a zone offset of -1 minute). The error then
-// starts with "memo:", names the argument's position (from 0) and type, and
-// wraps ErrUnsupportedArgument.
-// KeyOf never panics: a panic while encoding, in a MarshalBinary say, is
-// returned as such an error.
+// sub-values count once per path to them), data whose maps, nested deep
+// around large values, would need more than 256 MiB moved to sort their
+// entries, nor a value whose MarshalBinary fails (time.Time's does for a zone
+// offset of -1 minute). These limits bound the work of building any key. The
+// error then starts with "memo:", names the argument's position (from 0) and
+// type, and wraps ErrUnsupportedArgument. KeyOf never panics: a panic while
+// encoding, in a MarshalBinary say, is returned as such an error.
 func KeyOf(args ...any) (string, error) {
 	return buildKey(false, args)
 }
@@ -226,6 +227,12 @@ const maxKeyDepth = 10000
 // shares sub-values, which are written once for each path to them.
 const maxKeyLen = 1 << 26
 
+// maxKeyMoved bounds the bytes moved to sort map entries while one key is
+// built. A map's entries are sorted by moving their encoded bytes, nested
+// maps included, so maps nested n deep move what is inside the innermost one
+// n times: the bound keeps that work linear in maxKeyLen.
+const maxKeyMoved = 4 * maxKeyLen
+
 // maxPooledBuffer bounds the buffers kept for reuse.
 const maxPooledBuffer = 64 << 10
 
@@ -237,6 +244,7 @@ type encoder struct {
 	seen    map[visit]struct{} // those entered past cycleCheckDepth on the current path
 	spans   []span             // map entries being sorted, innermost map last
 	scratch []byte             // a copy of one map's entries while they are sorted
+	moved   int                // bytes moved so far to sort map entries
 }
 
 // span is where one map entry is, from the start of its map's entries.
@@ -259,6 +267,7 @@ func buildKey(typed bool, args []any) (string, error) {
 	if cap(e.buf) <= maxPooledBuffer && cap(e.scratch) <= maxPooledBuffer && cap(e.spans) <= maxPooledBuffer {
 		e.buf = e.buf[:0]
 		e.depth = 0
+		e.moved = 0
 		e.seen = nil
 		e.spans = e.spans[:0]
 		encPool.Put(e)
@@ -674,6 +683,10 @@ func (e *encoder) mapEntries(v reflect.Value) error {
 	// A single entry is in order already; not copying it keeps a deep chain
 	// of one-entry maps linear.
 	if entries := e.spans[base:]; len(entries) > 1 {
+		if e.moved += len(e.buf) - start; e.moved > maxKeyMoved {
+			e.spans = e.spans[:base]
+			return &keyError{reason: fmt.Sprintf("sorting its maps' entries would move more than %d MiB: maps nested deep around large values", maxKeyMoved>>20), noPath: true}
+		}
 		e.scratch = append(e.scratch[:0], e.buf[start:]...)
 		all := e.scratch
 		slices.SortFunc(entries, func(a, b span) int {

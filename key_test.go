@@ -542,6 +542,25 @@ func TestKeyLengthLimit(t *testing.T) {
 	assert.Equal(t, 1<<20+34, len(keyMustOf(t, true, []any{mib})))
 }
 
+// TestKeyNestedMapsBounded: maps nested deep around a large value, which
+// sorting moves once per level, are refused before that work grows
+// quadratically, and maps nested shallow still work.
+func TestKeyNestedMapsBounded(t *testing.T) {
+	large := strings.Repeat("x", 10<<10)
+	nest := func(depth int) any {
+		var v any = 0
+		for range depth {
+			v = map[string]any{"a": v, "b": large}
+		}
+		return v
+	}
+	var err error
+	within(t, 10*time.Second, func() { _, err = KeyOf(nest(4000)) })
+	require.ErrorIs(t, err, ErrUnsupportedArgument)
+	assert.EqualError(t, err, "memo: argument 0 (map[string]interface {}): sorting its maps' entries would move more than 256 MiB: maps nested deep around large values")
+	keyMustOf(t, false, nest(20))
+}
+
 // TestKeyOneEntryMapsNotCopied checks that a one-entry map is not copied to
 // be sorted, which would make a chain of such maps quadratic.
 func TestKeyOneEntryMapsNotCopied(t *testing.T) {

@@ -31,7 +31,9 @@ type CacheInfo struct {
 	Coalesced uint64 `json:"coalesced"`
 	// Errors counts executions that failed: returned an error, panicked or
 	// called runtime.Goexit. An execution that began before the last Clear
-	// is not counted, nor is its time in ExecTime.
+	// is not counted, nor is its time in ExecTime. A failed background
+	// refresh (StaleWhileRevalidate) counts here, though the call that
+	// started it was a hit, so Errors may exceed Misses.
 	Errors uint64 `json:"errors"`
 	// ExecTime is the total time spent running the function, measured only
 	// with the MeasureExecTime option; 0 without it.

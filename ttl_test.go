@@ -586,3 +586,35 @@ func TestClockPanicWedgesNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestClockPanicCachesNoError: with CacheErrors, an error returned by an
+// execution whose clock reading then panics is not cached: the execution's
+// outcome is the panic, and a panic is never cached.
+func TestClockPanicCachesNoError(t *testing.T) {
+	clk := newFakeClock(t0)
+	var broken atomic.Bool
+	clock := func() time.Time {
+		if broken.CompareAndSwap(true, false) {
+			panic("clock broke")
+		}
+		return clk.Now()
+	}
+	var runs atomic.Int32
+	f, c := MemoizeErr(func(string) (int, error) {
+		if runs.Add(1) == 1 {
+			broken.Store(true)
+		}
+		return 0, errors.New("failed")
+	}, CacheErrors(time.Hour), Clock(clock))
+	clk.Advance(time.Minute)
+	p := func() (p any) {
+		defer func() { p = recover() }()
+		_, _ = f("k")
+		return nil
+	}()
+	assert.IsType(t, &PanicError{}, p)
+	_, err := f("k")
+	assert.EqualError(t, err, "failed")
+	assert.Equal(t, int32(2), runs.Load(), "the first execution's error was not cached")
+	assert.Equal(t, uint64(0), c.CacheInfo().Hits)
+}
