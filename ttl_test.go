@@ -3,6 +3,7 @@ package memo
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -474,6 +475,11 @@ func TestTTLModel(t *testing.T) {
 			case 2:
 				ref.purge(now)
 				require.Equal(t, len(ref.entries), c.CacheInfo().CurrSize, "seq %d op %d CurrSize at %v", seq, op, now)
+			case 3:
+				if rng.IntN(10) == 0 {
+					c.Clear()
+					ref.entries = nil
+				}
 			default:
 				want, hit := ref.get(k, now)
 				if !hit {
@@ -482,6 +488,22 @@ func TestTTLModel(t *testing.T) {
 				}
 				require.Equal(t, want, f(k), "seq %d op %d f(%d) at %v (hit %v)", seq, op, k, now, hit)
 			}
+			requireHeap(t, &c.l, fmt.Sprintf("seq %d op %d", seq, op))
+		}
+	}
+}
+
+// requireHeap checks the expiry heap of l: one place for each entry, each
+// knowing its place, none expiring before its parent.
+func requireHeap[K comparable, V any](t *testing.T, l *list[K, V], where string) {
+	t.Helper()
+	e := l.exp
+	require.Len(t, e.heap, l.len(), where)
+	for s, i := range e.heap {
+		require.Equal(t, int32(s), e.slot[i], where)
+		require.Equal(t, i, l.items[l.nodes[i].key], "%s: a held entry", where)
+		if s > 0 {
+			require.LessOrEqual(t, e.at[e.heap[(s-1)/2]], e.at[i], "%s: heap order", where)
 		}
 	}
 }
