@@ -501,8 +501,11 @@ func (c *Cache[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, i 
 }
 
 // ended reports whether done, a context's Done channel, is closed. A nil
-// channel, of a context that can never end, is not.
-func ended(done <-chan struct{}) bool {
+// channel, of a context that can never end, is not; checking that first
+// keeps the common case free of a call.
+func ended(done <-chan struct{}) bool { return done != nil && closed(done) }
+
+func closed(done <-chan struct{}) bool {
 	select {
 	case <-done:
 		return true
