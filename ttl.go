@@ -2,9 +2,7 @@ package memo
 
 import (
 	"context"
-	"fmt"
 	"math"
-	"time"
 )
 
 // expiries records when each entry of a list expires. The entries are kept
@@ -123,68 +121,6 @@ func addSat(a, b int64) int64 {
 		return s
 	}
 	return math.MaxInt64
-}
-
-// TTL makes every stored value expire d after it was stored. A hit does not
-// extend it; a call after it is a miss and stores a fresh value. Every
-// positive d works: an expiry beyond what the clock can reach (such as
-// TTL(math.MaxInt64)) never comes. TTL panics if d is not positive. Of TTL
-// and Window, the last given wins.
-func TTL(d time.Duration) Option {
-	mustPositive("TTL", d)
-	return func(c *config) { c.TTL, c.Window = d, 0 }
-}
-
-// Window makes values expire together at the end of the wall-clock window of
-// length d in which they were stored. Windows are counted from the Unix
-// epoch, so every process using the same d expires its values at the same
-// instants. Window panics if d is not positive. Of TTL and Window, the last
-// given wins.
-func Window(d time.Duration) Option {
-	mustPositive("Window", d)
-	return func(c *config) { c.TTL, c.Window = 0, d }
-}
-
-// StaleWhileRevalidate lets a value that expired less than grace ago still be
-// served: the call returns it at once, and one execution per key refreshes it
-// in the background, in a goroutine that ends when the function returns. If
-// the refresh fails, the stale value is served until grace has passed. Until
-// then it also counts in CurrSize. A grace too long to reach keeps stale
-// values forever. It needs TTL or Window, and panics if grace is not
-// positive.
-func StaleWhileRevalidate(grace time.Duration) Option {
-	mustPositive("StaleWhileRevalidate", grace)
-	return func(c *config) { c.StaleWhileRevalidate = grace }
-}
-
-// CacheErrors makes an error returned by the function cached for d, so that
-// calls within d return it without running the function again. Cached errors
-// are held apart from values, at most MaxSize of them, and CurrSize does not
-// count them. Panics are never cached. A d too long to reach caches errors
-// until they are evicted, forgotten or cleared. CacheErrors panics if d is
-// not positive.
-func CacheErrors(d time.Duration) Option {
-	mustPositive("CacheErrors", d)
-	return func(c *config) { c.ErrorTTL = d }
-}
-
-// Clock replaces time.Now as the cache's source of time, for tests. Expiry
-// stays exact if the clock steps back. If now panics, no key is left waiting:
-// a call that reads it before looking up panics with its value, and an
-// execution that reads it to store its result ends as if the function had
-// panicked (its callers panic with a *PanicError, nothing is stored). Clock
-// panics if now is nil.
-func Clock(now func() time.Time) Option {
-	if now == nil {
-		panic("memo: Clock given a nil function")
-	}
-	return func(c *config) { c.clock = now }
-}
-
-func mustPositive(option string, d time.Duration) {
-	if d <= 0 {
-		panic(fmt.Sprintf("memo: %s must be positive, got %v", option, d))
-	}
 }
 
 // stamp reads the clock once: now is nanoseconds since the cache was built

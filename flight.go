@@ -1,0 +1,287 @@
+package memo
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"time"
+)
+
+// PanicError is the value every caller of an execution panics with when the
+// memoized function panicked during that execution.
+type PanicError struct {
+	// Value is what the function passed to panic.
+	Value any
+	// Stack is the stack of the goroutine that panicked, at the panic.
+	Stack []byte
+}
+
+// Error describes the panic and includes the original stack.
+func (p *PanicError) Error() string {
+	return fmt.Sprintf("memo: memoized function panicked: %v\n\n%s", p.Value, p.Stack)
+}
+
+// Unwrap returns the panic value if it is an error, so errors.Is and
+// errors.As see through a PanicError.
+func (p *PanicError) Unwrap() error {
+	err, _ := p.Value.(error)
+	return err
+}
+
+// call is one execution of the function for one key. Its fields other than
+// done and waiters are written by the executing goroutine before done is
+// closed and read by the callers after.
+type call[V any] struct {
+	done    chan struct{} // made when someone needs to wait; closed at the end
+	waiters int           // callers still waiting, the executing one included
+	cancel  context.CancelFunc
+	flight  int32  // its index in Cache.flights while it is registered
+	gen     uint64 // Cache.gen when it started
+	refresh bool   // a background refresh of a stale value
+	ending[V]
+}
+
+// ending is how an execution ended.
+type ending[V any] struct {
+	val      V
+	err      error
+	panicked *PanicError
+	goexit   bool
+}
+
+// epoch anchors the readings ExecTime is measured with: time.Since of a time
+// that has a monotonic reading reads the clock once, time.Now twice.
+var epoch = time.Now()
+
+// ended reports whether done, a context's Done channel, is closed. A nil
+// channel, of a context that can never end, is not; checking that first
+// keeps the common case free of a call.
+func ended(done <-chan struct{}) bool { return done != nil && closed(done) }
+
+func closed(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
+}
+
+// execute runs fn for k on behalf of a caller counted as a miss, entered with
+// c.mu held, and returns the result. If shared, the execution is registered
+// as k's, for other callers to join and for its result to be stored. A caller
+// whose context has ended gets its error, and nothing runs.
+func (c *Cache[K, V]) execute(ctx context.Context, ctxDone <-chan struct{}, k K, fn func(context.Context, K) (V, error), shared bool) (V, error) {
+	if ended(ctxDone) {
+		c.mu.Unlock()
+		var zero V
+		return zero, ctx.Err()
+	}
+	if ctxDone == nil {
+		// Nobody can stop waiting for this execution before it ends, since
+		// later callers who give up leave this one waiting: run fn here.
+		cl := c.spare()
+		if shared {
+			c.l.mark(k, c.register(cl))
+		}
+		c.mu.Unlock()
+		var out ending[V]
+		c.run(ctx, k, fn, cl, shared, &out)
+		return out.result()
+	}
+	cl := &call[V]{waiters: 1, done: make(chan struct{}), gen: c.gen}
+	if shared {
+		c.l.mark(k, c.register(cl))
+	}
+	// fn keeps ctx's values but not its cancellation, which belongs to this
+	// caller alone; cl.cancel fires when the last caller gives up.
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	cl.cancel = cancel
+	c.mu.Unlock()
+	go c.run(fctx, k, fn, cl, shared, nil)
+	return c.wait(ctxDone, ctx, k, cl)
+}
+
+// spare returns a call for an execution run by its caller, with c.mu held,
+// reusing one if it can, so that misses in the steady state allocate nothing.
+func (c *Cache[K, V]) spare() *call[V] {
+	var cl *call[V]
+	if n := len(c.spares); n > 0 {
+		cl = c.spares[n-1]
+		c.spares[n-1] = nil
+		c.spares = c.spares[:n-1]
+	} else {
+		cl = new(call[V])
+	}
+	cl.waiters = 1
+	cl.gen = c.gen
+	return cl
+}
+
+// register makes cl the execution in progress for its key and returns its
+// index in c.flights, for the key's mark.
+func (c *Cache[K, V]) register(cl *call[V]) int32 {
+	if n := len(c.idle); n > 0 {
+		cl.flight = c.idle[n-1]
+		c.idle = c.idle[:n-1]
+		c.flights[cl.flight] = cl
+		return cl.flight
+	}
+	if len(c.flights) == 0 {
+		c.flights = append(c.flights, nil) // index 0: a mark is never 0
+	}
+	cl.flight = int32(len(c.flights))
+	c.flights = append(c.flights, cl)
+	return cl.flight
+}
+
+// registered reports whether cl is still the execution in progress for its
+// key: Clear, Forget and the last caller giving up end that, and then cl's
+// result is not stored.
+func (c *Cache[K, V]) registered(cl *call[V]) bool {
+	return int(cl.flight) < len(c.flights) && c.flights[cl.flight] == cl
+}
+
+// unregister ends cl's registration; the caller deals with its key's mark.
+func (c *Cache[K, V]) unregister(cl *call[V]) {
+	c.flights[cl.flight] = nil
+	c.idle = append(c.idle, cl.flight)
+}
+
+// wait waits for cl to end, or for ctxDone, whichever comes first.
+func (c *Cache[K, V]) wait(ctxDone <-chan struct{}, ctx context.Context, k K, cl *call[V]) (V, error) {
+	select {
+	case <-cl.done:
+		return cl.result()
+	case <-ctxDone:
+	}
+	c.mu.Lock()
+	if ended(cl.done) {
+		// The execution ended as the context did: take its result, so that
+		// a panic is not left without a caller to receive it.
+		c.mu.Unlock()
+		return cl.result()
+	}
+	cl.waiters--
+	abandoned := cl.waiters == 0
+	if abandoned && c.registered(cl) {
+		// Later callers must not join an execution whose context is
+		// cancelled: they start afresh. (A refresh is never abandoned: it
+		// counts itself as a waiter.)
+		c.unregister(cl)
+		c.l.unmark(k)
+	}
+	c.mu.Unlock()
+	if abandoned && cl.cancel != nil {
+		cl.cancel()
+	}
+	var zero V
+	return zero, ctx.Err()
+}
+
+// run executes fn for k and records the outcome in cl, turning a panic or a
+// runtime.Goexit in fn into a recorded outcome so that the lock is released,
+// the waiters are woken and nothing is cached. If shared, cl was registered
+// as the execution for k. out, if not nil, receives the ending for the
+// caller who runs fn itself, and cl may then be reused (see finish).
+//
+// A panic that no caller receives (a refresh nobody joined, an execution
+// every caller gave up on) is raised again in run's goroutine, which memo
+// started and nothing recovers, so it ends the program as a panic in any
+// goroutine does, with the original value and stack in its message.
+func (c *Cache[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) (V, error), cl *call[V], shared bool, out *ending[V]) {
+	var start, took time.Duration
+	if c.params.MeasureExecTime {
+		start = time.Since(epoch)
+	}
+	var now, wall int64
+	returned := false
+	defer func() {
+		// Reached after a return, a recovered panic, or runtime.Goexit (which
+		// cannot be recovered and goes on unwinding after this).
+		if !returned && cl.panicked == nil {
+			cl.goexit = true
+		}
+		if c.params.MeasureExecTime {
+			took = time.Since(epoch) - start
+		}
+		if lost := c.finish(k, cl, shared, now, wall, took, out); lost != nil {
+			panic(lost)
+		}
+	}()
+	func() {
+		defer func() {
+			if !returned {
+				if r := recover(); r != nil {
+					cl.panicked = &PanicError{Value: r, Stack: debug.Stack()}
+				}
+			}
+		}()
+		cl.val, cl.err = fn(ctx, k)
+		if shared && c.timed {
+			// Read here, where a panicking clock is the execution's panic:
+			// its callers receive it and the key is released.
+			now, wall = c.stamp()
+		}
+		returned = true
+	}()
+}
+
+// finish records the end of cl's execution, stores a successful result unless
+// the key was forgotten or the cache cleared meanwhile, and wakes the waiters.
+// It copies the ending to out, if not nil; then, if nobody joined, nobody
+// else has seen cl, and it is kept for another execution. It returns cl's
+// panic if no caller will receive it.
+func (c *Cache[K, V]) finish(k K, cl *call[V], shared bool, now, wall int64, took time.Duration, out *ending[V]) (lost *PanicError) {
+	failed := cl.err != nil || cl.panicked != nil || cl.goexit
+	c.mu.Lock()
+	if cl.gen == c.gen {
+		// An execution that began before a Clear counts in the counters
+		// that Clear reset, not in the new ones.
+		c.st.execTime += took
+		if failed {
+			c.st.errors++
+		}
+	}
+	if shared && c.registered(cl) {
+		c.unregister(cl)
+		c.settle(k, cl, failed, now, wall)
+	}
+	if out == nil {
+		callers := cl.waiters
+		if cl.refresh {
+			callers-- // the refresh's own count
+		}
+		if callers == 0 {
+			lost = cl.panicked
+		}
+	}
+	cancel := cl.cancel
+	if cl.done != nil {
+		close(cl.done)
+	}
+	if out != nil {
+		*out = cl.ending
+		if cl.done == nil {
+			*cl = call[V]{}
+			c.spares = append(c.spares, cl)
+		}
+	}
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	return lost
+}
+
+// result hands a finished execution's ending to one caller.
+func (o *ending[V]) result() (V, error) {
+	if o.panicked != nil {
+		panic(o.panicked)
+	}
+	if o.goexit {
+		runtime.Goexit()
+	}
+	return o.val, o.err
+}

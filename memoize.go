@@ -1,0 +1,248 @@
+package memo
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"time"
+)
+
+// nilFunc is the panic of a constructor given a nil function.
+const nilFunc = "memo: the function to memoize is nil"
+
+func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts []Option) *Cache[K, V] {
+	cfg := config{Parameters: Parameters{MaxSize: DefaultMaxSize, Shards: 1}, clock: time.Now}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	p := cfg.Parameters
+	if p.StaleWhileRevalidate > 0 && p.TTL == 0 && p.Window == 0 {
+		panic("memo: StaleWhileRevalidate needs TTL or Window")
+	}
+	n := p.Shards
+	if n > 1 && !p.Unbounded && p.MaxSize > 0 && p.MaxSize < n {
+		panic(fmt.Sprintf("memo: Shards(%d) needs MaxSize of at least %d, got %d", n, n, p.MaxSize))
+	}
+	c := build(fn, p, cfg.clock)
+	if n > 1 && !c.off {
+		c.hash = partHash[K]()
+		c.parts = make([]*Cache[K, V], n)
+		for i := range c.parts {
+			pp := p
+			if !p.Unbounded {
+				pp.MaxSize = p.MaxSize / n
+				if i < p.MaxSize%n {
+					pp.MaxSize++
+				}
+			}
+			part := build(fn, pp, cfg.clock)
+			part.base = c.base
+			part.slots = nil // keys are normalised before a part is chosen
+			c.parts[i] = part
+		}
+	}
+	if c.parts != nil {
+		c.plain, c.split = false, !c.check
+	}
+	return c
+}
+
+// build makes one unsharded cache.
+func build[K comparable, V any](fn func(context.Context, K) (V, error), p Parameters, clock func() time.Time) *Cache[K, V] {
+	c := &Cache[K, V]{
+		fn:     fn,
+		params: p,
+		off:    p.MaxSize == 0 && !p.Unbounded,
+		check:  mayPanicOnEqual(reflect.TypeFor[K]()),
+		slots:  numberSlots[K](p.Typed),
+		timed:  p.TTL > 0 || p.Window > 0 || p.ErrorTTL > 0,
+		clock:  clock,
+	}
+	c.plain = !c.off && !c.check && c.slots == nil && !c.timed
+	if p.TTL > 0 || p.Window > 0 {
+		c.l.exp = &expiries{grace: int64(p.StaleWhileRevalidate)}
+	}
+	c.l.init(p.MaxSize)
+	if p.ErrorTTL > 0 {
+		c.errs = &list[K, error]{exp: &expiries{}}
+		c.errs.init(p.MaxSize)
+	}
+	if c.timed {
+		c.base = c.clock()
+	}
+	return c
+}
+
+// Memoize returns a function that behaves like fn but remembers its results,
+// and the Cache behind it. By default the cache holds the DefaultMaxSize most
+// recently used results; see MaxSize and Unbounded.
+//
+// Concurrent calls for a key that is not cached run fn once; the other
+// callers wait for that execution and share its result. fn never runs while
+// the cache's lock is held, so it may call the memoized function for other
+// keys, as a recursive function does. If fn calls the memoized function with
+// its own key it waits for itself forever, as sync.Once does.
+//
+// If fn panics, nothing is cached, and every caller waiting on that execution
+// panics with a *PanicError holding the original value and stack. A panic
+// that no caller is left to receive (in a StaleWhileRevalidate refresh, or
+// in an execution whose callers all gave up through their contexts) is
+// raised again in the goroutine memo started for that execution, so it ends
+// the program as any unrecovered panic does, as singleflight's DoChan does;
+// it is never dropped. A key that holds an uncomparable value makes the
+// returned function panic with an error wrapping ErrNotComparable, before fn
+// runs.
+func Memoize[K comparable, V any](fn func(K) V, opts ...Option) (func(K) V, *Cache[K, V]) {
+	if fn == nil {
+		panic(nilFunc)
+	}
+	c := newCache(func(_ context.Context, k K) (V, error) { return fn(k), nil }, opts)
+	return func(k K) V {
+		v, err := c.do(context.Background(), nil, k, c.fn)
+		if err != nil {
+			panic(err)
+		}
+		return v
+	}, c
+}
+
+// MemoizeErr is Memoize for a function that can fail. An error is returned to
+// every caller of that execution and never cached: the next call runs fn
+// again. A key that holds an uncomparable value gives an error wrapping
+// ErrNotComparable, and fn is not called.
+func MemoizeErr[K comparable, V any](fn func(K) (V, error), opts ...Option) (func(K) (V, error), *Cache[K, V]) {
+	if fn == nil {
+		panic(nilFunc)
+	}
+	c := newCache(func(_ context.Context, k K) (V, error) { return fn(k) }, opts)
+	return func(k K) (V, error) { return c.do(context.Background(), nil, k, c.fn) }, c
+}
+
+// MemoizeCtx is MemoizeErr for a function that takes a context.
+//
+// A caller whose context ends while it waits for the result stops waiting at
+// once and gets the context's error; the execution carries on for the callers
+// still waiting. The context fn receives carries the values of the context of
+// the call that started the execution, and is cancelled only when every
+// caller of that execution has stopped waiting. To let callers stop waiting,
+// fn runs in a goroutine of its own, unless the starting caller's context can
+// never be cancelled (its Done method returns nil, as context.Background's
+// does); then it runs in the caller's goroutine. A call whose context has
+// already ended gets the cached value if there is one, as a hit; otherwise it
+// gets the context's error at once and counts as a miss, and neither starts
+// fn nor joins an execution in progress. Every call honours its context this
+// way, including calls that bypass the cache (MaxSize(0), NaN keys). A caller
+// that joins an execution counts as a hit when it joins, even if its context
+// ends before the result arrives.
+func MemoizeCtx[K comparable, V any](fn func(context.Context, K) (V, error), opts ...Option) (func(context.Context, K) (V, error), *Cache[K, V]) {
+	if fn == nil {
+		panic(nilFunc)
+	}
+	c := newCache(fn, opts)
+	return func(ctx context.Context, k K) (V, error) { return c.do(ctx, ctx.Done(), k, c.fn) }, c
+}
+
+// Args2 is the key of a memoized function of two arguments.
+type Args2[A, B comparable] struct {
+	A A
+	B B
+}
+
+// Args3 is the key of a memoized function of three arguments.
+type Args3[A, B, C comparable] struct {
+	A A
+	B B
+	C C
+}
+
+// Memoize2 is Memoize for a function of two arguments, cached under the pair.
+func Memoize2[A, B comparable, V any](fn func(A, B) V, opts ...Option) (func(A, B) V, *Cache[Args2[A, B], V]) {
+	if fn == nil {
+		panic(nilFunc)
+	}
+	f, c := Memoize(func(k Args2[A, B]) V { return fn(k.A, k.B) }, opts...)
+	return func(a A, b B) V { return f(Args2[A, B]{a, b}) }, c
+}
+
+// Memoize2Err is MemoizeErr for a function of two arguments.
+func Memoize2Err[A, B comparable, V any](fn func(A, B) (V, error), opts ...Option) (func(A, B) (V, error), *Cache[Args2[A, B], V]) {
+	if fn == nil {
+		panic(nilFunc)
+	}
+	f, c := MemoizeErr(func(k Args2[A, B]) (V, error) { return fn(k.A, k.B) }, opts...)
+	return func(a A, b B) (V, error) { return f(Args2[A, B]{a, b}) }, c
+}
+
+// Memoize2Ctx is MemoizeCtx for a function of two arguments.
+func Memoize2Ctx[A, B comparable, V any](fn func(context.Context, A, B) (V, error), opts ...Option) (func(context.Context, A, B) (V, error), *Cache[Args2[A, B], V]) {
+	if fn == nil {
+		panic(nilFunc)
+	}
+	f, c := MemoizeCtx(func(ctx context.Context, k Args2[A, B]) (V, error) { return fn(ctx, k.A, k.B) }, opts...)
+	return func(ctx context.Context, a A, b B) (V, error) { return f(ctx, Args2[A, B]{a, b}) }, c
+}
+
+// Memoize3 is Memoize for a function of three arguments, cached under the
+// triple.
+func Memoize3[A, B, C comparable, V any](fn func(A, B, C) V, opts ...Option) (func(A, B, C) V, *Cache[Args3[A, B, C], V]) {
+	if fn == nil {
+		panic(nilFunc)
+	}
+	f, c := Memoize(func(k Args3[A, B, C]) V { return fn(k.A, k.B, k.C) }, opts...)
+	return func(a A, b B, cc C) V { return f(Args3[A, B, C]{a, b, cc}) }, c
+}
+
+// Memoize3Err is MemoizeErr for a function of three arguments.
+func Memoize3Err[A, B, C comparable, V any](fn func(A, B, C) (V, error), opts ...Option) (func(A, B, C) (V, error), *Cache[Args3[A, B, C], V]) {
+	if fn == nil {
+		panic(nilFunc)
+	}
+	f, c := MemoizeErr(func(k Args3[A, B, C]) (V, error) { return fn(k.A, k.B, k.C) }, opts...)
+	return func(a A, b B, cc C) (V, error) { return f(Args3[A, B, C]{a, b, cc}) }, c
+}
+
+// Memoize3Ctx is MemoizeCtx for a function of three arguments.
+func Memoize3Ctx[A, B, C comparable, V any](fn func(context.Context, A, B, C) (V, error), opts ...Option) (func(context.Context, A, B, C) (V, error), *Cache[Args3[A, B, C], V]) {
+	if fn == nil {
+		panic(nilFunc)
+	}
+	f, c := MemoizeCtx(func(ctx context.Context, k Args3[A, B, C]) (V, error) { return fn(ctx, k.A, k.B, k.C) }, opts...)
+	return func(ctx context.Context, a A, b B, cc C) (V, error) { return f(ctx, Args3[A, B, C]{a, b, cc}) }, c
+}
+
+// MemoizeKeyed is MemoizeErr for a function whose argument need not be
+// comparable, such as a slice, a map or a struct holding them: results are
+// cached under the key that key returns for the argument. KeyOf builds such
+// keys from any arguments. If key fails, its error is returned, fn is not
+// called, and nothing is counted or cached. The Cache's Unwrapped returns nil,
+// since its keys cannot be turned back into arguments.
+func MemoizeKeyed[A any, K comparable, V any](fn func(A) (V, error), key func(A) (K, error), opts ...Option) (func(A) (V, error), *Cache[K, V]) {
+	if fn == nil || key == nil {
+		panic(nilFunc)
+	}
+	c := newCache[K, V](nil, opts)
+	exec := func(_ context.Context, a A) (V, error) { return fn(a) }
+	return func(a A) (V, error) { return keyed(c, context.Background(), nil, a, key, exec) }, c
+}
+
+// MemoizeKeyedCtx is MemoizeKeyed for a function that takes a context, with
+// the context semantics of MemoizeCtx.
+func MemoizeKeyedCtx[A any, K comparable, V any](fn func(context.Context, A) (V, error), key func(A) (K, error), opts ...Option) (func(context.Context, A) (V, error), *Cache[K, V]) {
+	if fn == nil || key == nil {
+		panic(nilFunc)
+	}
+	c := newCache[K, V](nil, opts)
+	return func(ctx context.Context, a A) (V, error) { return keyed(c, ctx, ctx.Done(), a, key, fn) }, c
+}
+
+func keyed[K comparable, V, A any](c *Cache[K, V], ctx context.Context, ctxDone <-chan struct{}, a A, key func(A) (K, error), fn func(context.Context, A) (V, error)) (V, error) {
+	k, err := key(a)
+	if err != nil {
+		var zero V
+		return zero, err
+	}
+	if c.slots != nil {
+		k, _ = c.normalize(k)
+	}
+	return doArg(c, ctx, ctxDone, k, a, fn)
+}

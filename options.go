@@ -1,0 +1,161 @@
+package memo
+
+import (
+	"fmt"
+	"time"
+)
+
+// DefaultMaxSize is the size of a cache built without MaxSize or Unbounded,
+// the same default as Python's functools.lru_cache.
+const DefaultMaxSize = 128
+
+// Option configures a memoized function: MaxSize, Unbounded, Shards, TTL,
+// Window, StaleWhileRevalidate, CacheErrors, Clock, Typed, MeasureExecTime.
+type Option func(*config)
+
+type config struct {
+	Parameters
+	clock func() time.Time
+}
+
+// MaxSize bounds the cache to n entries, evicting the least recently used
+// entry when full. A size of 0 or less turns caching off: every call runs the
+// function and counts as a miss, and the size is reported as 0. MaxSize
+// panics if n is larger than a cache can index (2^31-2). Of MaxSize and
+// Unbounded, the last given wins.
+func MaxSize(n int) Option {
+	if n > maxEntries {
+		panic(fmt.Sprintf("memo: MaxSize(%d) is larger than the %d entries a cache can index; use Unbounded()", n, maxEntries))
+	}
+	return func(c *config) { c.MaxSize, c.Unbounded = max(n, 0), false }
+}
+
+// Unbounded lets the cache grow without limit: nothing is ever evicted. Of
+// MaxSize and Unbounded, the last given wins.
+func Unbounded() Option {
+	return func(c *config) { c.MaxSize, c.Unbounded = 0, true }
+}
+
+// Shards splits the cache into n parts, each with its own lock, chosen by a
+// hash of the key, so that goroutines on many cores rarely wait for one
+// another. The price: eviction is least-recently-used within each part, which
+// holds an equal share of MaxSize, not across the whole cache. CacheInfo
+// still reports the whole. Shards panics if n is less than 1; the cache's
+// constructor panics if a positive MaxSize is smaller than n.
+func Shards(n int) Option {
+	if n < 1 {
+		panic(fmt.Sprintf("memo: Shards must be at least 1, got %d", n))
+	}
+	return func(c *config) { c.Shards = n }
+}
+
+// MeasureExecTime makes the cache time every execution of the function and
+// add it up in CacheInfo.ExecTime. It is off by default because reading the
+// clock twice per miss can cost more than the rest of a miss's bookkeeping.
+func MeasureExecTime() Option {
+	return func(c *config) { c.MeasureExecTime = true }
+}
+
+// Parameters are a cache's settings as configured, normalised: a negative
+// MaxSize reads 0.
+type Parameters struct {
+	// MaxSize is the most entries the cache holds; 0 when Unbounded, and 0
+	// when caching is off.
+	MaxSize int
+	// Unbounded reports that the cache has no size limit.
+	Unbounded bool
+	// TTL is how long a stored value stays fresh; 0 when values do not
+	// expire one by one.
+	TTL time.Duration
+	// Window is the length of the wall-clock windows at whose end values
+	// expire together; 0 when values do not expire by window.
+	Window time.Duration
+	// StaleWhileRevalidate is how long past its expiry a value may still be
+	// served while it is refreshed in the background.
+	StaleWhileRevalidate time.Duration
+	// ErrorTTL is how long an error is cached; 0 when errors are not.
+	ErrorTTL time.Duration
+	// Typed reports that keys holding numbers of different types are kept
+	// apart even when the numbers are equal.
+	Typed bool
+	// Shards is the number of independently locked parts; 1 when the cache
+	// is not sharded.
+	Shards int
+	// MeasureExecTime reports that executions are timed for
+	// CacheInfo.ExecTime.
+	MeasureExecTime bool
+}
+
+// TTL makes every stored value expire d after it was stored. A hit does not
+// extend it; a call after it is a miss and stores a fresh value. Every
+// positive d works: an expiry beyond what the clock can reach (such as
+// TTL(math.MaxInt64)) never comes. TTL panics if d is not positive. Of TTL
+// and Window, the last given wins.
+func TTL(d time.Duration) Option {
+	mustPositive("TTL", d)
+	return func(c *config) { c.TTL, c.Window = d, 0 }
+}
+
+// Window makes values expire together at the end of the wall-clock window of
+// length d in which they were stored. Windows are counted from the Unix
+// epoch, so every process using the same d expires its values at the same
+// instants. Window panics if d is not positive. Of TTL and Window, the last
+// given wins.
+func Window(d time.Duration) Option {
+	mustPositive("Window", d)
+	return func(c *config) { c.TTL, c.Window = 0, d }
+}
+
+// StaleWhileRevalidate lets a value that expired less than grace ago still be
+// served: the call returns it at once, and one execution per key refreshes it
+// in the background, in a goroutine that ends when the function returns. If
+// the refresh fails, the stale value is served until grace has passed. Until
+// then it also counts in CurrSize. A grace too long to reach keeps stale
+// values forever. It needs TTL or Window, and panics if grace is not
+// positive.
+func StaleWhileRevalidate(grace time.Duration) Option {
+	mustPositive("StaleWhileRevalidate", grace)
+	return func(c *config) { c.StaleWhileRevalidate = grace }
+}
+
+// CacheErrors makes an error returned by the function cached for d, so that
+// calls within d return it without running the function again. Cached errors
+// are held apart from values, at most MaxSize of them, and CurrSize does not
+// count them. Panics are never cached. A d too long to reach caches errors
+// until they are evicted, forgotten or cleared. CacheErrors panics if d is
+// not positive.
+func CacheErrors(d time.Duration) Option {
+	mustPositive("CacheErrors", d)
+	return func(c *config) { c.ErrorTTL = d }
+}
+
+// Clock replaces time.Now as the cache's source of time, for tests. Expiry
+// stays exact if the clock steps back. If now panics, no key is left waiting:
+// a call that reads it before looking up panics with its value, and an
+// execution that reads it to store its result ends as if the function had
+// panicked (its callers panic with a *PanicError, nothing is stored). Clock
+// panics if now is nil.
+func Clock(now func() time.Time) Option {
+	if now == nil {
+		panic("memo: Clock given a nil function")
+	}
+	return func(c *config) { c.clock = now }
+}
+
+func mustPositive(option string, d time.Duration) {
+	if d <= 0 {
+		panic(fmt.Sprintf("memo: %s must be positive, got %v", option, d))
+	}
+}
+
+// Typed keeps numerically equal keys of different types apart, as Python's
+// lru_cache(typed=True) does. It matters only for keys that hold empty
+// interfaces (any): by default a memoized func(any) V answers f(1),
+// f(int64(1)), f(uint8(1)) and f(1.0) from one entry, as Python's default
+// does; with Typed they are four entries. The same holds for any fields and
+// elements of struct and array keys. A non-empty interface (a fmt.Stringer,
+// say) keeps its numbers' types either way, since a number of another type
+// may not implement it. Keys of concrete types are unaffected either way.
+func Typed() Option {
+	return func(c *config) { c.Typed = true }
+}
