@@ -264,7 +264,7 @@ func (c *Cache[K, V]) settle(k K, cl *call[V], failed bool, now, wall int64) {
 		// (An error returned before the clock panicked is not cached: the
 		// execution's outcome is the panic.)
 		c.l.unmark(k)
-		store(c, c.errs, k, cl.err, now, addSat(now, int64(c.params.ErrorTTL)), false)
+		store(c, c.errs, k, cl.err, now, addSat(now, int64(c.params.CacheErrors)), false)
 	default:
 		c.l.unmark(k)
 	}

@@ -109,9 +109,6 @@ func TestSizes(t *testing.T) {
 			assert.Contains(t, ci.String(), tc.str)
 		})
 	}
-	assert.PanicsWithValue(t,
-		"memo: MaxSize(2147483647) is larger than the 2147483646 entries a cache can index; use Unbounded()",
-		func() { MaxSize(math.MaxInt32) })
 	assert.PanicsWithValue(t, "memo: the function to memoize is nil", func() { Memoize[int, int](nil) })
 	assert.PanicsWithValue(t, "memo: the function to memoize is nil", func() { MemoizeErr[int, int](nil) })
 	assert.PanicsWithValue(t, "memo: the function to memoize is nil", func() { MemoizeCtx[int, int](nil) })

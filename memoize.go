@@ -2,7 +2,6 @@ package memo
 
 import (
 	"context"
-	"fmt"
 	"reflect"
 	"time"
 )
@@ -11,18 +10,8 @@ import (
 const nilFunc = "memo: the function to memoize is nil"
 
 func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts []Option) *Cache[K, V] {
-	cfg := config{Parameters: Parameters{MaxSize: DefaultMaxSize, Shards: 1}, clock: time.Now}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	p := cfg.Parameters
-	if p.StaleWhileRevalidate > 0 && p.TTL == 0 && p.Window == 0 {
-		panic("memo: StaleWhileRevalidate needs TTL or Window")
-	}
-	n := p.Shards
-	if n > 1 && !p.Unbounded && p.MaxSize > 0 && p.MaxSize < n {
-		panic(fmt.Sprintf("memo: Shards(%d) needs MaxSize of at least %d, got %d", n, n, p.MaxSize))
-	}
+	cfg := configure(opts)
+	p, n := cfg.Parameters, cfg.Shards
 	c := build(fn, p, cfg.clock)
 	if n > 1 && !c.off {
 		c.hash = partHash[K]()
@@ -55,7 +44,7 @@ func build[K comparable, V any](fn func(context.Context, K) (V, error), p Parame
 		off:    p.MaxSize == 0 && !p.Unbounded,
 		check:  mayPanicOnEqual(reflect.TypeFor[K]()),
 		slots:  numberSlots[K](p.Typed),
-		timed:  p.TTL > 0 || p.Window > 0 || p.ErrorTTL > 0,
+		timed:  p.TTL > 0 || p.Window > 0 || p.CacheErrors > 0,
 		clock:  clock,
 	}
 	c.plain = !c.off && !c.check && c.slots == nil && !c.timed
@@ -63,7 +52,7 @@ func build[K comparable, V any](fn func(context.Context, K) (V, error), p Parame
 		c.l.exp = &expiries{grace: int64(p.StaleWhileRevalidate)}
 	}
 	c.l.init(p.MaxSize)
-	if p.ErrorTTL > 0 {
+	if p.CacheErrors > 0 {
 		c.errs = &list[K, error]{exp: &expiries{}}
 		c.errs.init(p.MaxSize)
 	}

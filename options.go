@@ -11,23 +11,65 @@ const DefaultMaxSize = 128
 
 // Option configures a memoized function: MaxSize, Unbounded, Shards, TTL,
 // Window, StaleWhileRevalidate, CacheErrors, Clock, Typed, MeasureExecTime.
+// Options only record what they are given; the constructor checks them all
+// together, and panics with a message starting "memo:" that names the option
+// if one is invalid. A duration of 0, as configuration files write for "off",
+// turns its feature off; a negative one is invalid.
 type Option func(*config)
 
+// config is what the options record, before validation.
 type config struct {
 	Parameters
-	clock func() time.Time
+	clock func() time.Time // nil only if Clock was given nil
+}
+
+// configure applies opts to the defaults, validates the result and returns
+// it normalised.
+func configure(opts []Option) config {
+	c := config{Parameters: Parameters{MaxSize: DefaultMaxSize, Shards: 1}, clock: time.Now}
+	for _, o := range opts {
+		o(&c)
+	}
+	if msg := c.invalid(); msg != "" {
+		panic(msg)
+	}
+	c.MaxSize = max(c.MaxSize, 0)
+	if c.TTL == 0 && c.Window == 0 {
+		c.StaleWhileRevalidate = 0 // nothing expires, so nothing is stale
+	}
+	return c
+}
+
+// invalid returns why c cannot configure a cache, or "".
+func (c *config) invalid() string {
+	for _, d := range []struct {
+		option string
+		d      time.Duration
+	}{{"TTL", c.TTL}, {"Window", c.Window}, {"StaleWhileRevalidate", c.StaleWhileRevalidate}, {"CacheErrors", c.CacheErrors}} {
+		if d.d < 0 {
+			return fmt.Sprintf("memo: %s must not be negative, got %v", d.option, d.d)
+		}
+	}
+	switch n := c.Shards; {
+	case c.MaxSize > maxEntries:
+		return fmt.Sprintf("memo: MaxSize(%d) is larger than the %d entries a cache can index; use Unbounded()", c.MaxSize, maxEntries)
+	case n < 1:
+		return fmt.Sprintf("memo: Shards must be at least 1, got %d", n)
+	case n > 1 && !c.Unbounded && c.MaxSize > 0 && c.MaxSize < n:
+		return fmt.Sprintf("memo: Shards(%d) needs MaxSize of at least %d, got %d", n, n, c.MaxSize)
+	case c.clock == nil:
+		return "memo: Clock given a nil function"
+	}
+	return ""
 }
 
 // MaxSize bounds the cache to n entries, evicting the least recently used
-// entry when full. A size of 0 or less turns caching off: every call runs the
-// function and counts as a miss, and the size is reported as 0. MaxSize
-// panics if n is larger than a cache can index (2^31-2). Of MaxSize and
+// entry when full. A size of 0 or less turns caching off, as in Python: every
+// call runs the function and counts as a miss, and the size is reported as 0.
+// A size larger than a cache can index (2^31-2) is invalid. Of MaxSize and
 // Unbounded, the last given wins.
 func MaxSize(n int) Option {
-	if n > maxEntries {
-		panic(fmt.Sprintf("memo: MaxSize(%d) is larger than the %d entries a cache can index; use Unbounded()", n, maxEntries))
-	}
-	return func(c *config) { c.MaxSize, c.Unbounded = max(n, 0), false }
+	return func(c *config) { c.MaxSize, c.Unbounded = n, false }
 }
 
 // Unbounded lets the cache grow without limit: nothing is ever evicted. Of
@@ -40,12 +82,9 @@ func Unbounded() Option {
 // hash of the key, so that goroutines on many cores rarely wait for one
 // another. The price: eviction is least-recently-used within each part, which
 // holds an equal share of MaxSize, not across the whole cache. CacheInfo
-// still reports the whole. Shards panics if n is less than 1; the cache's
-// constructor panics if a positive MaxSize is smaller than n.
+// still reports the whole. n must be at least 1, and no larger than a
+// positive MaxSize.
 func Shards(n int) Option {
-	if n < 1 {
-		panic(fmt.Sprintf("memo: Shards must be at least 1, got %d", n))
-	}
 	return func(c *config) { c.Shards = n }
 }
 
@@ -57,7 +96,7 @@ func MeasureExecTime() Option {
 }
 
 // Parameters are a cache's settings as configured, normalised: a negative
-// MaxSize reads 0.
+// MaxSize reads 0, and StaleWhileRevalidate reads 0 when nothing expires.
 type Parameters struct {
 	// MaxSize is the most entries the cache holds; 0 when Unbounded, and 0
 	// when caching is off.
@@ -73,8 +112,8 @@ type Parameters struct {
 	// StaleWhileRevalidate is how long past its expiry a value may still be
 	// served while it is refreshed in the background.
 	StaleWhileRevalidate time.Duration
-	// ErrorTTL is how long an error is cached; 0 when errors are not.
-	ErrorTTL time.Duration
+	// CacheErrors is how long an error is cached; 0 when errors are not.
+	CacheErrors time.Duration
 	// Typed reports that keys holding numbers of different types are kept
 	// apart even when the numbers are equal.
 	Typed bool
@@ -89,20 +128,18 @@ type Parameters struct {
 // TTL makes every stored value expire d after it was stored. A hit does not
 // extend it; a call after it is a miss and stores a fresh value. Every
 // positive d works: an expiry beyond what the clock can reach (such as
-// TTL(math.MaxInt64)) never comes. TTL panics if d is not positive. Of TTL
+// TTL(math.MaxInt64)) never comes. TTL(0) means values do not expire. Of TTL
 // and Window, the last given wins.
 func TTL(d time.Duration) Option {
-	mustPositive("TTL", d)
 	return func(c *config) { c.TTL, c.Window = d, 0 }
 }
 
 // Window makes values expire together at the end of the wall-clock window of
 // length d in which they were stored. Windows are counted from the Unix
 // epoch, so every process using the same d expires its values at the same
-// instants. Window panics if d is not positive. Of TTL and Window, the last
-// given wins.
+// instants. Window(0) means values do not expire. Of TTL and Window, the
+// last given wins.
 func Window(d time.Duration) Option {
-	mustPositive("Window", d)
 	return func(c *config) { c.TTL, c.Window = 0, d }
 }
 
@@ -111,10 +148,9 @@ func Window(d time.Duration) Option {
 // in the background, in a goroutine that ends when the function returns. If
 // the refresh fails, the stale value is served until grace has passed. Until
 // then it also counts in CurrSize. A grace too long to reach keeps stale
-// values forever. It needs TTL or Window, and panics if grace is not
-// positive.
+// values forever. A grace of 0 serves nothing stale; so does any grace when
+// neither TTL nor Window makes values expire.
 func StaleWhileRevalidate(grace time.Duration) Option {
-	mustPositive("StaleWhileRevalidate", grace)
 	return func(c *config) { c.StaleWhileRevalidate = grace }
 }
 
@@ -122,30 +158,20 @@ func StaleWhileRevalidate(grace time.Duration) Option {
 // calls within d return it without running the function again. Cached errors
 // are held apart from values, at most MaxSize of them, and CurrSize does not
 // count them. Panics are never cached. A d too long to reach caches errors
-// until they are evicted, forgotten or cleared. CacheErrors panics if d is
-// not positive.
+// until they are evicted, forgotten or cleared. CacheErrors(0) caches no
+// errors.
 func CacheErrors(d time.Duration) Option {
-	mustPositive("CacheErrors", d)
-	return func(c *config) { c.ErrorTTL = d }
+	return func(c *config) { c.CacheErrors = d }
 }
 
 // Clock replaces time.Now as the cache's source of time, for tests. Expiry
 // stays exact if the clock steps back. If now panics, no key is left waiting:
 // a call that reads it before looking up panics with its value, and an
 // execution that reads it to store its result ends as if the function had
-// panicked (its callers panic with a *PanicError, nothing is stored). Clock
-// panics if now is nil.
+// panicked (its callers panic with a *PanicError, nothing is stored). now
+// must not be nil.
 func Clock(now func() time.Time) Option {
-	if now == nil {
-		panic("memo: Clock given a nil function")
-	}
 	return func(c *config) { c.clock = now }
-}
-
-func mustPositive(option string, d time.Duration) {
-	if d <= 0 {
-		panic(fmt.Sprintf("memo: %s must be positive, got %v", option, d))
-	}
 }
 
 // Typed keeps numerically equal keys of different types apart, as Python's

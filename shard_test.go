@@ -58,10 +58,6 @@ func TestShardsSingleFlight(t *testing.T) {
 }
 
 func TestShardsOptions(t *testing.T) {
-	assert.PanicsWithValue(t, "memo: Shards must be at least 1, got 0", func() { Shards(0) })
-	assert.PanicsWithValue(t, "memo: Shards(16) needs MaxSize of at least 16, got 8", func() {
-		Memoize(func(int) int { return 0 }, MaxSize(8), Shards(16))
-	})
 	_, cu := Memoize(func(int) int { return 0 }, Unbounded(), Shards(4))
 	for _, p := range cu.parts {
 		assert.True(t, p.params.Unbounded)

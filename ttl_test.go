@@ -321,21 +321,6 @@ func TestTTLWithContextAndSingleFlight(t *testing.T) {
 	assert.Equal(t, int32(1), g.runs.Load())
 }
 
-func TestTTLOptions(t *testing.T) {
-	for name, bad := range map[string]func(){
-		"memo: TTL must be positive, got 0s":                  func() { TTL(0) },
-		"memo: Window must be positive, got -1s":              func() { Window(-time.Second) },
-		"memo: StaleWhileRevalidate must be positive, got 0s": func() { StaleWhileRevalidate(0) },
-		"memo: CacheErrors must be positive, got 0s":          func() { CacheErrors(0) },
-		"memo: Clock given a nil function":                    func() { Clock(nil) },
-		"memo: StaleWhileRevalidate needs TTL or Window":      func() { Memoize(func(int) int { return 0 }, StaleWhileRevalidate(time.Second)) },
-	} {
-		assert.PanicsWithValue(t, name, bad)
-	}
-	_, c := Memoize(func(int) int { return 0 }, TTL(time.Second), Window(time.Minute), StaleWhileRevalidate(time.Second), CacheErrors(time.Millisecond))
-	assert.Equal(t, Parameters{MaxSize: 128, Window: time.Minute, StaleWhileRevalidate: time.Second, ErrorTTL: time.Millisecond, Shards: 1}, c.Parameters())
-}
-
 func TestNoGoroutinesWithoutStaleWhileRevalidate(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	clk := newFakeClock(t0)
