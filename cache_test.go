@@ -180,14 +180,14 @@ func TestNaNKeysBypass(t *testing.T) {
 	assert.Equal(t, 10, runs)
 	ci := c.CacheInfo()
 	assert.Equal(t, [3]any{uint64(0), uint64(10), 0}, [3]any{ci.Hits, ci.Misses, ci.CurrSize})
-	assert.Empty(t, c.l.items)
-	assert.Zero(t, c.l.marks, "no execution is left registered")
+	assert.Empty(t, c.shards[0].l.items)
+	assert.Zero(t, c.shards[0].l.marks, "no execution is left registered")
 
 	g, cg := Memoize(func(x any) any { return x }, MaxSize(4))
 	g(math.NaN())
 	g(struct{ X any }{math.NaN()})
 	assert.Equal(t, 0, cg.CacheInfo().CurrSize)
-	assert.Empty(t, cg.l.items)
+	assert.Empty(t, cg.shards[0].l.items)
 }
 
 func TestUncomparableKey(t *testing.T) {
@@ -612,7 +612,7 @@ func TestContextEndedBeforeMiss(t *testing.T) {
 	assert.Zero(t, runs, "fn is not started for a caller who has already given up")
 	ci := c.CacheInfo()
 	assert.Equal(t, [3]any{uint64(0), uint64(20), 0}, [3]any{ci.Hits, ci.Misses, ci.CurrSize})
-	assert.Zero(t, c.l.marks, "no execution is left registered")
+	assert.Zero(t, c.shards[0].l.marks, "no execution is left registered")
 }
 
 func TestContextPanicInGoroutine(t *testing.T) {

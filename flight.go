@@ -36,8 +36,8 @@ type call[V any] struct {
 	done    chan struct{} // made when someone needs to wait; closed at the end
 	waiters int           // callers still waiting, the executing one included
 	cancel  context.CancelFunc
-	flight  int32  // its index in Cache.flights while it is registered
-	gen     uint64 // Cache.gen when it started
+	flight  int32  // its index in shard.flights while it is registered
+	gen     uint64 // shard.gen when it started
 	refresh bool   // a background refresh of a stale value
 	ending[V]
 }
@@ -54,6 +54,13 @@ type ending[V any] struct {
 // that has a monotonic reading reads the clock once, time.Now twice.
 var epoch = time.Now()
 
+// markOf is the mark in a shard's index of the execution flights[f].
+func markOf(f int32) ref { return ref(-f) }
+
+// flight returns the index in flights of the execution r marks, and whether
+// r is a mark.
+func (r ref) flight() (int32, bool) { return int32(-r), r < 0 }
+
 // ended reports whether done, a context's Done channel, is closed. A nil
 // channel, of a context that can never end, is not; checking that first
 // keeps the common case free of a call.
@@ -69,110 +76,110 @@ func closed(done <-chan struct{}) bool {
 }
 
 // execute runs fn for k on behalf of a caller counted as a miss, entered with
-// c.mu held, and returns the result. If shared, the execution is registered
+// s.mu held, and returns the result. If shared, the execution is registered
 // as k's, for other callers to join and for its result to be stored. A caller
 // whose context has ended gets its error, and nothing runs.
-func (c *Cache[K, V]) execute(ctx context.Context, ctxDone <-chan struct{}, k K, fn func(context.Context, K) (V, error), shared bool) (V, error) {
+func (s *shard[K, V]) execute(ctx context.Context, ctxDone <-chan struct{}, k K, fn func(context.Context, K) (V, error), shared bool) (V, error) {
 	if ended(ctxDone) {
-		c.mu.Unlock()
+		s.mu.Unlock()
 		var zero V
 		return zero, ctx.Err()
 	}
 	if ctxDone == nil {
 		// Nobody can stop waiting for this execution before it ends, since
 		// later callers who give up leave this one waiting: run fn here.
-		cl := c.spare()
+		cl := s.spare()
 		if shared {
-			c.l.mark(k, c.register(cl))
+			s.l.mark(k, markOf(s.register(cl)))
 		}
-		c.mu.Unlock()
+		s.mu.Unlock()
 		var out ending[V]
-		c.run(ctx, k, fn, cl, shared, &out)
+		s.run(ctx, k, fn, cl, shared, &out)
 		return out.result()
 	}
-	cl := &call[V]{waiters: 1, done: make(chan struct{}), gen: c.gen}
+	cl := &call[V]{waiters: 1, done: make(chan struct{}), gen: s.gen}
 	if shared {
-		c.l.mark(k, c.register(cl))
+		s.l.mark(k, markOf(s.register(cl)))
 	}
 	// fn keeps ctx's values but not its cancellation, which belongs to this
 	// caller alone; cl.cancel fires when the last caller gives up.
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	cl.cancel = cancel
-	c.mu.Unlock()
-	go c.run(fctx, k, fn, cl, shared, nil)
-	return c.wait(ctxDone, ctx, k, cl)
+	s.mu.Unlock()
+	go s.run(fctx, k, fn, cl, shared, nil)
+	return s.wait(ctxDone, ctx, k, cl)
 }
 
-// spare returns a call for an execution run by its caller, with c.mu held,
+// spare returns a call for an execution run by its caller, with s.mu held,
 // reusing one if it can, so that misses in the steady state allocate nothing.
-func (c *Cache[K, V]) spare() *call[V] {
+func (s *shard[K, V]) spare() *call[V] {
 	var cl *call[V]
-	if n := len(c.spares); n > 0 {
-		cl = c.spares[n-1]
-		c.spares[n-1] = nil
-		c.spares = c.spares[:n-1]
+	if n := len(s.spares); n > 0 {
+		cl = s.spares[n-1]
+		s.spares[n-1] = nil
+		s.spares = s.spares[:n-1]
 	} else {
 		cl = new(call[V])
 	}
 	cl.waiters = 1
-	cl.gen = c.gen
+	cl.gen = s.gen
 	return cl
 }
 
 // register makes cl the execution in progress for its key and returns its
-// index in c.flights, for the key's mark.
-func (c *Cache[K, V]) register(cl *call[V]) int32 {
-	if n := len(c.idle); n > 0 {
-		cl.flight = c.idle[n-1]
-		c.idle = c.idle[:n-1]
-		c.flights[cl.flight] = cl
+// index in s.flights, for the key's mark.
+func (s *shard[K, V]) register(cl *call[V]) int32 {
+	if n := len(s.idle); n > 0 {
+		cl.flight = s.idle[n-1]
+		s.idle = s.idle[:n-1]
+		s.flights[cl.flight] = cl
 		return cl.flight
 	}
-	if len(c.flights) == 0 {
-		c.flights = append(c.flights, nil) // index 0: a mark is never 0
+	if len(s.flights) == 0 {
+		s.flights = append(s.flights, nil) // index 0: a mark is never 0
 	}
-	cl.flight = int32(len(c.flights))
-	c.flights = append(c.flights, cl)
+	cl.flight = int32(len(s.flights))
+	s.flights = append(s.flights, cl)
 	return cl.flight
 }
 
 // registered reports whether cl is still the execution in progress for its
 // key: Clear, Forget and the last caller giving up end that, and then cl's
 // result is not stored.
-func (c *Cache[K, V]) registered(cl *call[V]) bool {
-	return int(cl.flight) < len(c.flights) && c.flights[cl.flight] == cl
+func (s *shard[K, V]) registered(cl *call[V]) bool {
+	return int(cl.flight) < len(s.flights) && s.flights[cl.flight] == cl
 }
 
 // unregister ends cl's registration; the caller deals with its key's mark.
-func (c *Cache[K, V]) unregister(cl *call[V]) {
-	c.flights[cl.flight] = nil
-	c.idle = append(c.idle, cl.flight)
+func (s *shard[K, V]) unregister(cl *call[V]) {
+	s.flights[cl.flight] = nil
+	s.idle = append(s.idle, cl.flight)
 }
 
 // wait waits for cl to end, or for ctxDone, whichever comes first.
-func (c *Cache[K, V]) wait(ctxDone <-chan struct{}, ctx context.Context, k K, cl *call[V]) (V, error) {
+func (s *shard[K, V]) wait(ctxDone <-chan struct{}, ctx context.Context, k K, cl *call[V]) (V, error) {
 	select {
 	case <-cl.done:
 		return cl.result()
 	case <-ctxDone:
 	}
-	c.mu.Lock()
+	s.mu.Lock()
 	if ended(cl.done) {
 		// The execution ended as the context did: take its result, so that
 		// a panic is not left without a caller to receive it.
-		c.mu.Unlock()
+		s.mu.Unlock()
 		return cl.result()
 	}
 	cl.waiters--
 	abandoned := cl.waiters == 0
-	if abandoned && c.registered(cl) {
+	if abandoned && s.registered(cl) {
 		// Later callers must not join an execution whose context is
 		// cancelled: they start afresh. (A refresh is never abandoned: it
 		// counts itself as a waiter.)
-		c.unregister(cl)
-		c.l.unmark(k)
+		s.unregister(cl)
+		s.l.unmark(k)
 	}
-	c.mu.Unlock()
+	s.mu.Unlock()
 	if abandoned && cl.cancel != nil {
 		cl.cancel()
 	}
@@ -190,9 +197,9 @@ func (c *Cache[K, V]) wait(ctxDone <-chan struct{}, ctx context.Context, k K, cl
 // every caller gave up on) is raised again in run's goroutine, which memo
 // started and nothing recovers, so it ends the program as a panic in any
 // goroutine does, with the original value and stack in its message.
-func (c *Cache[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) (V, error), cl *call[V], shared bool, out *ending[V]) {
+func (s *shard[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) (V, error), cl *call[V], shared bool, out *ending[V]) {
 	var start, took time.Duration
-	if c.params.MeasureExecTime {
+	if s.c.params.MeasureExecTime {
 		start = time.Since(epoch)
 	}
 	var now, wall int64
@@ -203,10 +210,10 @@ func (c *Cache[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) 
 		if !returned && cl.panicked == nil {
 			cl.goexit = true
 		}
-		if c.params.MeasureExecTime {
+		if s.c.params.MeasureExecTime {
 			took = time.Since(epoch) - start
 		}
-		if lost := c.finish(k, cl, shared, now, wall, took, out); lost != nil {
+		if lost := s.finish(k, cl, shared, now, wall, took, out); lost != nil {
 			panic(lost)
 		}
 	}()
@@ -219,10 +226,10 @@ func (c *Cache[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) 
 			}
 		}()
 		cl.val, cl.err = fn(ctx, k)
-		if shared && c.timed {
+		if shared && s.c.timed {
 			// Read here, where a panicking clock is the execution's panic:
 			// its callers receive it and the key is released.
-			now, wall = c.stamp()
+			now, wall = s.c.stamp()
 		}
 		returned = true
 	}()
@@ -233,20 +240,20 @@ func (c *Cache[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) 
 // It copies the ending to out, if not nil; then, if nobody joined, nobody
 // else has seen cl, and it is kept for another execution. It returns cl's
 // panic if no caller will receive it.
-func (c *Cache[K, V]) finish(k K, cl *call[V], shared bool, now, wall int64, took time.Duration, out *ending[V]) (lost *PanicError) {
+func (s *shard[K, V]) finish(k K, cl *call[V], shared bool, now, wall int64, took time.Duration, out *ending[V]) (lost *PanicError) {
 	failed := cl.err != nil || cl.panicked != nil || cl.goexit
-	c.mu.Lock()
-	if cl.gen == c.gen {
+	s.mu.Lock()
+	if cl.gen == s.gen {
 		// An execution that began before a Clear counts in the counters
 		// that Clear reset, not in the new ones.
-		c.st.execTime += took
+		s.st.execTime += took
 		if failed {
-			c.st.errors++
+			s.st.errors++
 		}
 	}
-	if shared && c.registered(cl) {
-		c.unregister(cl)
-		c.settle(k, cl, failed, now, wall)
+	if shared && s.registered(cl) {
+		s.unregister(cl)
+		s.settle(k, cl, failed, now, wall)
 	}
 	if out == nil {
 		callers := cl.waiters
@@ -265,10 +272,10 @@ func (c *Cache[K, V]) finish(k K, cl *call[V], shared bool, now, wall int64, too
 		*out = cl.ending
 		if cl.done == nil {
 			*cl = call[V]{}
-			c.spares = append(c.spares, cl)
+			s.spares = append(s.spares, cl)
 		}
 	}
-	c.mu.Unlock()
+	s.mu.Unlock()
 	if cancel != nil {
 		cancel()
 	}

@@ -23,12 +23,14 @@ import (
 // nodes, and the moves run in a batch, outside the critical sections of
 // single hits (a locked hit drains the CPU's pending stores).
 //
-// A memoized function also keeps in items the keys it is computing: a mark,
-// -f, stands for execution f of its Cache (see Cache.flights). Marks are not
-// entries: len does not count them and eviction never meets them. They let
-// one map lookup tell a hit, an execution to join and a miss apart.
+// The list's owner may also keep in items keys the list does not hold, each
+// with a mark: a negative ref of the owner's, which the list never reads (a
+// shard marks the keys it is computing; see shard). Marks are not entries:
+// len does not count them and eviction never meets them. Storing a marked key
+// replaces its mark. They let one map lookup serve both the list and its
+// owner.
 type list[K comparable, V any] struct {
-	items  map[K]int32 // a node's index, or a mark
+	items  map[K]ref // an entry, or a mark
 	nodes  []node[K, V]
 	free   int32
 	max    int       // most entries held; 0 means no bound
@@ -37,6 +39,13 @@ type list[K comparable, V any] struct {
 	used   int32     // how many hits recent holds
 	recent [recentLen]int32
 }
+
+// ref is what a list's items hold for a key: ref(i) > 0 for the entry in
+// node i, a negative mark of the owner's otherwise.
+type ref int32
+
+// entry returns the node of the entry r refers to, and whether r is one.
+func (r ref) entry() (int32, bool) { return int32(r), r > 0 }
 
 // recentLen is how many hits a list notes before it makes their moves:
 // enough to batch them, few enough to stay in one or two cache lines.
@@ -55,7 +64,7 @@ const maxEntries = math.MaxInt32 - 1
 // init empties the list and sets its bound, keeping its expiry settings.
 func (l *list[K, V]) init(max int) {
 	l.max = max
-	l.items = make(map[K]int32)
+	l.items = make(map[K]ref)
 	l.nodes = make([]node[K, V], 1, 1+min(max, 16))
 	l.free = 0
 	l.marks = 0
@@ -67,10 +76,9 @@ func (l *list[K, V]) init(max int) {
 
 func (l *list[K, V]) len() int { return len(l.items) - l.marks }
 
-// mark records that k, which the list does not hold, is being computed by
-// execution f > 0.
-func (l *list[K, V]) mark(k K, f int32) {
-	l.items[k] = -f
+// mark records m < 0 for k, which the list does not hold.
+func (l *list[K, V]) mark(k K, m ref) {
+	l.items[k] = m
 	l.marks++
 }
 
@@ -144,9 +152,9 @@ func (l *list[K, V]) pushFront(i int32) {
 // is full, the least recently used entry makes room and is returned. k must
 // be equal to itself (see selfEqual).
 func (l *list[K, V]) add(k K, v V, at int64) (old node[K, V], evicted bool) {
-	i, ok := l.items[k]
-	switch {
-	case i > 0:
+	r, ok := l.items[k]
+	switch i, held := r.entry(); {
+	case held:
 		l.flush()
 		l.nodes[i].val = v
 		l.promote(i)
@@ -184,7 +192,7 @@ func (l *list[K, V]) insert(k K, v V, at int64) (old node[K, V], evicted bool) {
 		l.nodes = l.nodes[:i+1]
 	}
 	l.nodes[i].key, l.nodes[i].val = k, v
-	l.items[k] = i
+	l.items[k] = ref(i)
 	l.pushFront(i)
 	if l.exp != nil {
 		l.exp.push(i, at)
@@ -193,17 +201,8 @@ func (l *list[K, V]) insert(k K, v V, at int64) (old node[K, V], evicted bool) {
 }
 
 // detach takes node i out of the map, the recency list and the expiry order.
-// If a refresh of the entry is running, its key keeps a mark for it, so that
-// later calls join the refresh rather than start another execution.
 func (l *list[K, V]) detach(i int32) {
-	k := l.nodes[i].key
-	if l.exp != nil && l.exp.refresh[i] != 0 {
-		l.items[k] = -l.exp.refresh[i]
-		l.marks++
-		l.exp.refresh[i] = 0
-	} else {
-		delete(l.items, k)
-	}
+	delete(l.items, l.nodes[i].key)
 	l.unlink(i)
 	if l.exp != nil {
 		l.exp.unlink(i)
@@ -233,8 +232,8 @@ func (l *list[K, V]) grow() {
 
 // remove deletes k and returns its value.
 func (l *list[K, V]) remove(k K) (v V, ok bool) {
-	i := l.items[k]
-	if i <= 0 {
+	i, ok := l.items[k].entry()
+	if !ok {
 		return v, false
 	}
 	return l.removeAt(i), true
@@ -308,7 +307,7 @@ func (c *LRU[K, V]) Get(k K) (v V, ok bool) {
 		return v, false
 	}
 	c.mu.Lock()
-	i, ok := c.l.items[k]
+	i, ok := c.l.items[k].entry()
 	if ok {
 		c.l.touch(i)
 		v = c.l.nodes[i].val
@@ -324,7 +323,7 @@ func (c *LRU[K, V]) Peek(k K) (v V, ok bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	i, ok := c.l.items[k]
+	i, ok := c.l.items[k].entry()
 	if !ok {
 		return v, false
 	}

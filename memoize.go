@@ -3,41 +3,16 @@ package memo
 import (
 	"context"
 	"reflect"
-	"time"
 )
 
 // nilFunc is the panic of a constructor given a nil function.
 const nilFunc = "memo: the function to memoize is nil"
 
+// newCache builds the cache of a memoized function: the facade and its
+// shards.
 func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts []Option) *Cache[K, V] {
 	cfg := configure(opts)
-	p, n := cfg.Parameters, cfg.Shards
-	c := build(fn, p, cfg.clock)
-	if n > 1 && !c.off {
-		c.hash = partHash[K]()
-		c.parts = make([]*Cache[K, V], n)
-		for i := range c.parts {
-			pp := p
-			if !p.Unbounded {
-				pp.MaxSize = p.MaxSize / n
-				if i < p.MaxSize%n {
-					pp.MaxSize++
-				}
-			}
-			part := build(fn, pp, cfg.clock)
-			part.base = c.base
-			part.slots = nil // keys are normalised before a part is chosen
-			c.parts[i] = part
-		}
-	}
-	if c.parts != nil {
-		c.plain, c.split = false, !c.check
-	}
-	return c
-}
-
-// build makes one unsharded cache.
-func build[K comparable, V any](fn func(context.Context, K) (V, error), p Parameters, clock func() time.Time) *Cache[K, V] {
+	p := cfg.Parameters
 	c := &Cache[K, V]{
 		fn:     fn,
 		params: p,
@@ -45,19 +20,34 @@ func build[K comparable, V any](fn func(context.Context, K) (V, error), p Parame
 		check:  mayPanicOnEqual(reflect.TypeFor[K]()),
 		slots:  numberSlots[K](p.Typed),
 		timed:  p.TTL > 0 || p.Window > 0 || p.CacheErrors > 0,
-		clock:  clock,
+		clock:  cfg.clock,
 	}
 	c.plain = !c.off && !c.check && c.slots == nil && !c.timed
-	if p.TTL > 0 || p.Window > 0 {
-		c.l.exp = &expiries{grace: int64(p.StaleWhileRevalidate)}
-	}
-	c.l.init(p.MaxSize)
-	if p.CacheErrors > 0 {
-		c.errs = &list[K, error]{exp: &expiries{}}
-		c.errs.init(p.MaxSize)
-	}
 	if c.timed {
 		c.base = c.clock()
+	}
+	n := p.Shards
+	if c.off {
+		n = 1 // only counts misses
+	}
+	c.shards = make([]*shard[K, V], n)
+	for i := range c.shards {
+		max := p.MaxSize // 0 when unbounded
+		if n > 1 && !p.Unbounded {
+			max = p.MaxSize / n
+			if i < p.MaxSize%n {
+				max++
+			}
+		}
+		s := &c.first
+		if i > 0 {
+			s = new(shard[K, V])
+		}
+		s.init(c, max)
+		c.shards[i] = s
+	}
+	if n > 1 {
+		c.hash = shardHash[K]()
 	}
 	return c
 }

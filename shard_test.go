@@ -12,11 +12,11 @@ import (
 func TestShards(t *testing.T) {
 	runs := 0
 	f, c := Memoize(func(n int) int { runs++; return n * n }, MaxSize(10), Shards(4))
-	require.Len(t, c.parts, 4)
+	require.Len(t, c.shards, 4)
 	sizes := 0
-	for _, p := range c.parts {
-		sizes += p.params.MaxSize
-		assert.GreaterOrEqual(t, p.params.MaxSize, 2)
+	for _, s := range c.shards {
+		sizes += s.max
+		assert.GreaterOrEqual(t, s.max, 2)
 	}
 	assert.Equal(t, 10, sizes, "the parts share MaxSize exactly")
 	assert.Equal(t, 4, c.Parameters().Shards)
@@ -59,14 +59,15 @@ func TestShardsSingleFlight(t *testing.T) {
 
 func TestShardsOptions(t *testing.T) {
 	_, cu := Memoize(func(int) int { return 0 }, Unbounded(), Shards(4))
-	for _, p := range cu.parts {
-		assert.True(t, p.params.Unbounded)
+	for _, s := range cu.shards {
+		assert.Zero(t, s.max, "no bound")
 	}
 	_, c1 := Memoize(func(int) int { return 0 }, Shards(1))
-	assert.Nil(t, c1.parts, "one shard is the plain cache")
+	assert.Len(t, c1.shards, 1)
+	assert.Nil(t, c1.hash, "one shard needs no hash")
 	f0, c0 := Memoize(func(int) int { return 0 }, MaxSize(0), Shards(4))
 	f0(1)
-	assert.Nil(t, c0.parts)
+	assert.Len(t, c0.shards, 1, "a cache that is off only counts")
 	assert.Equal(t, uint64(1), c0.CacheInfo().Misses)
 }
 
@@ -118,10 +119,10 @@ func TestShardedClearIsOneStep(t *testing.T) {
 	for i := range 64 {
 		f(i)
 	}
-	for _, p := range c.parts {
-		require.NotZero(t, p.st.misses, "every part has counters to reset")
+	for _, s := range c.shards {
+		require.NotZero(t, s.st.misses, "every shard has counters to reset")
 	}
-	p0, p1 := c.parts[0], c.parts[1]
+	p0, p1 := c.shards[0], c.shards[1]
 	p1.mu.Lock()
 	cleared := make(chan struct{})
 	go func() { defer close(cleared); c.Clear() }()

@@ -13,24 +13,21 @@ import (
 // costs one comparison in the common case (its expiry is the latest);
 // removing an entry costs a path of the heap.
 type expiries struct {
-	at      []int64 // parallel to list.nodes: when each entry expires
-	slot    []int32 // parallel to list.nodes: where each entry is in heap
-	refresh []int32 // parallel to list.nodes: the execution refreshing a stale entry, or 0
-	heap    []int32 // node indices, heap[0] the soonest to expire
-	grace   int64   // how long past at an entry may still be served stale
+	at    []int64 // parallel to list.nodes: when each entry expires
+	slot  []int32 // parallel to list.nodes: where each entry is in heap
+	heap  []int32 // node indices, heap[0] the soonest to expire
+	grace int64   // how long past at an entry may still be served stale
 }
 
 func (e *expiries) init(n int) {
 	e.at = make([]int64, n)
 	e.slot = make([]int32, n)
-	e.refresh = make([]int32, n)
 	e.heap = make([]int32, 0, n)
 }
 
 func (e *expiries) grow(n int) {
 	e.at = append(e.at, make([]int64, n-len(e.at))...)
 	e.slot = append(e.slot, make([]int32, n-len(e.slot))...)
-	e.refresh = append(e.refresh, make([]int32, n-len(e.refresh))...)
 	heap := make([]int32, len(e.heap), n)
 	copy(heap, e.heap)
 	e.heap = heap
@@ -143,62 +140,74 @@ func (c *Cache[K, V]) valueExpiry(now, wall int64) int64 {
 	return addSat(now, int64(c.params.TTL))
 }
 
-// lookupExpired answers, with c.mu held, a call whose key has a stale value
-// or a cached error; it then releases the lock and reports true. Otherwise it
-// drops what has expired for k and leaves the call to join or start an
-// execution; i is what c.l.items holds for k, and it returns what it holds
-// after.
-func (c *Cache[K, V]) lookupExpired(ctx context.Context, k K, i int32, now int64, fn func(context.Context, K) (V, error)) (v V, after int32, answered bool, err error) {
-	if i > 0 { // present but not fresh
-		e := c.l.exp
-		if e.servable(e.at[i], now) {
-			v = c.l.nodes[i].val
-			c.l.touch(i)
-			c.st.hits++
-			var cl *call[V]
-			if e.refresh[i] == 0 {
-				// The refresh counts itself as a waiter, so callers who join
-				// it and give up never abandon it.
-				cl = &call[V]{waiters: 1, refresh: true, gen: c.gen}
-				e.refresh[i] = c.register(cl)
-			}
-			c.mu.Unlock()
-			if cl != nil {
-				go c.run(context.WithoutCancel(ctx), k, fn, cl, true, nil)
-			}
-			return v, i, true, nil
-		}
-		f := e.refresh[i]
-		c.l.removeAt(i) // leaves the mark -f if a refresh is running
-		c.st.expirations++
-		i = -f
+// now reads the clock for a call, if anything expires: nanoseconds since
+// the cache was built.
+func (c *Cache[K, V]) now() int64 {
+	if !c.timed {
+		return 0
 	}
-	if c.errs != nil {
-		if j, ok := c.errs.items[k]; ok {
-			if now < c.errs.exp.at[j] {
-				c.errs.touch(j)
-				c.st.hits++
-				err = c.errs.nodes[j].val
-				c.mu.Unlock()
-				return v, i, true, err
-			}
-			c.errs.removeAt(j)
-			c.st.expirations++
-		}
-	}
-	return v, i, false, nil
+	now, _ := c.stamp()
+	return now
 }
 
-// purge drops every expired entry, with c.mu held, and returns how many.
-func (c *Cache[K, V]) purge(now int64) int {
+// expired answers, with s.mu held, a call whose key has a stale value or a
+// cached error; it then releases the lock and reports true. Otherwise it
+// drops what has expired for k and leaves the call to join or start an
+// execution; r is what s.l.items holds for k, and it returns what it holds
+// after.
+func (s *shard[K, V]) expired(ctx context.Context, k K, r ref, now int64, fn func(context.Context, K) (V, error)) (v V, after ref, answered bool, err error) {
+	if i, ok := r.entry(); ok { // present but not fresh
+		e := s.l.exp
+		if e.servable(e.at[i], now) {
+			v = s.l.nodes[i].val
+			s.l.touch(i)
+			s.st.hits++
+			var cl *call[V]
+			if _, running := s.refreshing[k]; !running {
+				// The refresh counts itself as a waiter, so callers who join
+				// it and give up never abandon it.
+				cl = &call[V]{waiters: 1, refresh: true, gen: s.gen}
+				if s.refreshing == nil {
+					s.refreshing = make(map[K]int32)
+				}
+				s.refreshing[k] = s.register(cl)
+			}
+			s.mu.Unlock()
+			if cl != nil {
+				go s.run(context.WithoutCancel(ctx), k, fn, cl, true, nil)
+			}
+			return v, r, true, nil
+		}
+		s.l.removeAt(i) // a refresh still running is found in refreshing
+		s.st.expirations++
+		r = 0
+	}
+	if s.errs != nil {
+		if j, ok := s.errs.items[k].entry(); ok {
+			if now < s.errs.exp.at[j] {
+				s.errs.touch(j)
+				s.st.hits++
+				err = s.errs.nodes[j].val
+				s.mu.Unlock()
+				return v, r, true, err
+			}
+			s.errs.removeAt(j)
+			s.st.expirations++
+		}
+	}
+	return v, r, false, nil
+}
+
+// purge drops every expired entry, with s.mu held, and returns how many.
+func (s *shard[K, V]) purge(now int64) int {
 	n := 0
-	if c.l.exp != nil {
-		n += c.l.purge(now)
+	if s.l.exp != nil {
+		n += s.l.purge(now)
 	}
-	if c.errs != nil {
-		n += c.errs.purge(now)
+	if s.errs != nil {
+		n += s.errs.purge(now)
 	}
-	c.st.expirations += uint64(n)
+	s.st.expirations += uint64(n)
 	return n
 }
 
@@ -209,12 +218,12 @@ func (c *Cache[K, V]) PurgeExpired() int {
 	if !c.timed {
 		return 0
 	}
-	now, _ := c.stamp()
+	now := c.now()
 	n := 0
-	for _, p := range c.each() {
-		p.mu.Lock()
-		n += p.purge(now)
-		p.mu.Unlock()
+	for _, s := range c.shards {
+		s.mu.Lock()
+		n += s.purge(now)
+		s.mu.Unlock()
 	}
 	return n
 }

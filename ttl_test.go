@@ -42,7 +42,7 @@ func TestTTLHitDoesNotExtend(t *testing.T) {
 	f("a") // a hit at 2 makes a most recent...
 	clk.Advance(time.Second)
 	f("c") // ...so c evicts b, the least recently used
-	assert.Equal(t, []string{"c", "a"}, c.l.keys())
+	assert.Equal(t, []string{"c", "a"}, c.shards[0].l.keys())
 	clk.Set(t0.Add(10 * time.Second))
 	assert.Equal(t, 4, f("a"), "...but a still expires 10s after it was stored")
 }
@@ -59,11 +59,11 @@ func TestTTLCurrSizeAndPurge(t *testing.T) {
 	clk.Advance(30 * time.Second)
 	assert.Equal(t, 1, c.CacheInfo().CurrSize, "expired entries are never counted")
 	assert.Equal(t, uint64(2), c.CacheInfo().Expirations)
-	assert.Equal(t, 1, c.l.len(), "counting them out dropped them")
+	assert.Equal(t, 1, c.shards[0].l.len(), "counting them out dropped them")
 
 	clk.Advance(30 * time.Second)
 	assert.Equal(t, 1, c.PurgeExpired())
-	assert.Zero(t, c.l.len())
+	assert.Zero(t, c.shards[0].l.len())
 	assert.Zero(t, c.PurgeExpired())
 }
 
@@ -115,7 +115,7 @@ func TestWindowOldEntriesDoNotLinger(t *testing.T) {
 	}
 	clk.Advance(time.Hour)
 	f(-1)
-	assert.Equal(t, 1, c.l.len(), "storing in a new window drops the old window's entries")
+	assert.Equal(t, 1, c.shards[0].l.len(), "storing in a new window drops the old window's entries")
 	assert.Equal(t, uint64(1000), c.CacheInfo().Expirations)
 }
 
@@ -224,9 +224,9 @@ func TestRefreshOutlivesStaleEntry(t *testing.T) {
 				res := make(chan int)
 				go func() { v, _ := f("k"); res <- v }()
 				eventually(func() bool { return c.CacheInfo().Coalesced == 1 })
-				c.mu.Lock()
-				held := c.l.keys()
-				c.mu.Unlock()
+				c.shards[0].mu.Lock()
+				held := c.shards[0].l.keys()
+				c.shards[0].mu.Unlock()
 				assert.NotContains(t, held, "k", "the stale entry is gone")
 				close(gates[2])
 				assert.Equal(t, 2, <-res, "the call joined the refresh")
@@ -235,7 +235,7 @@ func TestRefreshOutlivesStaleEntry(t *testing.T) {
 			v, _ := f("k")
 			assert.Equal(t, 2, v, "the refresh's result was stored")
 			assert.Equal(t, before, runs.Load())
-			assert.Zero(t, c.l.marks)
+			assert.Zero(t, c.shards[0].l.marks)
 		})
 	}
 }
@@ -473,7 +473,7 @@ func TestTTLModel(t *testing.T) {
 				}
 				require.Equal(t, want, f(k), "seq %d op %d f(%d) at %v (hit %v)", seq, op, k, now, hit)
 			}
-			requireHeap(t, &c.l, fmt.Sprintf("seq %d op %d", seq, op))
+			requireHeap(t, &c.shards[0].l, fmt.Sprintf("seq %d op %d", seq, op))
 		}
 	}
 }
@@ -486,7 +486,7 @@ func requireHeap[K comparable, V any](t *testing.T, l *list[K, V], where string)
 	require.Len(t, e.heap, l.len(), where)
 	for s, i := range e.heap {
 		require.Equal(t, int32(s), e.slot[i], where)
-		require.Equal(t, i, l.items[l.nodes[i].key], "%s: a held entry", where)
+		require.Equal(t, ref(i), l.items[l.nodes[i].key], "%s: a held entry", where)
 		if s > 0 {
 			require.LessOrEqual(t, e.at[e.heap[(s-1)/2]], e.at[i], "%s: heap order", where)
 		}

@@ -1,0 +1,228 @@
+package memo
+
+import (
+	"context"
+	"sync"
+)
+
+// shard is one independently locked part of a Cache: its entries, its
+// executions in progress and its counters.
+//
+// The lock protocol. mu guards every field but c and max, which are set when
+// the shard is built and never change. mu is held for bookkeeping
+// only: never while user code runs (the function, the clock, a key's
+// MarshalBinary), so every path that takes it releases it before calling
+// out, and a function may call its own memoized function for other keys.
+// Operations on the whole cache (CacheInfo, Clear) lock every shard in order.
+//
+// Whenever mu is free:
+//   - l.items[k] is a ref: an entry of l (fresh, or expired but not yet
+//     dropped), a mark of an execution in progress for k (markOf(f) for
+//     flights[f]), or absent. An execution refreshing a stale entry in the
+//     background has no mark; refreshing[k] names it instead, while the
+//     entry is held and after it goes, so that later calls join it.
+//   - flights[f] is a registered execution: the only one that may store a
+//     result for its key, and only while it is registered. Clear, Forget and
+//     the last of its callers giving up unregister it, as its own end does;
+//     after that its result still reaches its callers but is never stored,
+//     and the key is free for a new execution. A registration is never
+//     renewed: an index in flights is reused only for another execution.
+//   - a call record in spares is referenced by nobody. An execution run in
+//     its caller's goroutine returns its record there when it ends, unless
+//     another caller joined it (its done channel was made) and may still
+//     read it.
+//   - st counts what happened since the last Clear, which bumps gen; an
+//     execution that began under another gen adds nothing to st.
+type shard[K comparable, V any] struct {
+	mu         sync.Mutex
+	l          list[K, V]
+	st         stats
+	errs       *list[K, error] // cached errors, with CacheErrors
+	refreshing map[K]int32     // key -> flight of a stale entry's refresh
+	flights    []*call[V]      // flights[0] is never used; idle lists the other free indices
+	idle       []int32
+	spares     []*call[V] // call records no longer used, for executions to come
+	gen        uint64     // how many times Clear has run
+
+	c   *Cache[K, V] // settings, read without the lock
+	max int          // this shard's share of MaxSize; 0 when unbounded
+}
+
+// init makes s an empty shard of c holding at most max entries.
+func (s *shard[K, V]) init(c *Cache[K, V], max int) {
+	s.c, s.max = c, max
+	if p := c.params; p.TTL > 0 || p.Window > 0 {
+		s.l.exp = &expiries{grace: int64(p.StaleWhileRevalidate)}
+	}
+	s.l.init(max)
+	if c.params.CacheErrors > 0 {
+		s.errs = &list[K, error]{exp: &expiries{}}
+		s.errs.init(max)
+	}
+}
+
+// get answers a call for k at now: from the cache, or by joining or starting
+// an execution of fn.
+func (s *shard[K, V]) get(ctx context.Context, ctxDone <-chan struct{}, k K, now int64, fn func(context.Context, K) (V, error)) (V, error) {
+	v, r, hit := s.find(k, now)
+	if hit {
+		return v, nil
+	}
+	return s.miss(ctx, ctxDone, k, r, now, fn)
+}
+
+// find looks k up at now. If it finds a fresh value, it counts a hit and
+// returns it with hit set. Otherwise it returns with mu held, so that the
+// miss is handled under the same lock, and r is what l.items holds for k.
+func (s *shard[K, V]) find(k K, now int64) (v V, r ref, hit bool) {
+	s.mu.Lock()
+	r = s.l.items[k]
+	if i, ok := r.entry(); ok && (s.l.exp == nil || now < s.l.exp.at[i]) {
+		s.l.touch(i)
+		s.st.hits++
+		v = s.l.nodes[i].val
+		s.mu.Unlock()
+		return v, r, true
+	}
+	return v, r, false
+}
+
+// miss is a call's slow path, entered with mu held: r is what l.items holds
+// for k, a mark, nothing, or (where entries expire) an entry that is no
+// longer fresh. The call gets a stale value or a cached error, or joins the
+// execution in progress for k, or starts one.
+func (s *shard[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, r ref, now int64, fn func(context.Context, K) (V, error)) (V, error) {
+	if s.c.timed {
+		var v V
+		var err error
+		var answered bool
+		if v, r, answered, err = s.expired(ctx, k, r, now, fn); answered {
+			return v, err
+		}
+	}
+	// A caller whose context has ended does not join: it would give up at
+	// once. It counts a miss instead, and execute returns ctx's error.
+	if f, ok := s.inFlight(k, r); ok && !ended(ctxDone) {
+		cl := s.flights[f]
+		s.st.hits++
+		s.st.coalesced++
+		cl.waiters++
+		if cl.done == nil {
+			cl.done = make(chan struct{})
+		}
+		s.mu.Unlock()
+		return s.wait(ctxDone, ctx, k, cl)
+	}
+	s.st.misses++
+	return s.execute(ctx, ctxDone, k, fn, true)
+}
+
+// inFlight returns the execution in progress for k, given r, what l.items
+// holds for k: its mark's, or a refresh whose stale entry has gone.
+func (s *shard[K, V]) inFlight(k K, r ref) (int32, bool) {
+	if f, ok := r.flight(); ok {
+		return f, true
+	}
+	if r == 0 && len(s.refreshing) > 0 {
+		f, ok := s.refreshing[k]
+		return f, ok
+	}
+	return 0, false
+}
+
+// bypass runs fn for a call that cannot use the cache: caching is off, or k
+// is not equal to itself. It counts a miss, stores nothing, and honours the
+// caller's context as a miss does.
+func (s *shard[K, V]) bypass(ctx context.Context, ctxDone <-chan struct{}, k K, fn func(context.Context, K) (V, error)) (V, error) {
+	s.mu.Lock()
+	s.st.misses++
+	return s.execute(ctx, ctxDone, k, fn, false)
+}
+
+// settle stores the outcome of cl, the execution registered for k until now,
+// with mu held: in place of k's mark, or, for a refresh, over the stale entry
+// if it is still held.
+func (s *shard[K, V]) settle(k K, cl *call[V], failed bool, now, wall int64) {
+	if cl.refresh {
+		delete(s.refreshing, k)
+		if !failed {
+			store(s, &s.l, k, cl.val, now, s.c.valueExpiry(now, wall), false)
+		}
+		return // a failed refresh leaves a stale value until its grace ends
+	}
+	switch {
+	case !failed:
+		store(s, &s.l, k, cl.val, now, s.c.valueExpiry(now, wall), true)
+	case cl.err != nil && cl.panicked == nil && s.errs != nil:
+		// (An error returned before the clock panicked is not cached: the
+		// execution's outcome is the panic.)
+		s.l.unmark(k)
+		store(s, s.errs, k, cl.err, now, addSat(now, int64(s.c.params.CacheErrors)), false)
+	default:
+		s.l.unmark(k)
+	}
+}
+
+// store adds v under k to l, which is s.l or s.errs, in place of k's mark if
+// marked. It drops expired entries first, so that none of them outlives a
+// live entry evicted for room.
+func store[K comparable, V, T any](s *shard[K, V], l *list[K, T], k K, v T, now, at int64, marked bool) {
+	if l.exp != nil {
+		s.st.expirations += uint64(l.purge(now))
+	}
+	var evicted bool
+	if marked {
+		_, evicted = l.fill(k, v, at)
+	} else {
+		_, evicted = l.add(k, v, at)
+	}
+	if evicted {
+		s.st.evictions++
+	}
+}
+
+// forget is Cache.Forget for a key of this shard.
+func (s *shard[K, V]) forget(k K, now int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f, ok := s.refreshing[k]; ok {
+		s.unregister(s.flights[f])
+		delete(s.refreshing, k)
+	}
+	ok := false
+	r := s.l.items[k]
+	if i, held := r.entry(); held {
+		ok = s.l.exp == nil || s.l.exp.servable(s.l.exp.at[i], now)
+		s.l.removeAt(i)
+		if !ok {
+			s.st.expirations++
+		}
+	} else if f, running := r.flight(); running {
+		s.unregister(s.flights[f])
+		s.l.unmark(k)
+	}
+	if s.errs != nil {
+		if j, held := s.errs.items[k].entry(); held {
+			if now < s.errs.exp.at[j] {
+				ok = true
+			} else {
+				s.st.expirations++
+			}
+			s.errs.removeAt(j)
+		}
+	}
+	return ok
+}
+
+// reset empties the shard for Clear, with mu held.
+func (s *shard[K, V]) reset() {
+	s.l.init(s.max)
+	if s.errs != nil {
+		s.errs.init(s.max)
+	}
+	clear(s.flights)
+	s.flights, s.idle = s.flights[:0], s.idle[:0]
+	s.refreshing = nil
+	s.st = stats{}
+	s.gen++
+}
