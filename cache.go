@@ -196,19 +196,14 @@ func (c *Cache[K, V]) CacheInfo() CacheInfo {
 	now := c.now()
 	c.lockAll()
 	defer c.unlockAll()
-	ci := CacheInfo{MaxSize: c.params.MaxSize, Unbounded: c.params.Unbounded}
+	var total stats
+	size := 0
 	for _, s := range c.shards {
 		s.purge(now)
-		ci.Hits += s.st.hits
-		ci.Misses += s.st.misses
-		ci.CurrSize += s.l.len()
-		ci.Evictions += s.st.evictions
-		ci.Coalesced += s.st.coalesced
-		ci.Errors += s.st.errors
-		ci.ExecTime += s.st.execTime
-		ci.Expirations += s.st.expirations
+		total.add(s.st)
+		size += s.l.len()
 	}
-	return ci
+	return total.info(c.params, size)
 }
 
 // lockAll locks every shard, in order, for the operations on the whole cache

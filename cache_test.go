@@ -49,15 +49,15 @@ func TestFibVectors(t *testing.T) {
 			}
 			assert.Equal(t, 610, got)
 			ci := c.CacheInfo()
-			assert.Equal(t, [3]any{uint64(28), uint64(16), 16}, [3]any{ci.Hits, ci.Misses, ci.CurrSize})
+			assert.Equal(t, [3]any{28, 16, 16}, [3]any{ci.Hits, ci.Misses, ci.CurrSize})
 		})
 	}
 	t.Run("20/maxsize2", func(t *testing.T) {
 		fib, c := memoFib(MaxSize(2))
 		assert.Equal(t, 6765, fib(20))
 		ci := c.CacheInfo()
-		assert.Equal(t, [3]any{uint64(344), uint64(1657), 2}, [3]any{ci.Hits, ci.Misses, ci.CurrSize})
-		assert.Equal(t, uint64(1655), ci.Evictions)
+		assert.Equal(t, [3]any{344, 1657, 2}, [3]any{ci.Hits, ci.Misses, ci.CurrSize})
+		assert.Equal(t, 1655, ci.Evictions)
 		c.Clear()
 		assert.Equal(t, "CacheInfo(hits=0, misses=0, maxsize=2, currsize=0)", c.CacheInfo().String())
 		assert.Equal(t, CacheInfo{MaxSize: 2}, c.CacheInfo())
@@ -66,7 +66,7 @@ func TestFibVectors(t *testing.T) {
 		fib, c := memoFib(MaxSize(0))
 		assert.Equal(t, 6765, fib(20))
 		ci := c.CacheInfo()
-		assert.Equal(t, [3]any{uint64(0), uint64(21891), 0}, [3]any{ci.Hits, ci.Misses, ci.CurrSize})
+		assert.Equal(t, [3]any{0, 21891, 0}, [3]any{ci.Hits, ci.Misses, ci.CurrSize})
 	})
 }
 
@@ -124,7 +124,7 @@ func TestBoundedEvictsLeastRecent(t *testing.T) {
 	assert.Equal(t, []int{1, 2, 3, 4, 2}, runs)
 	ci := c.CacheInfo()
 	assert.Equal(t, 3, ci.CurrSize)
-	assert.Equal(t, uint64(2), ci.Evictions)
+	assert.Equal(t, 2, ci.Evictions)
 }
 
 func TestUnboundedNeverEvicts(t *testing.T) {
@@ -168,7 +168,7 @@ func TestErrorsNotCached(t *testing.T) {
 	assert.Equal(t, 8, v)
 	assert.Equal(t, 2, runs)
 	ci := c.CacheInfo()
-	assert.Equal(t, [4]uint64{1, 2, 1, 0}, [4]uint64{ci.Hits, ci.Misses, ci.Errors, ci.Coalesced})
+	assert.Equal(t, [4]int{1, 2, 1, 0}, [4]int{ci.Hits, ci.Misses, ci.Errors, ci.Coalesced})
 }
 
 func TestNaNKeysBypass(t *testing.T) {
@@ -179,7 +179,7 @@ func TestNaNKeysBypass(t *testing.T) {
 	}
 	assert.Equal(t, 10, runs)
 	ci := c.CacheInfo()
-	assert.Equal(t, [3]any{uint64(0), uint64(10), 0}, [3]any{ci.Hits, ci.Misses, ci.CurrSize})
+	assert.Equal(t, [3]any{0, 10, 0}, [3]any{ci.Hits, ci.Misses, ci.CurrSize})
 	assert.Empty(t, c.shards[0].l.items)
 	assert.Zero(t, c.shards[0].l.marks, "no execution is left registered")
 
@@ -208,7 +208,7 @@ func TestUncomparableKey(t *testing.T) {
 			err, _ := recover().(error)
 			assert.ErrorIs(t, err, ErrNotComparable)
 			assert.Equal(t, 1, g("fine"), "no lock left held")
-			assert.Equal(t, uint64(1), cg.CacheInfo().Misses)
+			assert.Equal(t, 1, cg.CacheInfo().Misses)
 		}()
 		g([]byte("x"))
 	})
@@ -227,8 +227,8 @@ func TestRecursionAcrossFunctions(t *testing.T) {
 		assert.Equal(t, 110, sumDoubles(10))
 		assert.Equal(t, 110, sumDoubles(10))
 	})
-	assert.Equal(t, uint64(10), dc.CacheInfo().Misses)
-	assert.Equal(t, uint64(1), sc.CacheInfo().Hits)
+	assert.Equal(t, 10, dc.CacheInfo().Misses)
+	assert.Equal(t, 1, sc.CacheInfo().Hits)
 }
 
 func TestUnwrapped(t *testing.T) {
@@ -278,7 +278,7 @@ func TestClearResets(t *testing.T) {
 	c.Clear()
 	assert.Equal(t, CacheInfo{MaxSize: 2}, c.CacheInfo())
 	f(1)
-	assert.Equal(t, uint64(1), c.CacheInfo().Misses)
+	assert.Equal(t, 1, c.CacheInfo().Misses)
 }
 
 func TestSingleFlight(t *testing.T) {
@@ -300,7 +300,7 @@ func TestSingleFlight(t *testing.T) {
 	})
 	assert.Equal(t, int32(1), g.runs.Load())
 	ci := c.CacheInfo()
-	assert.Equal(t, [4]uint64{n, 1, n, 0}, [4]uint64{ci.Hits, ci.Misses, ci.Coalesced, ci.Errors})
+	assert.Equal(t, [4]int{n, 1, n, 0}, [4]int{ci.Hits, ci.Misses, ci.Coalesced, ci.Errors})
 	assert.Equal(t, 1, ci.CurrSize)
 }
 
@@ -350,7 +350,7 @@ func TestSharedError(t *testing.T) {
 		assert.Equal(t, 1, v)
 	})
 	assert.Equal(t, int32(2), runs.Load())
-	assert.Equal(t, uint64(1), c.CacheInfo().Errors)
+	assert.Equal(t, 1, c.CacheInfo().Errors)
 }
 
 func explode(release chan struct{}) int {
@@ -389,7 +389,7 @@ func TestPanicReachesEveryCaller(t *testing.T) {
 		assert.Equal(t, 1, f(1), "the next call retries")
 	})
 	ci := c.CacheInfo()
-	assert.Equal(t, uint64(1), ci.Errors)
+	assert.Equal(t, 1, ci.Errors)
 	assert.Equal(t, 1, ci.CurrSize)
 	assert.Equal(t, int32(2), runs.Load())
 }
@@ -431,7 +431,7 @@ func TestGoexit(t *testing.T) {
 		assert.True(t, <-exited)
 		assert.Equal(t, 1, f(1))
 	})
-	assert.Equal(t, uint64(1), c.CacheInfo().Errors)
+	assert.Equal(t, 1, c.CacheInfo().Errors)
 }
 
 type ctxKey struct{}
@@ -573,7 +573,7 @@ func TestConcurrentCounting(t *testing.T) {
 		}
 	})
 	ci := c.CacheInfo()
-	assert.Equal(t, uint64(goroutines*calls), ci.Hits+ci.Misses)
+	assert.Equal(t, goroutines*calls, ci.Hits+ci.Misses)
 	assert.LessOrEqual(t, ci.CurrSize, 16)
 	assert.LessOrEqual(t, ci.Coalesced, ci.Hits)
 }
@@ -611,7 +611,7 @@ func TestContextEndedBeforeMiss(t *testing.T) {
 	}
 	assert.Zero(t, runs, "fn is not started for a caller who has already given up")
 	ci := c.CacheInfo()
-	assert.Equal(t, [3]any{uint64(0), uint64(20), 0}, [3]any{ci.Hits, ci.Misses, ci.CurrSize})
+	assert.Equal(t, [3]any{0, 20, 0}, [3]any{ci.Hits, ci.Misses, ci.CurrSize})
 	assert.Zero(t, c.shards[0].l.marks, "no execution is left registered")
 }
 
@@ -641,7 +641,7 @@ func TestContextPanicInGoroutine(t *testing.T) {
 		}
 	})
 	assert.Equal(t, 0, c.CacheInfo().CurrSize)
-	assert.Equal(t, uint64(1), c.CacheInfo().Errors)
+	assert.Equal(t, 1, c.CacheInfo().Errors)
 }
 
 func TestMissAllocatesNothing(t *testing.T) {
@@ -800,7 +800,7 @@ func TestEndedContextDoesNotJoin(t *testing.T) {
 			}
 		}
 		ci := c.CacheInfo()
-		assert.Equal(t, [3]uint64{0, 51, 0}, [3]uint64{ci.Hits, ci.Misses, ci.Coalesced}, "hits, misses, coalesced")
+		assert.Equal(t, [3]int{0, 51, 0}, [3]int{ci.Hits, ci.Misses, ci.Coalesced}, "hits, misses, coalesced")
 		close(release)
 		assert.Equal(t, 7, <-res)
 		v, err := f(ended, 1)

@@ -106,6 +106,20 @@ func ExampleMemoize_workers() {
 	// 3 237
 }
 
+// Counters are ints, so a test compares them with plain numbers, or compares
+// a whole snapshot, as testify's assert.Equal(t, want, got) does, so that a
+// difference names its field.
+func ExampleCacheInfo() {
+	square, cache := memo.Memoize(func(n int) int { return n * n }, memo.MaxSize(2))
+	for _, n := range []int{2, 2, 3, 4} {
+		square(n)
+	}
+	got := cache.CacheInfo()
+	want := memo.CacheInfo{Hits: 1, Misses: 3, MaxSize: 2, CurrSize: 2, Evictions: 1}
+	fmt.Println(got == want, got.Hits == 1)
+	// Output: true true
+}
+
 // Publishing the statistics through expvar takes one line, without memo
 // importing expvar itself.
 func ExampleCacheInfo_expvar() {

@@ -341,7 +341,7 @@ func TestHitRatioMatchesReference(t *testing.T) {
 			}
 
 			assert.Equal(t, refHits, lruHits, "LRU core")
-			assert.Equal(t, uint64(refHits), fc.CacheInfo().Hits, "Memoize")
+			assert.Equal(t, refHits, fc.CacheInfo().Hits, "Memoize")
 			assert.Equal(t, ref.keys(), c.Keys(), "same final recency order")
 		})
 	}

@@ -1,23 +1,27 @@
 package memo
 
 import (
+	"math"
 	"strconv"
 	"time"
 )
 
 // CacheInfo is a snapshot of a memoized function's cache, taken at one
 // instant. Hits, Misses, MaxSize and CurrSize mean what they mean in Python's
-// functools.lru_cache; the other fields go further.
+// functools.lru_cache; the other fields go further. Counters are ints, so a
+// test compares them with plain numbers (assert.Equal(t, 1, ci.Hits)); the
+// cache counts in 64 bits, and on a 32-bit platform a counter past
+// math.MaxInt32 reads math.MaxInt32 instead of wrapping.
 type CacheInfo struct {
 	// Hits counts calls answered without running the function, including
 	// calls that waited for another caller's execution of the same key.
-	Hits uint64 `json:"hits"`
+	Hits int `json:"hits"`
 	// Misses counts calls that found nothing to use: those that ran the
 	// function (even for a cache of size 0 or a key that is not equal to
 	// itself, which bypass the cache), and those that found nothing cached
 	// from a context that had already ended. It is counted before the
 	// function runs, so a call that fails still counts one miss.
-	Misses uint64 `json:"misses"`
+	Misses int `json:"misses"`
 	// MaxSize is the most entries the cache holds; 0 when Unbounded.
 	MaxSize int `json:"maxsize"`
 	// Unbounded reports that the cache was built with the Unbounded option.
@@ -25,21 +29,21 @@ type CacheInfo struct {
 	// CurrSize is the number of entries in the cache.
 	CurrSize int `json:"currsize"`
 	// Evictions counts entries dropped to make room for new ones.
-	Evictions uint64 `json:"evictions"`
+	Evictions int `json:"evictions"`
 	// Coalesced counts the hits that were served by waiting on an execution
 	// another caller had started for the same key.
-	Coalesced uint64 `json:"coalesced"`
+	Coalesced int `json:"coalesced"`
 	// Errors counts executions that failed: returned an error, panicked or
 	// called runtime.Goexit. An execution that began before the last Clear
 	// is not counted, nor is its time in ExecTime. A failed background
 	// refresh (StaleWhileRevalidate) counts here, though the call that
 	// started it was a hit, so Errors may exceed Misses.
-	Errors uint64 `json:"errors"`
+	Errors int `json:"errors"`
 	// ExecTime is the total time spent running the function, measured only
 	// with the MeasureExecTime option; 0 without it.
 	ExecTime time.Duration `json:"exec_time_ns"`
 	// Expirations counts entries dropped because they had expired.
-	Expirations uint64 `json:"expirations"`
+	Expirations int `json:"expirations"`
 }
 
 // HitRatio returns Hits / (Hits + Misses), or 0 before the first call.
@@ -57,9 +61,9 @@ func (ci CacheInfo) HitRatio() float64 {
 func (ci CacheInfo) String() string {
 	b := make([]byte, 0, 64)
 	b = append(b, "CacheInfo(hits="...)
-	b = strconv.AppendUint(b, ci.Hits, 10)
+	b = strconv.AppendInt(b, int64(ci.Hits), 10)
 	b = append(b, ", misses="...)
-	b = strconv.AppendUint(b, ci.Misses, 10)
+	b = strconv.AppendInt(b, int64(ci.Misses), 10)
 	b = append(b, ", maxsize="...)
 	if ci.Unbounded {
 		b = append(b, "unbounded"...)
@@ -78,4 +82,40 @@ func (ci CacheInfo) String() string {
 type stats struct {
 	hits, misses, evictions, coalesced, errors, expirations uint64
 	execTime                                                time.Duration
+}
+
+// add adds o's counts to st.
+func (st *stats) add(o stats) {
+	st.hits += o.hits
+	st.misses += o.misses
+	st.evictions += o.evictions
+	st.coalesced += o.coalesced
+	st.errors += o.errors
+	st.expirations += o.expirations
+	st.execTime += o.execTime
+}
+
+// info returns st as a CacheInfo, for a cache of parameters p holding size
+// entries.
+func (st *stats) info(p Parameters, size int) CacheInfo {
+	return CacheInfo{
+		Hits:        count(st.hits),
+		Misses:      count(st.misses),
+		MaxSize:     p.MaxSize,
+		Unbounded:   p.Unbounded,
+		CurrSize:    size,
+		Evictions:   count(st.evictions),
+		Coalesced:   count(st.coalesced),
+		Errors:      count(st.errors),
+		ExecTime:    st.execTime,
+		Expirations: count(st.expirations),
+	}
+}
+
+// count returns n as an int, or math.MaxInt where an int cannot hold it.
+func count(n uint64) int {
+	if n > math.MaxInt {
+		return math.MaxInt
+	}
+	return int(n)
 }

@@ -28,7 +28,7 @@ func TestTTLExpiresAtExactlyStorePlusTTL(t *testing.T) {
 	clk.Advance(9 * time.Second)
 	assert.Equal(t, 2, f("a"), "the recomputed value got a fresh expiry")
 	ci := c.CacheInfo()
-	assert.Equal(t, [4]uint64{2, 2, 1, 0}, [4]uint64{ci.Hits, ci.Misses, ci.Expirations, ci.Evictions})
+	assert.Equal(t, [4]int{2, 2, 1, 0}, [4]int{ci.Hits, ci.Misses, ci.Expirations, ci.Evictions})
 }
 
 func TestTTLHitDoesNotExtend(t *testing.T) {
@@ -58,7 +58,7 @@ func TestTTLCurrSizeAndPurge(t *testing.T) {
 	assert.Equal(t, 3, c.CacheInfo().CurrSize)
 	clk.Advance(30 * time.Second)
 	assert.Equal(t, 1, c.CacheInfo().CurrSize, "expired entries are never counted")
-	assert.Equal(t, uint64(2), c.CacheInfo().Expirations)
+	assert.Equal(t, 2, c.CacheInfo().Expirations)
 	assert.Equal(t, 1, c.shards[0].l.len(), "counting them out dropped them")
 
 	clk.Advance(30 * time.Second)
@@ -79,8 +79,8 @@ func TestTTLExpiredGoBeforeLiveEvicted(t *testing.T) {
 	clk.Set(t0.Add(11 * time.Second))
 	f("c") // full: a has expired, so it goes, not b
 	ci := c.CacheInfo()
-	assert.Equal(t, uint64(0), ci.Evictions)
-	assert.Equal(t, uint64(1), ci.Expirations)
+	assert.Equal(t, 0, ci.Evictions)
+	assert.Equal(t, 1, ci.Expirations)
 	before := runs.Load()
 	f("b")
 	assert.Equal(t, before, runs.Load(), "b, live, was kept")
@@ -101,7 +101,7 @@ func TestWindowExpiresTogether(t *testing.T) {
 	clk.Set(t0.Add(time.Minute)) // 12:01:00, the window's end
 	assert.Equal(t, 0, c.CacheInfo().CurrSize)
 	ci := c.CacheInfo()
-	assert.Equal(t, uint64(2), ci.Expirations)
+	assert.Equal(t, 2, ci.Expirations)
 	before := g("other")
 	assert.Equal(t, before, g("other"))
 	assert.Equal(t, 4, before, "the other cache's value expired at the same instant")
@@ -116,7 +116,7 @@ func TestWindowOldEntriesDoNotLinger(t *testing.T) {
 	clk.Advance(time.Hour)
 	f(-1)
 	assert.Equal(t, 1, c.shards[0].l.len(), "storing in a new window drops the old window's entries")
-	assert.Equal(t, uint64(1000), c.CacheInfo().Expirations)
+	assert.Equal(t, 1000, c.CacheInfo().Expirations)
 }
 
 func TestStaleWhileRevalidate(t *testing.T) {
@@ -159,7 +159,7 @@ func TestStaleWhileRevalidate(t *testing.T) {
 	v, _ := f("k")
 	assert.Equal(t, 3, v, "the refreshed value got a fresh expiry")
 	ci := c.CacheInfo()
-	assert.Equal(t, uint64(1), ci.Misses, "stale hits and refreshes are not misses")
+	assert.Equal(t, 1, ci.Misses, "stale hits and refreshes are not misses")
 }
 
 func TestStaleWhileRevalidateGraceEnds(t *testing.T) {
@@ -170,7 +170,7 @@ func TestStaleWhileRevalidateGraceEnds(t *testing.T) {
 	f("k")
 	clk.Set(t0.Add(15 * time.Second)) // expiry + grace: no longer servable
 	assert.Equal(t, 2, f("k"), "past the grace period a call waits for a fresh value")
-	assert.Equal(t, uint64(1), c.CacheInfo().Expirations)
+	assert.Equal(t, 1, c.CacheInfo().Expirations)
 }
 
 // refreshGates returns a function to memoize that returns how many times it
@@ -298,7 +298,7 @@ func TestCacheErrors(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 7, v)
 	ci := c.CacheInfo()
-	assert.Equal(t, [4]uint64{1, 3, 2, 1}, [4]uint64{ci.Hits, ci.Misses, ci.Errors, ci.Expirations})
+	assert.Equal(t, [4]int{1, 3, 2, 1}, [4]int{ci.Hits, ci.Misses, ci.Errors, ci.Expirations})
 }
 
 func TestTTLWithContextAndSingleFlight(t *testing.T) {
@@ -378,8 +378,8 @@ func TestExpiryOrderOfConcurrentResults(t *testing.T) {
 	f("b")
 	assert.Equal(t, before, runs.Load(), "b is still cached")
 	ci := c.CacheInfo()
-	assert.Equal(t, uint64(0), ci.Evictions)
-	assert.Equal(t, uint64(1), ci.Expirations)
+	assert.Equal(t, 0, ci.Evictions)
+	assert.Equal(t, 1, ci.Expirations)
 }
 
 // ttlRef is a reference TTL cache for the model test: entries from most to
@@ -623,5 +623,5 @@ func TestClockPanicCachesNoError(t *testing.T) {
 	_, err := f("k")
 	assert.EqualError(t, err, "failed")
 	assert.Equal(t, int32(2), runs.Load(), "the first execution's error was not cached")
-	assert.Equal(t, uint64(0), c.CacheInfo().Hits)
+	assert.Equal(t, 0, c.CacheInfo().Hits)
 }

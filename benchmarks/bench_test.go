@@ -289,7 +289,7 @@ var gocContenders = []gocContender{
 		f, c := memo.Memoize(compute, memo.MaxSize(size))
 		return getOrComputer{
 			get:     f,
-			misses:  func() uint64 { return c.CacheInfo().Misses },
+			misses:  func() uint64 { return uint64(c.CacheInfo().Misses) },
 			cleanup: func() {},
 		}
 	}},
