@@ -1,0 +1,38 @@
+// Package examples_test runs the programs in this folder, as the README tells
+// a newcomer to.
+package examples_test
+
+import (
+	"context"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// TestExamplesRun runs every example program, bounded in time, and checks
+// the parts of its output that do not depend on timing.
+func TestExamplesRun(t *testing.T) {
+	for name, want := range map[string][]string{
+		"fib":      {"without the cache fib(30) makes 2692537 calls; with it, 31 ran the function", "fib(90) =  2880067194370816120", "cleared:   CacheInfo(hits=0, misses=0, maxsize=128, currsize=0)"},
+		"keys":     {"ran 2 times; CacheInfo(hits=1, misses=2, maxsize=128, currsize=2)", "typed=true: answers [float64 int int64 uint8] from 4 entries"},
+		"pipeline": {"600 records, 4 distinct addresses, 4 lookups run"},
+		"slowcall": {"second call: EUR/USD = 1.08 in 0s\n", "CacheInfo(hits=1, misses=1, maxsize=128, currsize=1)"},
+		"ttl":      {"t=0s     upstream=100 served=100"},
+		"workers":  {"100 calls from 8 workers: 5 executions, 95 hits"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, "go", "run", "./"+name).CombinedOutput()
+			if !assert.NoError(t, err, "go run ./%s:\n%s", name, out) {
+				return
+			}
+			for _, line := range want {
+				assert.Contains(t, string(out), line, "go run ./%s", name)
+			}
+		})
+	}
+}
