@@ -35,15 +35,16 @@ import (
 type Cache[K comparable, V any] struct {
 	first shard[K, V] // held in place, so the fast path finds it without a load
 
-	fn     func(context.Context, K) (V, error)
-	params Parameters
-	off    bool      // MaxSize 0: caching is off
-	check  bool      // K holds an interface, so == may panic; see selfEqual
-	slots  []uintptr // where K holds empty interfaces whose numbers normalize rewrites
-	timed  bool      // something expires, so calls read the clock
-	plain  bool      // none of the above: do's fast path applies
-	clock  func() time.Time
-	base   time.Time // the clock's reading at construction; times are nanoseconds since
+	fn      func(context.Context, K) (V, error)
+	params  Parameters
+	off     bool      // MaxSize 0: caching is off
+	check   bool      // K holds an interface, so == may panic; see selfEqual
+	slots   []uintptr // where K holds empty interfaces whose numbers normalize rewrites
+	timed   bool      // something expires, so calls read the clock
+	plain   bool      // none of the above: do's fast path applies
+	clock   func() time.Time
+	base    time.Time         // the clock's reading at construction; times are nanoseconds since
+	observe func(Event[K, V]) // see Observe; nil without
 
 	hash   func(K) uint64 // chooses the shard of a key; nil with one shard
 	shards []*shard[K, V] // at least one; shards[0] is &first
@@ -207,16 +208,10 @@ func (c *Cache[K, V]) CacheInfo() CacheInfo {
 }
 
 // lockAll locks every shard, in order, for the operations on the whole cache
-// that must be seen as one step; unlockAll releases them.
+// that must be seen as one step; unlockAll (observe.go) releases them.
 func (c *Cache[K, V]) lockAll() {
 	for _, s := range c.shards {
 		s.mu.Lock()
-	}
-}
-
-func (c *Cache[K, V]) unlockAll() {
-	for _, s := range c.shards {
-		s.mu.Unlock()
 	}
 }
 

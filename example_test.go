@@ -6,6 +6,8 @@ import (
 	"errors"
 	"expvar"
 	"fmt"
+	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -267,4 +269,26 @@ func ExampleKeyOf() {
 	// Output:
 	// true false
 	// memo: argument 1 (chan int): cannot be part of a key
+}
+
+// Observe is the one way to watch a cache; a log/slog adapter is a few lines.
+func ExampleObserve() {
+	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{} // for an output that does not change
+			}
+			return a
+		},
+	}))
+	square, cache := memo.Memoize(func(n int) int { return n * n }, memo.MaxSize(1),
+		memo.Observe(func(e memo.Event[int, int]) {
+			logger.Info("memo", "event", e.Kind, "key", e.Key, "value", e.Value)
+		}))
+	square(2)
+	square(3) // the cache holds one entry: 2 makes room
+	cache.Forget(3)
+	// Output:
+	// level=INFO msg=memo event=Evicted key=2 value=4
+	// level=INFO msg=memo event=Forgotten key=3 value=9
 }

@@ -81,7 +81,7 @@ func closed(done <-chan struct{}) bool {
 // whose context has ended gets its error, and nothing runs.
 func (s *shard[K, V]) execute(ctx context.Context, ctxDone <-chan struct{}, k K, fn func(context.Context, K) (V, error), shared bool) (V, error) {
 	if ended(ctxDone) {
-		s.mu.Unlock()
+		s.unlock()
 		var zero V
 		return zero, ctx.Err()
 	}
@@ -92,7 +92,7 @@ func (s *shard[K, V]) execute(ctx context.Context, ctxDone <-chan struct{}, k K,
 		if shared {
 			s.l.mark(k, markOf(s.register(cl)))
 		}
-		s.mu.Unlock()
+		s.unlock()
 		var out ending[V]
 		s.run(ctx, k, fn, cl, shared, &out)
 		return out.result()
@@ -105,7 +105,7 @@ func (s *shard[K, V]) execute(ctx context.Context, ctxDone <-chan struct{}, k K,
 	// caller alone; cl.cancel fires when the last caller gives up.
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	cl.cancel = cancel
-	s.mu.Unlock()
+	s.unlock()
 	go s.run(fctx, k, fn, cl, shared, nil)
 	return s.wait(ctxDone, ctx, k, cl)
 }
@@ -167,7 +167,7 @@ func (s *shard[K, V]) wait(ctxDone <-chan struct{}, ctx context.Context, k K, cl
 	if ended(cl.done) {
 		// The execution ended as the context did: take its result, so that
 		// a panic is not left without a caller to receive it.
-		s.mu.Unlock()
+		s.unlock()
 		return cl.result()
 	}
 	cl.waiters--
@@ -179,7 +179,7 @@ func (s *shard[K, V]) wait(ctxDone <-chan struct{}, ctx context.Context, k K, cl
 		s.unregister(cl)
 		s.l.unmark(k)
 	}
-	s.mu.Unlock()
+	s.unlock()
 	if abandoned && cl.cancel != nil {
 		cl.cancel()
 	}
@@ -194,9 +194,10 @@ func (s *shard[K, V]) wait(ctxDone <-chan struct{}, ctx context.Context, k K, cl
 // caller who runs fn itself, and cl may then be reused (see finish).
 //
 // A panic that no caller receives (a refresh nobody joined, an execution
-// every caller gave up on) is raised again in run's goroutine, which memo
-// started and nothing recovers, so it ends the program as a panic in any
-// goroutine does, with the original value and stack in its message.
+// every caller gave up on) goes to the observer (see Observe). Without one it
+// is raised again in run's goroutine, which memo started and nothing
+// recovers, so it ends the program as a panic in any goroutine does, with the
+// original value and stack in its message.
 func (s *shard[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) (V, error), cl *call[V], shared bool, out *ending[V]) {
 	var start, took time.Duration
 	if s.c.params.MeasureExecTime {
@@ -238,8 +239,9 @@ func (s *shard[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) 
 // finish records the end of cl's execution, stores a successful result unless
 // the key was forgotten or the cache cleared meanwhile, and wakes the waiters.
 // It copies the ending to out, if not nil; then, if nobody joined, nobody
-// else has seen cl, and it is kept for another execution. It returns cl's
-// panic if no caller will receive it.
+// else has seen cl, and it is kept for another execution. A panic that no
+// caller will receive goes to the observer as PanicLost, or, without one, is
+// returned.
 func (s *shard[K, V]) finish(k K, cl *call[V], shared bool, now, wall int64, took time.Duration, out *ending[V]) (lost *PanicError) {
 	failed := cl.err != nil || cl.panicked != nil || cl.goexit
 	s.mu.Lock()
@@ -260,8 +262,12 @@ func (s *shard[K, V]) finish(k K, cl *call[V], shared bool, now, wall int64, too
 		if cl.refresh {
 			callers-- // the refresh's own count
 		}
-		if callers == 0 {
-			lost = cl.panicked
+		if callers == 0 && cl.panicked != nil {
+			if s.c.observe != nil {
+				s.pending = append(s.pending, Event[K, V]{Kind: PanicLost, Key: k, Panic: cl.panicked})
+			} else {
+				lost = cl.panicked
+			}
 		}
 	}
 	cancel := cl.cancel
@@ -275,7 +281,7 @@ func (s *shard[K, V]) finish(k K, cl *call[V], shared bool, now, wall int64, too
 			s.spares = append(s.spares, cl)
 		}
 	}
-	s.mu.Unlock()
+	s.unlock()
 	if cancel != nil {
 		cancel()
 	}

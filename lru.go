@@ -2,6 +2,7 @@ package memo
 
 import (
 	"fmt"
+	"iter"
 	"math"
 	"reflect"
 	"sync"
@@ -260,6 +261,18 @@ func (l *list[K, V]) removeOldest() (old node[K, V], ok bool) {
 	old = l.nodes[i]
 	l.removeAt(i)
 	return old, true
+}
+
+// all yields the entries from most to least recently used.
+func (l *list[K, V]) all() iter.Seq2[K, V] {
+	return func(yield func(K, V) bool) {
+		l.flush()
+		for i := l.nodes[0].next; i != 0; i = l.nodes[i].next {
+			if !yield(l.nodes[i].key, l.nodes[i].val) {
+				return
+			}
+		}
+	}
 }
 
 // keys returns the keys from most to least recently used.

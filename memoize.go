@@ -22,6 +22,7 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 		timed:  p.TTL > 0 || p.Window > 0 || p.CacheErrors > 0,
 		clock:  cfg.clock,
 	}
+	c.observe = observer[K, V](&cfg)
 	c.plain = !c.off && !c.check && c.slots == nil && !c.timed
 	if c.timed {
 		c.base = c.clock()
@@ -65,10 +66,11 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 // If fn panics, nothing is cached, and every caller waiting on that execution
 // panics with a *PanicError holding the original value and stack. A panic
 // that no caller is left to receive (in a StaleWhileRevalidate refresh, or
-// in an execution whose callers all gave up through their contexts) is
-// raised again in the goroutine memo started for that execution, so it ends
-// the program as any unrecovered panic does, as singleflight's DoChan does;
-// it is never dropped. A key that holds an uncomparable value makes the
+// in an execution whose callers all gave up through their contexts) is never
+// dropped: it goes to the observer as a PanicLost event (see Observe), or,
+// without one, it is raised again in the goroutine memo started for that
+// execution, so it ends the program as any unrecovered panic does, as
+// singleflight's DoChan does. A key that holds an uncomparable value makes the
 // returned function panic with an error wrapping ErrNotComparable, before fn
 // runs.
 func Memoize[K comparable, V any](fn func(K) V, opts ...Option) (func(K) V, *Cache[K, V]) {

@@ -10,7 +10,8 @@ import (
 const DefaultMaxSize = 128
 
 // Option configures a memoized function: MaxSize, Unbounded, Shards, TTL,
-// Window, StaleWhileRevalidate, CacheErrors, Clock, Typed, MeasureExecTime.
+// Window, StaleWhileRevalidate, CacheErrors, Clock, Typed, MeasureExecTime,
+// Observe.
 // Options only record what they are given; the constructor checks them all
 // together, and panics with a message starting "memo:" that names the option
 // if one is invalid. A duration of 0, as configuration files write for "off",
@@ -20,7 +21,9 @@ type Option func(*config)
 // config is what the options record, before validation.
 type config struct {
 	Parameters
-	clock func() time.Time // nil only if Clock was given nil
+	clock      func() time.Time // nil only if Clock was given nil
+	observe    any              // the func(Event[K, V]) given to Observe
+	observeSet bool
 }
 
 // configure applies opts to the defaults, validates the result and returns

@@ -13,6 +13,9 @@ import (
 // only: never while user code runs (the function, the clock, a key's
 // MarshalBinary), so every path that takes it releases it before calling
 // out, and a function may call its own memoized function for other keys.
+// Events for the observer are noted in pending while mu is held and
+// delivered after it is released: sections that may note one end with
+// unlock (observe.go); only hits, which note none, release mu directly.
 // Operations on the whole cache (CacheInfo, Clear) lock every shard in order.
 //
 // Whenever mu is free:
@@ -41,8 +44,9 @@ type shard[K comparable, V any] struct {
 	refreshing map[K]int32     // key -> flight of a stale entry's refresh
 	flights    []*call[V]      // flights[0] is never used; idle lists the other free indices
 	idle       []int32
-	spares     []*call[V] // call records no longer used, for executions to come
-	gen        uint64     // how many times Clear has run
+	spares     []*call[V]    // call records no longer used, for executions to come
+	gen        uint64        // how many times Clear has run
+	pending    []Event[K, V] // events to deliver once mu is released (observe.go)
 
 	c   *Cache[K, V] // settings, read without the lock
 	max int          // this shard's share of MaxSize; 0 when unbounded
@@ -110,7 +114,7 @@ func (s *shard[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, r 
 		if cl.done == nil {
 			cl.done = make(chan struct{})
 		}
-		s.mu.Unlock()
+		s.unlock()
 		return s.wait(ctxDone, ctx, k, cl)
 	}
 	s.st.misses++
@@ -145,46 +149,58 @@ func (s *shard[K, V]) bypass(ctx context.Context, ctxDone <-chan struct{}, k K, 
 func (s *shard[K, V]) settle(k K, cl *call[V], failed bool, now, wall int64) {
 	if cl.refresh {
 		delete(s.refreshing, k)
-		if !failed {
-			store(s, &s.l, k, cl.val, now, s.c.valueExpiry(now, wall), false)
+		if failed {
+			return // a failed refresh leaves a stale value until its grace ends
 		}
-		return // a failed refresh leaves a stale value until its grace ends
+		if i, held := s.l.items[k].entry(); held {
+			s.note(Replaced, k, s.l.nodes[i].val)
+		}
+		s.storeValue(k, cl.val, now, wall, false)
+		return
 	}
 	switch {
 	case !failed:
-		store(s, &s.l, k, cl.val, now, s.c.valueExpiry(now, wall), true)
+		s.storeValue(k, cl.val, now, wall, true)
 	case cl.err != nil && cl.panicked == nil && s.errs != nil:
 		// (An error returned before the clock panicked is not cached: the
 		// execution's outcome is the panic.)
 		s.l.unmark(k)
-		store(s, s.errs, k, cl.err, now, addSat(now, int64(s.c.params.CacheErrors)), false)
+		store(s, s.errs, k, cl.err, now, addSat(now, int64(s.c.params.CacheErrors)), false, nil)
 	default:
 		s.l.unmark(k)
 	}
 }
 
-// store adds v under k to l, which is s.l or s.errs, in place of k's mark if
-// marked. It drops expired entries first, so that none of them outlives a
-// live entry evicted for room.
-func store[K comparable, V, T any](s *shard[K, V], l *list[K, T], k K, v T, now, at int64, marked bool) {
-	if l.exp != nil {
-		s.st.expirations += uint64(l.purge(now))
+// storeValue stores v under k, as store does, noting what leaves to make room.
+func (s *shard[K, V]) storeValue(k K, v V, now, wall int64, marked bool) {
+	if old, evicted := store(s, &s.l, k, v, now, s.c.valueExpiry(now, wall), marked, s.noter(Expired)); evicted {
+		s.note(Evicted, old.key, old.val)
 	}
-	var evicted bool
+}
+
+// store adds v under k to l, which is s.l or s.errs, in place of k's mark if
+// marked, and returns the entry evicted to make room, if one was. It drops
+// expired entries first (passing each to expired, if not nil), so that none
+// of them outlives a live entry evicted for room.
+func store[K comparable, V, T any](s *shard[K, V], l *list[K, T], k K, v T, now, at int64, marked bool, expired func(K, T)) (old node[K, T], evicted bool) {
+	if l.exp != nil {
+		s.st.expirations += uint64(l.purge(now, expired))
+	}
 	if marked {
-		_, evicted = l.fill(k, v, at)
+		old, evicted = l.fill(k, v, at)
 	} else {
-		_, evicted = l.add(k, v, at)
+		old, evicted = l.add(k, v, at)
 	}
 	if evicted {
 		s.st.evictions++
 	}
+	return old, evicted
 }
 
 // forget is Cache.Forget for a key of this shard.
 func (s *shard[K, V]) forget(k K, now int64) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if f, ok := s.refreshing[k]; ok {
 		s.unregister(s.flights[f])
 		delete(s.refreshing, k)
@@ -193,9 +209,12 @@ func (s *shard[K, V]) forget(k K, now int64) bool {
 	r := s.l.items[k]
 	if i, held := r.entry(); held {
 		ok = s.l.exp == nil || s.l.exp.servable(s.l.exp.at[i], now)
-		s.l.removeAt(i)
-		if !ok {
+		v := s.l.removeAt(i)
+		if ok {
+			s.note(Forgotten, k, v)
+		} else {
 			s.st.expirations++
+			s.note(Expired, k, v)
 		}
 	} else if f, running := r.flight(); running {
 		s.unregister(s.flights[f])
@@ -216,6 +235,11 @@ func (s *shard[K, V]) forget(k K, now int64) bool {
 
 // reset empties the shard for Clear, with mu held.
 func (s *shard[K, V]) reset() {
+	if s.c.observe != nil {
+		for k, v := range s.l.all() {
+			s.note(Cleared, k, v)
+		}
+	}
 	s.l.init(s.max)
 	if s.errs != nil {
 		s.errs.init(s.max)

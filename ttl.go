@@ -102,11 +102,16 @@ func (e *expiries) down(s int) {
 // now, stale or not.
 func (e *expiries) servable(at, now int64) bool { return now < addSat(at, e.grace) }
 
-// purge drops every entry that can no longer be served at now and returns
-// how many it dropped.
-func (l *list[K, V]) purge(now int64) (n int) {
+// purge drops every entry that can no longer be served at now, passing each
+// to gone if it is not nil, and returns how many it dropped.
+func (l *list[K, V]) purge(now int64, gone func(K, V)) (n int) {
 	for e := l.exp; len(e.heap) > 0 && !e.servable(e.at[e.heap[0]], now); n++ {
-		l.removeAt(e.heap[0])
+		i := e.heap[0]
+		k := l.nodes[i].key
+		v := l.removeAt(i)
+		if gone != nil {
+			gone(k, v)
+		}
 	}
 	return n
 }
@@ -172,13 +177,13 @@ func (s *shard[K, V]) expired(ctx context.Context, k K, r ref, now int64, fn fun
 				}
 				s.refreshing[k] = s.register(cl)
 			}
-			s.mu.Unlock()
+			s.unlock()
 			if cl != nil {
 				go s.run(context.WithoutCancel(ctx), k, fn, cl, true, nil)
 			}
 			return v, r, true, nil
 		}
-		s.l.removeAt(i) // a refresh still running is found in refreshing
+		s.note(Expired, k, s.l.removeAt(i)) // a refresh still running is found in refreshing
 		s.st.expirations++
 		r = 0
 	}
@@ -188,7 +193,7 @@ func (s *shard[K, V]) expired(ctx context.Context, k K, r ref, now int64, fn fun
 				s.errs.touch(j)
 				s.st.hits++
 				err = s.errs.nodes[j].val
-				s.mu.Unlock()
+				s.unlock()
 				return v, r, true, err
 			}
 			s.errs.removeAt(j)
@@ -202,10 +207,10 @@ func (s *shard[K, V]) expired(ctx context.Context, k K, r ref, now int64, fn fun
 func (s *shard[K, V]) purge(now int64) int {
 	n := 0
 	if s.l.exp != nil {
-		n += s.l.purge(now)
+		n += s.l.purge(now, s.noter(Expired))
 	}
 	if s.errs != nil {
-		n += s.errs.purge(now)
+		n += s.errs.purge(now, nil)
 	}
 	s.st.expirations += uint64(n)
 	return n
@@ -223,7 +228,7 @@ func (c *Cache[K, V]) PurgeExpired() int {
 	for _, s := range c.shards {
 		s.mu.Lock()
 		n += s.purge(now)
-		s.mu.Unlock()
+		s.unlock()
 	}
 	return n
 }

@@ -1,0 +1,142 @@
+package memo
+
+import (
+	"fmt"
+	"reflect"
+)
+
+// Event is something that happened inside a cache, as the function given
+// with Observe sees it.
+type Event[K comparable, V any] struct {
+	// Kind says what happened.
+	Kind EventKind
+	// Key is the key it happened to.
+	Key K
+	// Value is the value that left the cache, for the kinds where one did
+	// (Evicted, Expired, Forgotten, Cleared, Replaced).
+	Value V
+	// Panic is the panic that no caller received, for PanicLost.
+	Panic *PanicError
+}
+
+// EventKind says what an Event is about.
+type EventKind uint8
+
+// The kinds of Event. An entry that leaves the cache does so for exactly one
+// of the first five reasons; only entries holding values are reported, not
+// cached errors.
+const (
+	// Evicted: the entry was the least recently used of a full cache, and
+	// made room for another.
+	Evicted EventKind = iota + 1
+	// Expired: the entry was dropped after its expiry (and its grace, with
+	// StaleWhileRevalidate).
+	Expired
+	// Forgotten: Forget dropped the entry.
+	Forgotten
+	// Cleared: Clear dropped the entry.
+	Cleared
+	// Replaced: a background refresh stored a new value over the entry's
+	// stale one.
+	Replaced
+	// PanicLost: the function panicked where no caller was left to receive
+	// the panic (a background refresh, or an execution whose callers all
+	// gave up). With an observer, the panic is reported here instead of
+	// ending the program.
+	PanicLost
+)
+
+// String returns the kind's name, as in "Evicted".
+func (k EventKind) String() string {
+	switch k {
+	case Evicted:
+		return "Evicted"
+	case Expired:
+		return "Expired"
+	case Forgotten:
+		return "Forgotten"
+	case Cleared:
+		return "Cleared"
+	case Replaced:
+		return "Replaced"
+	case PanicLost:
+		return "PanicLost"
+	}
+	return fmt.Sprintf("EventKind(%d)", uint8(k))
+}
+
+// Observe makes fn receive every Event of the cache: the one way to watch
+// what happens inside it, to log it, count it or free what a value holds.
+// fn's key and value types must be the cache's; the constructor panics
+// otherwise.
+//
+// fn is never called with a lock of the cache held, so it may call the
+// cache. It is called in the goroutine whose call, Forget, Clear, CacheInfo
+// or PurgeExpired caused the events (or, for a background refresh, in the
+// refresh's goroutine), after that operation's bookkeeping, in the order the
+// events happened. Events caused by concurrent operations may reach fn
+// concurrently and in any order between them. fn must not panic.
+func Observe[K comparable, V any](fn func(Event[K, V])) Option {
+	return func(c *config) { c.observe, c.observeSet = fn, true }
+}
+
+// observer returns the observer configured for a cache with keys K and
+// values V, or nil.
+func observer[K comparable, V any](cfg *config) func(Event[K, V]) {
+	if !cfg.observeSet {
+		return nil
+	}
+	fn, ok := cfg.observe.(func(Event[K, V]))
+	if !ok {
+		panic(fmt.Sprintf("memo: Observe was given a %T, but this cache needs a %v", cfg.observe, reflect.TypeFor[func(Event[K, V])]()))
+	}
+	return fn
+}
+
+// note records an event, with s.mu held, for s.unlock to deliver; it does
+// nothing without an observer.
+func (s *shard[K, V]) note(kind EventKind, k K, v V) {
+	if s.c.observe != nil {
+		s.pending = append(s.pending, Event[K, V]{Kind: kind, Key: k, Value: v})
+	}
+}
+
+// noter returns a function that notes events of kind for entries leaving a
+// list, or nil without an observer.
+func (s *shard[K, V]) noter(kind EventKind) func(K, V) {
+	if s.c.observe == nil {
+		return nil
+	}
+	return func(k K, v V) { s.note(kind, k, v) }
+}
+
+// unlock releases s.mu, then delivers the events noted while it was held.
+func (s *shard[K, V]) unlock() {
+	if s.pending == nil {
+		s.mu.Unlock()
+		return
+	}
+	events := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	s.c.deliver(events)
+}
+
+// deliver hands events to the observer.
+func (c *Cache[K, V]) deliver(events []Event[K, V]) {
+	for _, e := range events {
+		c.observe(e)
+	}
+}
+
+// unlockAll releases every shard locked by lockAll, then delivers the events
+// noted meanwhile, shard by shard.
+func (c *Cache[K, V]) unlockAll() {
+	var events []Event[K, V]
+	for _, s := range c.shards {
+		events = append(events, s.pending...)
+		s.pending = nil
+		s.mu.Unlock()
+	}
+	c.deliver(events)
+}
