@@ -168,7 +168,7 @@ func TestErrorsNotCached(t *testing.T) {
 	assert.Equal(t, 8, v)
 	assert.Equal(t, 2, runs)
 	ci := c.CacheInfo()
-	assert.Equal(t, [4]int{1, 2, 1, 0}, [4]int{ci.Hits, ci.Misses, ci.Errors, ci.Coalesced})
+	assert.Equal(t, counts{Hits: 1, Misses: 2, Errors: 1}, countsOf(ci))
 }
 
 func TestNaNKeysBypass(t *testing.T) {
@@ -300,7 +300,7 @@ func TestSingleFlight(t *testing.T) {
 	})
 	assert.Equal(t, int32(1), g.runs.Load())
 	ci := c.CacheInfo()
-	assert.Equal(t, [4]int{n, 1, n, 0}, [4]int{ci.Hits, ci.Misses, ci.Coalesced, ci.Errors})
+	assert.Equal(t, counts{Hits: n, Misses: 1, Coalesced: n}, countsOf(ci))
 	assert.Equal(t, 1, ci.CurrSize)
 }
 
@@ -800,7 +800,7 @@ func TestEndedContextDoesNotJoin(t *testing.T) {
 			}
 		}
 		ci := c.CacheInfo()
-		assert.Equal(t, [3]int{0, 51, 0}, [3]int{ci.Hits, ci.Misses, ci.Coalesced}, "hits, misses, coalesced")
+		assert.Equal(t, counts{Misses: 51}, countsOf(ci), "no hit, no join")
 		close(release)
 		assert.Equal(t, 7, <-res)
 		v, err := f(ended, 1)

@@ -29,7 +29,7 @@ func TestShards(t *testing.T) {
 	assert.Equal(t, 100, runs)
 	f(99)
 	ci := c.CacheInfo()
-	assert.Equal(t, [3]int{1, 100, 90}, [3]int{ci.Hits, ci.Misses, ci.Evictions})
+	assert.Equal(t, counts{Hits: 1, Misses: 100, Evictions: 90}, countsOf(ci))
 	assert.Equal(t, 10, ci.CurrSize)
 	assert.Equal(t, "CacheInfo(hits=1, misses=100, maxsize=10, currsize=10)", ci.String())
 

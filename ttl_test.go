@@ -28,7 +28,7 @@ func TestTTLExpiresAtExactlyStorePlusTTL(t *testing.T) {
 	clk.Advance(9 * time.Second)
 	assert.Equal(t, 2, f("a"), "the recomputed value got a fresh expiry")
 	ci := c.CacheInfo()
-	assert.Equal(t, [4]int{2, 2, 1, 0}, [4]int{ci.Hits, ci.Misses, ci.Expirations, ci.Evictions})
+	assert.Equal(t, counts{Hits: 2, Misses: 2, Expirations: 1}, countsOf(ci))
 }
 
 func TestTTLHitDoesNotExtend(t *testing.T) {
@@ -298,7 +298,7 @@ func TestCacheErrors(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 7, v)
 	ci := c.CacheInfo()
-	assert.Equal(t, [4]int{1, 3, 2, 1}, [4]int{ci.Hits, ci.Misses, ci.Errors, ci.Expirations})
+	assert.Equal(t, counts{Hits: 1, Misses: 3, Errors: 2, Expirations: 1}, countsOf(ci))
 }
 
 func TestTTLWithContextAndSingleFlight(t *testing.T) {
