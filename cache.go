@@ -7,7 +7,8 @@
 // Beyond lru_cache, concurrent calls for one key run the function once,
 // callers can give up through their context, a panic reaches every waiting
 // caller without wedging the cache, Clear and Forget are free of races with
-// calls in progress, and results can expire (TTL, Window).
+// calls in progress, results can expire (TTL, Window), and everything that
+// happens inside a cache can be watched through one function (Observe).
 //
 // memo is not for functions whose side effects matter (a hit skips the call),
 // nor for results that callers modify (every caller shares one value), nor
@@ -26,13 +27,13 @@ import (
 // Cache is the cache behind a memoized function, returned next to the
 // function by Memoize and its siblings. It is safe for concurrent use by
 // multiple goroutines. The zero value is not usable.
-//
-// A Cache holds only what is fixed when it is built (the function, its
-// settings, how keys are checked and normalised, its shards), so it is read
-// without a lock. The entries, the executions in progress and the counters
-// live in its shards (shard.go), each guarded by a mutex of its own; an
-// unsharded cache has one.
 type Cache[K comparable, V any] struct {
+	// A Cache holds only what is fixed when it is built (the function, its
+	// settings, how keys are checked and normalised, its shards), so it is
+	// read without a lock. The entries, the executions in progress and the
+	// counters live in its shards (shard.go), each guarded by a mutex of its
+	// own; an unsharded cache has one.
+
 	first shard[K, V] // held in place, so the fast path finds it without a load
 
 	fn      func(context.Context, K) (V, error)
