@@ -66,13 +66,13 @@ const (
 func (c *Cache[K, V]) do(ctx context.Context, ctxDone <-chan struct{}, k K, fn func(context.Context, K) (V, error)) (V, error) {
 	if c.plain && k == k {
 		// The fast path, kept apart from doAny's checks: entries that do not
-		// expire, and a key of a concrete type. For an unsharded cache it
-		// repeats find without the expiry check, because find is too big for
-		// the compiler to inline and this path is what most calls take.
-		if c.hash != nil {
-			return c.pick(k).get(ctx, ctxDone, k, 0, fn)
-		}
+		// expire, and a key of a concrete type. It repeats find without the
+		// expiry check, because find is too big for the compiler to inline
+		// and this path is what most calls take.
 		s := &c.first
+		if c.hash != nil {
+			s = c.pick(k)
+		}
 		s.mu.Lock()
 		r := s.l.items[k]
 		if i, ok := r.entry(); ok {
