@@ -5,25 +5,16 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
-)
 
-// zipfKeys returns n keys in [0, space) drawn from a Zipf distribution
-// (s=1.01), the skew of real cache traffic, from a fixed seed.
-func zipfKeys(n int, space uint64) []int {
-	z := rand.NewZipf(rand.New(rand.NewPCG(1, 1)), 1.01, 1, space-1)
-	keys := make([]int, n)
-	for i := range keys {
-		keys[i] = int(z.Uint64())
-	}
-	return keys
-}
+	"github.com/gomemo/memo/internal/trace"
+)
 
 const benchKeys = 1 << 16
 
 // BenchmarkHit measures a cache hit: the LRU core's Get and a memoized call,
 // on a pre-filled cache.
 func BenchmarkHit(b *testing.B) {
-	keys := zipfKeys(benchKeys, 1024)
+	keys := trace.Zipf(benchKeys, 1024, trace.Seed)
 	b.Run("LRU.Get", func(b *testing.B) {
 		c := NewLRU[int, int](1024, nil)
 		for i := range 1024 {
@@ -60,7 +51,7 @@ func BenchmarkHit(b *testing.B) {
 // BenchmarkHitParallel measures hits from all cores at once on one cache,
 // plain and sharded.
 func BenchmarkHitParallel(b *testing.B) {
-	keys := zipfKeys(benchKeys, 1024)
+	keys := trace.Zipf(benchKeys, 1024, trace.Seed)
 	for _, tc := range []struct {
 		name string
 		opts []Option
@@ -90,7 +81,7 @@ func BenchmarkHitParallel(b *testing.B) {
 // key space is 16 times the cache, so misses and evictions are common.
 func BenchmarkGetOrCompute(b *testing.B) {
 	const size = 4096
-	keys := zipfKeys(benchKeys, 16*size)
+	keys := trace.Zipf(benchKeys, 16*size, trace.Seed)
 	f, c := Memoize(func(n int) int { return n }, MaxSize(size))
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
@@ -113,7 +104,7 @@ func BenchmarkLRUAddEvict(b *testing.B) {
 // expired): every eviction also takes the entry out of the expiry order.
 func BenchmarkGetOrComputeTTL(b *testing.B) {
 	const size = 4096
-	keys := zipfKeys(benchKeys, 16*size)
+	keys := trace.Zipf(benchKeys, 16*size, trace.Seed)
 	f, c := Memoize(func(n int) int { return n }, MaxSize(size), TTL(time.Hour))
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {

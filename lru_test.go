@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomemo/memo/internal/trace"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -317,7 +318,7 @@ func TestLRUGetAllocatesNothing(t *testing.T) {
 func TestHitRatioMatchesReference(t *testing.T) {
 	for _, size := range []int{1, 16, 256} {
 		t.Run(fmt.Sprintf("size=%d", size), func(t *testing.T) {
-			keys := zipfKeys(20000, uint64(16*size))
+			keys := trace.Zipf(20000, uint64(16*size), trace.Seed)
 			ref := &refLRU{size: size}
 			refHits := 0
 			for _, k := range keys {

@@ -30,7 +30,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/maypok86/otter/v2"
 
-	"github.com/gomemo/memo/benchmarks/trace"
+	"github.com/gomemo/memo/internal/trace"
 )
 
 // Traces are built once per process and shared by every contender and every

@@ -15,7 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 
-	"github.com/gomemo/memo/benchmarks/trace"
+	"github.com/gomemo/memo/internal/trace"
 )
 
 func main() {

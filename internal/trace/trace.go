@@ -1,6 +1,7 @@
-// Package trace generates the key traces shared by the Go benchmarks in this
-// module and by the Python script that replays them, so that every contender,
-// in either language, sees exactly the same keys in the same order.
+// Package trace generates the key traces of every benchmark: memo's own (in
+// the root module), the side-by-side ones of the benchmarks module, and the
+// Python script that replays them, so that every contender, in either
+// language, sees exactly the same keys in the same order.
 package trace
 
 import (
