@@ -127,9 +127,8 @@ func (s *shard[K, V]) inFlight(k K, r ref) (int32, bool) {
 	if f, ok := r.flight(); ok {
 		return f, true
 	}
-	if r == 0 && len(s.refreshing) > 0 {
-		f, ok := s.refreshing[k]
-		return f, ok
+	if r == 0 {
+		return s.refreshOf(k)
 	}
 	return 0, false
 }
@@ -148,14 +147,7 @@ func (s *shard[K, V]) bypass(ctx context.Context, ctxDone <-chan struct{}, k K, 
 // if it is still held.
 func (s *shard[K, V]) settle(k K, cl *call[V], failed bool, now, wall int64) {
 	if cl.refresh {
-		delete(s.refreshing, k)
-		if failed {
-			return // a failed refresh leaves a stale value until its grace ends
-		}
-		if i, held := s.l.items[k].entry(); held {
-			s.note(Replaced, k, s.l.nodes[i].val)
-		}
-		s.storeValue(k, cl.val, now, wall, false)
+		s.settleRefresh(k, cl, failed, now, wall)
 		return
 	}
 	switch {
@@ -201,10 +193,7 @@ func store[K comparable, V, T any](s *shard[K, V], l *list[K, T], k K, v T, now,
 func (s *shard[K, V]) forget(k K, now int64) bool {
 	s.mu.Lock()
 	defer s.unlock()
-	if f, ok := s.refreshing[k]; ok {
-		s.unregister(s.flights[f])
-		delete(s.refreshing, k)
-	}
+	s.dropRefresh(k)
 	ok := false
 	r := s.l.items[k]
 	if i, held := r.entry(); held {

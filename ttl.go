@@ -203,6 +203,38 @@ func (s *shard[K, V]) expired(ctx context.Context, k K, r ref, now int64, fn fun
 	return v, r, false, nil
 }
 
+// refreshOf returns the execution refreshing k's stale entry, if one runs.
+func (s *shard[K, V]) refreshOf(k K) (int32, bool) {
+	if len(s.refreshing) == 0 {
+		return 0, false
+	}
+	f, ok := s.refreshing[k]
+	return f, ok
+}
+
+// settleRefresh stores the outcome of cl, the refresh of k's stale entry,
+// with s.mu held: a new value over the stale one, if it is still held. A
+// failed refresh leaves the stale value until its grace ends.
+func (s *shard[K, V]) settleRefresh(k K, cl *call[V], failed bool, now, wall int64) {
+	delete(s.refreshing, k)
+	if failed {
+		return
+	}
+	if i, held := s.l.items[k].entry(); held {
+		s.note(Replaced, k, s.l.nodes[i].val)
+	}
+	s.storeValue(k, cl.val, now, wall, false)
+}
+
+// dropRefresh ends the registration of the refresh of k, if one runs, for
+// Forget: its result will not be stored.
+func (s *shard[K, V]) dropRefresh(k K) {
+	if f, ok := s.refreshOf(k); ok {
+		s.unregister(s.flights[f])
+		delete(s.refreshing, k)
+	}
+}
+
 // purge drops every expired entry, with s.mu held, and returns how many.
 func (s *shard[K, V]) purge(now int64) int {
 	n := 0
