@@ -2,7 +2,6 @@ package memo
 
 import (
 	"fmt"
-	"reflect"
 )
 
 // Event is something that happened inside a cache, as the function given
@@ -63,34 +62,6 @@ func (k EventKind) String() string {
 		return "PanicLost"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
-}
-
-// Observe makes fn receive every Event of the cache: the one way to watch
-// what happens inside it, to log it, count it or free what a value holds.
-// fn's key and value types must be the cache's; the constructor panics
-// otherwise.
-//
-// fn is never called with a lock of the cache held, so it may call the
-// cache. It is called in the goroutine whose call, Forget, Clear, CacheInfo
-// or PurgeExpired caused the events (or, for a background refresh, in the
-// refresh's goroutine), after that operation's bookkeeping, in the order the
-// events happened. Events caused by concurrent operations may reach fn
-// concurrently and in any order between them. fn must not panic.
-func Observe[K comparable, V any](fn func(Event[K, V])) Option {
-	return func(c *config) { c.observe, c.observeSet = fn, true }
-}
-
-// observer returns the observer configured for a cache with keys K and
-// values V, or nil.
-func observer[K comparable, V any](cfg *config) func(Event[K, V]) {
-	if !cfg.observeSet {
-		return nil
-	}
-	fn, ok := cfg.observe.(func(Event[K, V]))
-	if !ok {
-		panic(fmt.Sprintf("memo: Observe was given a %T, but this cache needs a %v", cfg.observe, reflect.TypeFor[func(Event[K, V])]()))
-	}
-	return fn
 }
 
 // note records an event, with s.mu held, for s.unlock to deliver; it does

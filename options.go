@@ -2,6 +2,7 @@ package memo
 
 import (
 	"fmt"
+	"reflect"
 	"time"
 )
 
@@ -12,6 +13,7 @@ const DefaultMaxSize = 128
 // Option configures a memoized function: MaxSize, Unbounded, Shards, TTL,
 // Window, StaleWhileRevalidate, CacheErrors, Clock, Typed, MeasureExecTime,
 // Observe.
+//
 // Options only record what they are given; the constructor checks them all
 // together, and panics with a message starting "memo:" that names the option
 // if one is invalid. A duration of 0, as configuration files write for "off",
@@ -187,4 +189,32 @@ func Clock(now func() time.Time) Option {
 // may not implement it. Keys of concrete types are unaffected either way.
 func Typed() Option {
 	return func(c *config) { c.Typed = true }
+}
+
+// Observe makes fn receive every Event of the cache: the one way to watch
+// what happens inside it, to log it, count it or free what a value holds.
+// fn's key and value types must be the cache's; the constructor panics
+// otherwise.
+//
+// fn is never called with a lock of the cache held, so it may call the
+// cache. It is called in the goroutine whose call, Forget, Clear, CacheInfo
+// or PurgeExpired caused the events (or, for a background refresh, in the
+// refresh's goroutine), after that operation's bookkeeping, in the order the
+// events happened. Events caused by concurrent operations may reach fn
+// concurrently and in any order between them. fn must not panic.
+func Observe[K comparable, V any](fn func(Event[K, V])) Option {
+	return func(c *config) { c.observe, c.observeSet = fn, true }
+}
+
+// observer returns the observer configured for a cache with keys K and
+// values V, or nil.
+func observer[K comparable, V any](cfg *config) func(Event[K, V]) {
+	if !cfg.observeSet {
+		return nil
+	}
+	fn, ok := cfg.observe.(func(Event[K, V]))
+	if !ok {
+		panic(fmt.Sprintf("memo: Observe was given a %T, but this cache needs a %v", cfg.observe, reflect.TypeFor[func(Event[K, V])]()))
+	}
+	return fn
 }
