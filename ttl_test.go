@@ -547,23 +547,28 @@ func TestDurationsTooLongToReach(t *testing.T) {
 	})
 }
 
+// breakableClock returns clk's Now, made to panic with "clock broke" at the
+// reading after each call of breakNext.
+func breakableClock(clk *fakeClock) (now func() time.Time, breakNext func()) {
+	var broken atomic.Bool
+	return func() time.Time {
+		if broken.CompareAndSwap(true, false) {
+			panic("clock broke")
+		}
+		return clk.Now()
+	}, func() { broken.Store(true) }
+}
+
 // TestClockPanicWedgesNothing: a Clock that panics while an execution's
 // result is stored makes that execution's callers panic with a *PanicError,
 // stores nothing, and leaves the key free for the next call, whether fn ran
 // in the caller's goroutine or in its own.
 func TestClockPanicWedgesNothing(t *testing.T) {
-	clk := newFakeClock(t0)
-	var broken atomic.Bool
-	clock := func() time.Time {
-		if broken.CompareAndSwap(true, false) {
-			panic("clock broke")
-		}
-		return clk.Now()
-	}
+	clock, breakNext := breakableClock(newFakeClock(t0))
 	var runs atomic.Int32
 	f, c := MemoizeCtx(func(_ context.Context, k string) (int, error) {
 		if runs.Add(1) == 1 {
-			broken.Store(true) // the next reading, taken to store this result, panics
+			breakNext() // the next reading, taken to store this result, panics
 		}
 		return 7, nil
 	}, TTL(time.Minute), Clock(clock))
@@ -599,17 +604,11 @@ func TestClockPanicWedgesNothing(t *testing.T) {
 // outcome is the panic, and a panic is never cached.
 func TestClockPanicCachesNoError(t *testing.T) {
 	clk := newFakeClock(t0)
-	var broken atomic.Bool
-	clock := func() time.Time {
-		if broken.CompareAndSwap(true, false) {
-			panic("clock broke")
-		}
-		return clk.Now()
-	}
+	clock, breakNext := breakableClock(clk)
 	var runs atomic.Int32
 	f, c := MemoizeErr(func(string) (int, error) {
 		if runs.Add(1) == 1 {
-			broken.Store(true)
+			breakNext()
 		}
 		return 0, errors.New("failed")
 	}, CacheErrors(time.Hour), Clock(clock))
