@@ -18,7 +18,7 @@ func TestShards(t *testing.T) {
 		sizes += s.max
 		assert.GreaterOrEqual(t, s.max, 2)
 	}
-	assert.Equal(t, 10, sizes, "the parts share MaxSize exactly")
+	assert.Equal(t, 10, sizes, "the shards share MaxSize exactly")
 	assert.Equal(t, 4, c.Parameters().Shards)
 	assert.Equal(t, 10, c.Parameters().MaxSize)
 
@@ -75,7 +75,7 @@ func TestShardsWithTTLAndAnyKeys(t *testing.T) {
 	clk := newFakeClock(t0)
 	f, c := Memoize(func(x any) int { return 1 }, MaxSize(16), Shards(4), TTL(time.Second), Clock(clk.Now))
 	f(1)
-	f(1.0) // normalised before the part is chosen: the same entry
+	f(1.0) // normalised before the shard is chosen: the same entry
 	f("a")
 	assert.Equal(t, 2, c.CacheInfo().CurrSize)
 	assert.Equal(t, 1, c.CacheInfo().Hits)
@@ -111,8 +111,8 @@ func TestShardedHitAllocatesNothing(t *testing.T) {
 	assert.Zero(t, testing.AllocsPerRun(1000, func() { f(1) }))
 }
 
-// TestShardedClearIsOneStep: Clear resets every part of a sharded cache in
-// one step. With part 1 held, a Clear in progress must not have reset part 0
+// TestShardedClearIsOneStep: Clear resets every shard of a sharded cache in
+// one step. With shard 1 held, a Clear in progress must not have reset shard 0
 // already, which a concurrent CacheInfo would see as half a Clear.
 func TestShardedClearIsOneStep(t *testing.T) {
 	f, c := Memoize(func(n int) int { return n }, MaxSize(64), Shards(2))
@@ -127,8 +127,8 @@ func TestShardedClearIsOneStep(t *testing.T) {
 	cleared := make(chan struct{})
 	go func() { defer close(cleared); c.Clear() }()
 	within(t, timeout, func() {
-		// Clear either has not reached part 0 yet, or holds it while it
-		// waits for part 1; part 0 must never be seen reset meanwhile.
+		// Clear either has not reached shard 0 yet, or holds it while it
+		// waits for shard 1; shard 0 must never be seen reset meanwhile.
 		held := time.Time{}
 		for held.IsZero() || time.Since(held) < 50*time.Millisecond {
 			if !p0.mu.TryLock() {
@@ -141,7 +141,7 @@ func TestShardedClearIsOneStep(t *testing.T) {
 			reset := p0.st == stats{}
 			p0.mu.Unlock()
 			if reset {
-				t.Error("part 0 was reset while part 1 was not")
+				t.Error("shard 0 was reset while shard 1 was not")
 				break
 			}
 		}
