@@ -43,6 +43,7 @@ type Cache[K comparable, V any] struct {
 	slots   []uintptr // where K holds empty interfaces whose numbers normalize rewrites
 	timed   bool      // something expires, so calls read the clock
 	plain   bool      // none of the above: do's fast path applies
+	sharded bool      // more than one shard: hash chooses
 	clock   func() time.Time
 	base    time.Time         // the clock's reading at construction; times are nanoseconds since
 	observe func(Event[K, V]) // see Observe; nil without
@@ -70,7 +71,7 @@ func (c *Cache[K, V]) do(ctx context.Context, ctxDone <-chan struct{}, k K, fn f
 		// expiry check, because find is too big for the compiler to inline
 		// and this path is what most calls take.
 		s := &c.first
-		if c.hash != nil {
+		if c.sharded {
 			s = c.pick(k)
 		}
 		s.mu.Lock()

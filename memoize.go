@@ -48,7 +48,7 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 		c.shards[i] = s
 	}
 	if n > 1 {
-		c.hash = shardHash[K]()
+		c.hash, c.sharded = shardHash[K](), true
 	}
 	return c
 }
