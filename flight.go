@@ -39,6 +39,7 @@ type call[V any] struct {
 	flight  int32  // its index in shard.flights while it is registered
 	gen     uint64 // shard.gen when it started
 	refresh bool   // a background refresh of a stale value
+	self    bool   // a refresh that counts itself among waiters (see joinRefresh)
 	ending[V]
 }
 
@@ -174,10 +175,13 @@ func (s *shard[K, V]) wait(ctxDone <-chan struct{}, ctx context.Context, k K, cl
 	abandoned := cl.waiters == 0
 	if abandoned && s.registered(cl) {
 		// Later callers must not join an execution whose context is
-		// cancelled: they start afresh. (A refresh is never abandoned: it
-		// counts itself as a waiter.)
+		// cancelled: they start afresh.
 		s.unregister(cl)
-		s.l.unmark(k)
+		if cl.refresh {
+			delete(s.refreshing, k)
+		} else {
+			s.l.unmark(k)
+		}
 	}
 	s.unlock()
 	if abandoned && cl.cancel != nil {
@@ -259,7 +263,7 @@ func (s *shard[K, V]) finish(k K, cl *call[V], shared bool, now, wall int64, too
 	}
 	if out == nil {
 		callers := cl.waiters
-		if cl.refresh {
+		if cl.self {
 			callers-- // the refresh's own count
 		}
 		if callers == 0 && cl.panicked != nil {

@@ -108,6 +108,7 @@ func (s *shard[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, r 
 	// once. It counts a miss instead, and execute returns ctx's error.
 	if f, ok := s.inFlight(k, r); ok && !ended(ctxDone) {
 		cl := s.flights[f]
+		s.joinRefresh(cl)
 		s.st.hits++
 		s.st.coalesced++
 		cl.waiters++

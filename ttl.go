@@ -168,10 +168,13 @@ func (s *shard[K, V]) expired(ctx context.Context, k K, r ref, now int64, fn fun
 			s.l.touch(i)
 			s.st.hits++
 			var cl *call[V]
+			var fctx context.Context
 			if _, running := s.refreshing[k]; !running {
-				// The refresh counts itself as a waiter, so callers who join
-				// it and give up never abandon it.
-				cl = &call[V]{waiters: 1, refresh: true, gen: s.gen}
+				// While its stale entry may be served, the refresh counts
+				// itself as a waiter, so that it is never abandoned; see
+				// joinRefresh for after.
+				cl = &call[V]{waiters: 1, refresh: true, self: true, gen: s.gen}
+				fctx, cl.cancel = context.WithCancel(context.WithoutCancel(ctx))
 				if s.refreshing == nil {
 					s.refreshing = make(map[K]int32)
 				}
@@ -179,7 +182,7 @@ func (s *shard[K, V]) expired(ctx context.Context, k K, r ref, now int64, fn fun
 			}
 			s.unlock()
 			if cl != nil {
-				go s.run(context.WithoutCancel(ctx), k, fn, cl, true, nil)
+				go s.run(fctx, k, fn, cl, true, nil)
 			}
 			return v, r, true, nil
 		}
@@ -210,6 +213,18 @@ func (s *shard[K, V]) refreshOf(k K) (int32, bool) {
 	}
 	f, ok := s.refreshing[k]
 	return f, ok
+}
+
+// joinRefresh readies cl, a refresh whose stale entry has gone, for a caller
+// to join, with s.mu held. From the first such caller on, the refresh no
+// longer counts itself: it lives for its callers, as any execution does, and
+// is abandoned (cancelled, its result not stored) when they all give up, so
+// that a refresh that hangs does not hold its key forever.
+func (s *shard[K, V]) joinRefresh(cl *call[V]) {
+	if cl.self {
+		cl.self = false
+		cl.waiters--
+	}
 }
 
 // settleRefresh stores the outcome of cl, the refresh of k's stale entry,

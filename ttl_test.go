@@ -624,3 +624,45 @@ func TestClockPanicCachesNoError(t *testing.T) {
 	assert.Equal(t, int32(2), runs.Load(), "the first execution's error was not cached")
 	assert.Equal(t, 0, c.CacheInfo().Hits)
 }
+
+// TestHungRefreshDoesNotHoldItsKey: once its stale entry has gone, a refresh
+// lives for the callers who joined it, as any execution does: when they all
+// give up, its context is cancelled and the next call starts afresh, instead
+// of waiting on a refresh that may never return.
+func TestHungRefreshDoesNotHoldItsKey(t *testing.T) {
+	clk := newFakeClock(t0)
+	var runs atomic.Int32
+	refreshEnded := make(chan error, 1)
+	f, c := MemoizeCtx(func(ctx context.Context, k string) (int, error) {
+		n := int(runs.Add(1))
+		if n == 2 { // the refresh hangs until its context ends
+			<-ctx.Done()
+			refreshEnded <- ctx.Err()
+			return 0, ctx.Err()
+		}
+		return n, nil
+	}, TTL(10*time.Second), StaleWhileRevalidate(5*time.Second), Clock(clk.Now))
+	bg := context.Background()
+	within(t, timeout, func() {
+		v, _ := f(bg, "k")
+		assert.Equal(t, 1, v)
+		clk.Set(t0.Add(12 * time.Second))
+		v, _ = f(bg, "k")
+		assert.Equal(t, 1, v, "stale, while the refresh starts")
+		eventually(func() bool { return runs.Load() == 2 })
+
+		clk.Set(t0.Add(16 * time.Second)) // past the grace: the stale entry goes
+		ctx, cancel := context.WithCancel(bg)
+		res := make(chan error)
+		go func() { _, err := f(ctx, "k"); res <- err }()
+		eventually(func() bool { return c.CacheInfo().Coalesced == 1 })
+		cancel()
+		assert.ErrorIs(t, <-res, context.Canceled)
+		assert.ErrorIs(t, <-refreshEnded, context.Canceled, "the abandoned refresh was cancelled")
+
+		v, err := f(bg, "k")
+		assert.NoError(t, err)
+		assert.Equal(t, 3, v, "a new execution, not the hung refresh")
+	})
+	assert.Equal(t, 1, c.CacheInfo().Errors, "the abandoned refresh failed with its context's error")
+}
