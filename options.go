@@ -26,6 +26,16 @@ type config struct {
 	clock      func() time.Time // nil only if Clock was given nil
 	observe    any              // the func(Event[K, V]) given to Observe
 	observeSet bool
+	negative   string // why the first negative duration given is refused
+}
+
+// duration returns d, given to option, noting it if it is negative: a later
+// option cannot undo that (TTL(-1) then Window(d) is still refused).
+func (c *config) duration(option string, d time.Duration) time.Duration {
+	if d < 0 && c.negative == "" {
+		c.negative = fmt.Sprintf("memo: %s must not be negative, got %v", option, d)
+	}
+	return d
 }
 
 // configure applies opts to the defaults, validates the result and returns
@@ -47,13 +57,8 @@ func configure(opts []Option) config {
 
 // invalid returns why c cannot configure a cache, or "".
 func (c *config) invalid() string {
-	for _, d := range []struct {
-		option string
-		d      time.Duration
-	}{{"TTL", c.TTL}, {"Window", c.Window}, {"StaleWhileRevalidate", c.StaleWhileRevalidate}, {"CacheErrors", c.CacheErrors}} {
-		if d.d < 0 {
-			return fmt.Sprintf("memo: %s must not be negative, got %v", d.option, d.d)
-		}
+	if c.negative != "" {
+		return c.negative
 	}
 	switch n := c.Shards; {
 	case c.MaxSize > maxEntries:
@@ -136,7 +141,7 @@ type Parameters struct {
 // TTL(math.MaxInt64)) never comes. TTL(0) means values do not expire. Of TTL
 // and Window, the last given wins.
 func TTL(d time.Duration) Option {
-	return func(c *config) { c.TTL, c.Window = d, 0 }
+	return func(c *config) { c.TTL, c.Window = c.duration("TTL", d), 0 }
 }
 
 // Window makes values expire together at the end of the wall-clock window of
@@ -145,7 +150,7 @@ func TTL(d time.Duration) Option {
 // instants. Window(0) means values do not expire. Of TTL and Window, the
 // last given wins.
 func Window(d time.Duration) Option {
-	return func(c *config) { c.TTL, c.Window = 0, d }
+	return func(c *config) { c.TTL, c.Window = 0, c.duration("Window", d) }
 }
 
 // StaleWhileRevalidate lets a value that expired less than grace ago still be
@@ -156,7 +161,7 @@ func Window(d time.Duration) Option {
 // values forever. A grace of 0 serves nothing stale; so does any grace when
 // neither TTL nor Window makes values expire.
 func StaleWhileRevalidate(grace time.Duration) Option {
-	return func(c *config) { c.StaleWhileRevalidate = grace }
+	return func(c *config) { c.StaleWhileRevalidate = c.duration("StaleWhileRevalidate", grace) }
 }
 
 // CacheErrors makes an error returned by the function cached for d, so that
@@ -166,7 +171,7 @@ func StaleWhileRevalidate(grace time.Duration) Option {
 // until they are evicted, forgotten or cleared. CacheErrors(0) caches no
 // errors.
 func CacheErrors(d time.Duration) Option {
-	return func(c *config) { c.CacheErrors = d }
+	return func(c *config) { c.CacheErrors = c.duration("CacheErrors", d) }
 }
 
 // Clock replaces time.Now as the cache's source of time, for tests. Expiry
