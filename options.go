@@ -158,7 +158,10 @@ func Window(d time.Duration) Option {
 // in the background, in a goroutine that ends when the function returns. If
 // the refresh fails, the stale value is served until grace has passed. Until
 // then it also counts in CurrSize. A grace too long to reach keeps stale
-// values forever. A grace of 0 serves nothing stale; so does any grace when
+// values forever. The refresh keeps the values of the context of the call
+// that started it, but not its deadline or cancellation. Once the stale
+// value can no longer be served, later calls join the refresh; if they all
+// give up, its context is cancelled and the next call starts afresh. A grace of 0 serves nothing stale; so does any grace when
 // neither TTL nor Window makes values expire.
 func StaleWhileRevalidate(grace time.Duration) Option {
 	return func(c *config) { c.StaleWhileRevalidate = c.duration("StaleWhileRevalidate", grace) }
@@ -202,11 +205,14 @@ func Typed() Option {
 // otherwise.
 //
 // fn is never called with a lock of the cache held, so it may call the
-// cache. It is called in the goroutine whose call, Forget, Clear, CacheInfo
-// or PurgeExpired caused the events (or, for a background refresh, in the
-// refresh's goroutine), after that operation's bookkeeping, in the order the
-// events happened. Events caused by concurrent operations may reach fn
-// concurrently and in any order between them. fn must not panic.
+// cache. It is called by the goroutine that did the work, after that work's
+// bookkeeping, in the order the events happened: the goroutine of the call,
+// Forget, Clear, CacheInfo or PurgeExpired, or, for an execution memo runs in
+// a goroutine of its own (MemoizeCtx with a context that can end, a
+// background refresh), that goroutine, so a call may return before the
+// events its result caused are delivered. Events caused by concurrent
+// operations may reach fn concurrently and in any order between them. fn
+// must not panic.
 func Observe[K comparable, V any](fn func(Event[K, V])) Option {
 	return func(c *config) { c.observe, c.observeSet = fn, true }
 }

@@ -23,7 +23,8 @@ import (
 //     dropped), a mark of an execution in progress for k (markOf(f) for
 //     flights[f]), or absent. An execution refreshing a stale entry in the
 //     background has no mark; refreshing[k] names it instead, while the
-//     entry is held and after it goes, so that later calls join it.
+//     entry is held and after it goes, so that later calls join it (see
+//     joinRefresh for when it may then be abandoned).
 //   - flights[f] is a registered execution: the only one that may store a
 //     result for its key, and only while it is registered. Clear, Forget and
 //     the last of its callers giving up unregister it, as its own end does;
