@@ -525,23 +525,31 @@ func TestClearDuringExecution(t *testing.T) {
 		{"Forget", func(c *Cache[int, int]) { c.Forget(1) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			g := newGate()
-			f, c := MemoizeErr(g.fn)
+			// Each execution waits for a release of its own, so the test
+			// chooses which one ends first.
+			var runs atomic.Int32
+			started, release := make(chan struct{}, 2), [2]chan struct{}{make(chan struct{}), make(chan struct{})}
+			f, c := MemoizeErr(func(k int) (int, error) {
+				n := runs.Add(1)
+				started <- struct{}{}
+				<-release[n-1]
+				return k * int(n), nil
+			})
 			within(t, timeout, func() {
 				res := make(chan int, 2)
 				go func() { v, _ := f(1); res <- v }()
-				<-g.started
+				<-started
 				tc.invalidate(c)
 				// A call after the invalidation starts its own execution.
 				go func() { v, _ := f(1); res <- v }()
-				<-g.started
-				g.release <- struct{}{}
-				assert.Equal(t, 10, <-res, "the earlier caller still gets its result")
+				<-started
+				close(release[0])
+				assert.Equal(t, 1, <-res, "the earlier caller still gets its result")
 				assert.Equal(t, 0, c.CacheInfo().CurrSize, "but it is not stored")
-				close(g.release)
-				assert.Equal(t, 10, <-res)
+				close(release[1])
+				assert.Equal(t, 2, <-res)
 			})
-			assert.Equal(t, int32(2), g.runs.Load())
+			assert.Equal(t, int32(2), runs.Load())
 			assert.Equal(t, 1, c.CacheInfo().CurrSize, "the later execution is stored")
 		})
 	}
