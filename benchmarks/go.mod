@@ -1,6 +1,6 @@
 module github.com/gomemo/memo/benchmarks
 
-go 1.25
+go 1.26
 
 require (
 	github.com/dgraph-io/ristretto/v2 v2.4.2
