@@ -157,6 +157,18 @@ func (s *shard[K, V]) unregister(cl *call[V]) {
 	s.idle = append(s.idle, cl.flight)
 }
 
+// release ends the registration of cl, the execution in progress for k,
+// and drops what leads calls to it: k's mark or, for a refresh, its entry in
+// refreshing. Its result will not be stored, and later calls start afresh.
+func (s *shard[K, V]) release(k K, cl *call[V]) {
+	s.unregister(cl)
+	if cl.refresh {
+		delete(s.refreshing, k)
+	} else {
+		s.l.unmark(k)
+	}
+}
+
 // wait waits for cl to end, or for ctxDone, whichever comes first.
 func (s *shard[K, V]) wait(ctxDone <-chan struct{}, ctx context.Context, k K, cl *call[V]) (V, error) {
 	select {
@@ -176,12 +188,7 @@ func (s *shard[K, V]) wait(ctxDone <-chan struct{}, ctx context.Context, k K, cl
 	if abandoned && s.registered(cl) {
 		// Later callers must not join an execution whose context is
 		// cancelled: they start afresh.
-		s.unregister(cl)
-		if cl.refresh {
-			delete(s.refreshing, k)
-		} else {
-			s.l.unmark(k)
-		}
+		s.release(k, cl)
 	}
 	s.unlock()
 	if abandoned && cl.cancel != nil {

@@ -195,7 +195,9 @@ func store[K comparable, V, T any](s *shard[K, V], l *list[K, T], k K, v T, now,
 func (s *shard[K, V]) forget(k K, now int64) bool {
 	s.mu.Lock()
 	defer s.unlock()
-	s.dropRefresh(k)
+	if f, ok := s.refreshOf(k); ok {
+		s.release(k, s.flights[f])
+	}
 	ok := false
 	r := s.l.items[k]
 	if i, held := r.entry(); held {
@@ -208,8 +210,7 @@ func (s *shard[K, V]) forget(k K, now int64) bool {
 			s.note(Expired, k, v)
 		}
 	} else if f, running := r.flight(); running {
-		s.unregister(s.flights[f])
-		s.l.unmark(k)
+		s.release(k, s.flights[f])
 	}
 	if s.errs != nil {
 		if j, held := s.errs.items[k].entry(); held {

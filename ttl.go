@@ -241,15 +241,6 @@ func (s *shard[K, V]) settleRefresh(k K, cl *call[V], failed bool, now, wall int
 	s.storeValue(k, cl.val, now, wall, false)
 }
 
-// dropRefresh ends the registration of the refresh of k, if one runs, for
-// Forget: its result will not be stored.
-func (s *shard[K, V]) dropRefresh(k K) {
-	if f, ok := s.refreshOf(k); ok {
-		s.unregister(s.flights[f])
-		delete(s.refreshing, k)
-	}
-}
-
 // purge drops every expired entry, with s.mu held, and returns how many.
 func (s *shard[K, V]) purge(now int64) int {
 	n := 0
