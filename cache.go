@@ -210,11 +210,23 @@ func (c *Cache[K, V]) CacheInfo() CacheInfo {
 }
 
 // lockAll locks every shard, in order, for the operations on the whole cache
-// that must be seen as one step; unlockAll (observe.go) releases them.
+// that must be seen as one step; unlockAll releases them.
 func (c *Cache[K, V]) lockAll() {
 	for _, s := range c.shards {
 		s.mu.Lock()
 	}
+}
+
+// unlockAll releases every shard locked by lockAll, then delivers the events
+// noted meanwhile, shard by shard.
+func (c *Cache[K, V]) unlockAll() {
+	var events []Event[K, V]
+	for _, s := range c.shards {
+		events = append(events, s.pending...)
+		s.pending = nil
+		s.mu.Unlock()
+	}
+	c.deliver(events)
 }
 
 // Parameters returns the cache's settings.

@@ -99,15 +99,3 @@ func (c *Cache[K, V]) deliver(events []Event[K, V]) {
 		c.observe(e)
 	}
 }
-
-// unlockAll releases every shard locked by lockAll, then delivers the events
-// noted meanwhile, shard by shard.
-func (c *Cache[K, V]) unlockAll() {
-	var events []Event[K, V]
-	for _, s := range c.shards {
-		events = append(events, s.pending...)
-		s.pending = nil
-		s.mu.Unlock()
-	}
-	c.deliver(events)
-}
