@@ -65,15 +65,19 @@ const (
 // an execution of fn. ctxDone is ctx.Done(), fetched by the caller outside
 // the lock.
 func (c *Cache[K, V]) do(ctx context.Context, ctxDone <-chan struct{}, k K, fn func(context.Context, K) (V, error)) (V, error) {
-	if c.plain && k == k {
-		// The fast path, kept apart from doAny's checks: entries that do not
-		// expire, and a key of a concrete type. It repeats find without the
-		// expiry check, because find is too big for the compiler to inline
-		// and this path is what most calls take.
-		s := &c.first
-		if c.sharded {
-			s = c.pick(k)
+	// The fast path, kept apart from doAny's checks: entries that do not
+	// expire, and a key of a concrete type. It repeats find without the
+	// expiry check, because find is too big for the compiler to inline and
+	// this path is what most calls take. Choosing the shard first, as here,
+	// lets the compiler save the arguments once rather than on both paths.
+	s := &c.first
+	if c.sharded {
+		if !c.plain {
+			return c.doAny(ctx, ctxDone, k, fn)
 		}
+		s = c.pick(k)
+	}
+	if c.plain && k == k {
 		s.mu.Lock()
 		r := s.l.items[k]
 		if i, ok := r.entry(); ok {
