@@ -20,6 +20,7 @@ import (
 	"hash/maphash"
 	"math/bits"
 	"reflect"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -50,6 +51,7 @@ type Cache[K comparable, V any] struct {
 
 	hash   func(K) uint64 // chooses the shard of a key; nil with one shard
 	shards []*shard[K, V] // at least one; shards[0] is &first
+	tier   *tier[K, V]    // the shared store (store.go); nil without Share
 }
 
 // outcome is what admit decides for a key.
@@ -210,7 +212,14 @@ func (c *Cache[K, V]) CacheInfo() CacheInfo {
 		total.add(s.st)
 		size += s.l.len()
 	}
-	return total.info(c.params, size)
+	info := total.info(c.params, size)
+	if t := c.tier; t != nil {
+		info.StoreHits = count(t.hits.Load())
+		info.StoreMisses = count(t.misses.Load())
+		info.StoreWaits = count(t.waits.Load())
+		info.StoreErrors = count(t.errors.Load())
+	}
+	return info
 }
 
 // lockAll locks every shard, in order, for the operations on the whole cache
@@ -240,12 +249,26 @@ func (c *Cache[K, V]) Parameters() Parameters { return c.params }
 // CacheInfo never sees half done, even in a sharded cache. Executions in
 // progress finish for their callers, but their results are not stored, their
 // errors and times are not counted, and later calls for their keys start new
-// executions.
+// executions. A shared cache (see Share) also clears its namespace in the
+// store; the other processes drop what they hold in memory when they next
+// read the store's deletions (Sharing.Poll), and executions of this process
+// that wrote the store while the Clear ran take their results back out.
 func (c *Cache[K, V]) Clear() {
+	c.clearLocal(true)
+	if t := c.tier; t != nil {
+		for _, n := range []*atomic.Uint64{&t.hits, &t.misses, &t.waits, &t.errors} {
+			n.Store(0)
+		}
+		t.clear(c)
+	}
+}
+
+// clearLocal empties every shard, resetting the counters too if counters.
+func (c *Cache[K, V]) clearLocal(counters bool) {
 	c.lockAll()
 	defer c.unlockAll()
 	for _, s := range c.shards {
-		s.reset()
+		s.reset(counters)
 	}
 }
 
@@ -254,7 +277,9 @@ func (c *Cache[K, V]) Clear() {
 // entry past its expiry (and past its grace, with StaleWhileRevalidate)
 // counts as none, whether or not the cache still held it. An execution for k
 // in progress finishes for its callers, but its result is not stored, and
-// later calls start a new execution.
+// later calls start a new execution. A shared cache (see Share) also deletes
+// k from the store, and the other processes drop it from memory when they
+// next read the store's deletions (Sharing.Poll).
 func (c *Cache[K, V]) Forget(k K) bool {
 	if c.slots != nil {
 		k, _ = c.normalize(k)
@@ -262,7 +287,52 @@ func (c *Cache[K, V]) Forget(k K) bool {
 	if _, out, _ := c.admit(k); out != usable {
 		return false
 	}
-	return c.shard(k).forget(k, c.now())
+	found := c.shard(k).forget(k, c.now())
+	if c.tier != nil {
+		c.tier.forget(c, k)
+	}
+	return found
+}
+
+// forgetEncoded forgets, in this process only, the keys whose store keys are
+// among keys: deletions another process made in the store.
+func (c *Cache[K, V]) forgetEncoded(keys []string) {
+	gone := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		gone[k] = true
+	}
+	// Copy the keys out, to encode them without a lock held: encoding may
+	// call MarshalBinary methods.
+	var held []K
+	for _, s := range c.shards {
+		s.mu.Lock()
+		for k := range s.l.items {
+			held = append(held, k)
+		}
+		if s.errs != nil {
+			for k := range s.errs.items {
+				held = append(held, k)
+			}
+		}
+		s.mu.Unlock()
+	}
+	for _, k := range held {
+		if key, err := c.tier.key(k); err == nil && gone[key] {
+			c.shard(k).forget(k, c.now())
+		}
+	}
+}
+
+// Close stops the goroutine that a shared cache (see Share) runs to read the
+// deletions other processes make in the store, and waits for it to return.
+// The memoized function still works after Close, with the store, but no
+// longer hears of other processes' Forget and Clear. Close does not close
+// the Store, which its owner closes after every cache using it. Close does
+// nothing for a cache that is not shared, and may be called more than once.
+func (c *Cache[K, V]) Close() {
+	if c.tier != nil {
+		c.tier.close()
+	}
 }
 
 // Unwrapped returns the original function in the form that takes a context

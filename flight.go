@@ -49,6 +49,8 @@ type ending[V any] struct {
 	err      error
 	panicked *PanicError
 	goexit   bool
+	until    int64 // for a value from the store, its expiry there (see tier.load)
+	wrote    bool  // the value was written to the store
 }
 
 // epoch anchors the readings ExecTime is measured with: time.Since of a time
@@ -237,7 +239,11 @@ func (s *shard[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) 
 				}
 			}
 		}()
-		cl.val, cl.err = fn(ctx, k)
+		if t := s.c.tier; shared && t != nil {
+			cl.val, cl.until, cl.wrote, cl.err = t.load(s.c, ctx, k, fn)
+		} else {
+			cl.val, cl.err = fn(ctx, k)
+		}
 		if shared && s.c.timed {
 			// Read here, where a panicking clock is the execution's panic:
 			// its callers receive it and the key is released.
@@ -264,9 +270,13 @@ func (s *shard[K, V]) finish(k K, cl *call[V], shared bool, now, wall int64, too
 			s.st.errors++
 		}
 	}
+	// A result written to the store after its key was forgotten or the
+	// cache cleared is taken back out, once the lock is released.
+	retract := cl.wrote
 	if shared && s.registered(cl) {
 		s.unregister(cl)
 		s.settle(k, cl, failed, now, wall)
+		retract = false
 	}
 	if out == nil {
 		callers := cl.waiters
@@ -295,6 +305,9 @@ func (s *shard[K, V]) finish(k K, cl *call[V], shared bool, now, wall int64, too
 	s.unlock()
 	if cancel != nil {
 		cancel()
+	}
+	if retract {
+		s.c.tier.forget(s.c, k)
 	}
 	return lost
 }

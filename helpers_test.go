@@ -129,8 +129,12 @@ func raceEnabled() bool {
 // counts are a CacheInfo's counters by name. Tests compare them whole, so a
 // failure names the counter that differs, and a counter a test leaves out
 // must be 0.
-type counts struct{ Hits, Misses, Evictions, Coalesced, Errors, Expirations int }
+type counts struct {
+	Hits, Misses, Evictions, Coalesced, Errors, Expirations int
+	StoreHits, StoreMisses, StoreWaits, StoreErrors         int
+}
 
 func countsOf(ci CacheInfo) counts {
-	return counts{ci.Hits, ci.Misses, ci.Evictions, ci.Coalesced, ci.Errors, ci.Expirations}
+	return counts{ci.Hits, ci.Misses, ci.Evictions, ci.Coalesced, ci.Errors, ci.Expirations,
+		ci.StoreHits, ci.StoreMisses, ci.StoreWaits, ci.StoreErrors}
 }

@@ -16,6 +16,8 @@ type Event[K comparable, V any] struct {
 	Value V
 	// Panic is the panic that no caller received, for PanicLost.
 	Panic *PanicError
+	// Err is the store's failure, for StoreFailed.
+	Err error
 }
 
 // EventKind says what an Event is about.
@@ -31,9 +33,11 @@ const (
 	// Expired: the entry was dropped after its expiry (and its grace, with
 	// StaleWhileRevalidate).
 	Expired
-	// Forgotten: Forget dropped the entry.
+	// Forgotten: Forget dropped the entry, in this process or, for a
+	// shared cache, in another one.
 	Forgotten
-	// Cleared: Clear dropped the entry.
+	// Cleared: Clear dropped the entry, in this process or, for a shared
+	// cache, in another one.
 	Cleared
 	// Replaced: a background refresh stored a new value over the entry's
 	// stale one.
@@ -43,6 +47,11 @@ const (
 	// gave up). With an observer, the panic is reported here instead of
 	// ending the program.
 	PanicLost
+	// StoreFailed: the store of a shared cache (see Share) failed, or gave
+	// back a damaged value, and Err says how. Key is the key concerned, the
+	// zero key for Clear and for reading other processes' deletions. The
+	// call went on without the store: it got its result all the same.
+	StoreFailed
 )
 
 // String returns the kind's name, as in "Evicted".
@@ -60,6 +69,8 @@ func (k EventKind) String() string {
 		return "Replaced"
 	case PanicLost:
 		return "PanicLost"
+	case StoreFailed:
+		return "StoreFailed"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }

@@ -12,7 +12,7 @@ const DefaultMaxSize = 128
 
 // Option configures a memoized function: MaxSize, Unbounded, Shards, TTL,
 // Window, StaleWhileRevalidate, CacheErrors, Clock, Typed, MeasureExecTime,
-// Observe.
+// Share, Observe.
 //
 // Options only record what they are given; the constructor checks them all
 // together, and panics with a message starting "memo:" that names the option
@@ -26,7 +26,8 @@ type config struct {
 	clock      func() time.Time // nil only if Clock was given nil
 	observe    any              // the func(Event[K, V]) given to Observe
 	observeSet bool
-	negative   string // why the first negative duration given is refused
+	negative   string   // why the first negative duration given is refused
+	sharing    *Sharing // given to Share
 }
 
 // duration returns d, given to option, noting it if it is negative: a later
@@ -197,6 +198,45 @@ func Clock(now func() time.Time) Option {
 // may not implement it. Keys of concrete types are unaffected either way.
 func Typed() Option {
 	return func(c *config) { c.Typed = true }
+}
+
+// Share makes the cache one tier of two: each result it computes is also
+// written to s.Store, and a key it does not hold is looked for there before
+// the function runs, so every process that memoizes the function with the
+// same Sharing.Name and Version (on one machine through the disk store,
+// across machines through a network one) computes each key once. The
+// cache's own entries stay in memory as before.
+//
+// The store only ever speeds calls up: when it fails, is slow (past
+// Sharing.Timeout) or gives back a damaged value, the call goes on as if the
+// store did not have the key, and the failure is counted in
+// CacheInfo.StoreErrors and reported as a StoreFailed event.
+//
+// When several processes miss one key at once, one of them computes it under
+// a lease (Sharing.Lease) and the others wait for its result, so the function
+// runs once per key across processes while they live; if the computing
+// process dies or outlasts its lease, another one takes over. Values expire
+// in the store as in memory (TTL, Window); a value read from the store
+// expires in memory no later than it does there. Errors are never stored,
+// nor, with CacheErrors, shared. Forget and Clear reach the store and, within
+// Sharing.Poll, the memory of the other processes. A cache of size 0
+// (MaxSize(0)) does not use the store.
+//
+// Keys are stored as KeyOf encodes them (TypedKeyOf with Typed), so two
+// calls share a stored value when they would share an entry in memory.
+// Keys compared by address (pointers, channels, funcs) mean nothing to
+// another process: a key type that holds one makes the constructor panic,
+// and a key whose interface holds one fails its call with an error wrapping
+// ErrUnsupportedArgument. Values go through s.Codec, framed with a checksum
+// and a fingerprint of the value type, so a damaged or foreign value is
+// never decoded, and two versions of a program whose value types differ
+// ignore each other's values. The constructor panics if s is invalid or if
+// the default codec cannot carry the value type exactly.
+//
+// A shared cache runs a goroutine that reads the other processes' deletions;
+// Close stops it.
+func Share(s Sharing) Option {
+	return func(c *config) { c.sharing = &s }
 }
 
 // Observe makes fn receive every Event of the cache: the one way to watch

@@ -154,7 +154,7 @@ func (s *shard[K, V]) settle(k K, cl *call[V], failed bool, now, wall int64) {
 	}
 	switch {
 	case !failed:
-		s.storeValue(k, cl.val, now, wall, true)
+		s.storeValue(k, cl.val, now, wall, cl.until, true)
 	case cl.err != nil && cl.panicked == nil && s.errs != nil:
 		// (An error returned before the clock panicked is not cached: the
 		// execution's outcome is the panic.)
@@ -166,8 +166,17 @@ func (s *shard[K, V]) settle(k K, cl *call[V], failed bool, now, wall int64) {
 }
 
 // storeValue stores v under k, as store does, noting what leaves to make room.
-func (s *shard[K, V]) storeValue(k K, v V, now, wall int64, marked bool) {
-	if old, evicted := store(s, &s.l, k, v, now, s.c.valueExpiry(now, wall), marked, s.noter(Expired)); evicted {
+// A value from the store (until > 0) expires no later than it does there.
+func (s *shard[K, V]) storeValue(k K, v V, now, wall, until int64, marked bool) {
+	at := s.c.valueExpiry(now, wall)
+	if until > 0 {
+		if left := until - wall; left > 0 {
+			at = min(at, addSat(now, left))
+		} else {
+			at = now // expired there already
+		}
+	}
+	if old, evicted := store(s, &s.l, k, v, now, at, marked, s.noter(Expired)); evicted {
 		s.note(Evicted, old.key, old.val)
 	}
 }
@@ -225,8 +234,10 @@ func (s *shard[K, V]) forget(k K, now int64) bool {
 	return ok
 }
 
-// reset empties the shard for Clear, with mu held.
-func (s *shard[K, V]) reset() {
+// reset empties the shard for Clear, with mu held. Only a Clear of this
+// process resets the counters (and starts a new generation of them); one
+// read from the store leaves them.
+func (s *shard[K, V]) reset(counters bool) {
 	if s.c.observe != nil {
 		for k, v := range s.l.all() {
 			s.note(Cleared, k, v)
@@ -239,6 +250,8 @@ func (s *shard[K, V]) reset() {
 	clear(s.flights)
 	s.flights, s.idle = s.flights[:0], s.idle[:0]
 	s.refreshing = nil
-	s.st = stats{}
-	s.gen++
+	if counters {
+		s.st = stats{}
+		s.gen++
+	}
 }

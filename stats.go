@@ -44,6 +44,25 @@ type CacheInfo struct {
 	ExecTime time.Duration `json:"exec_time_ns"`
 	// Expirations counts entries dropped because they had expired.
 	Expirations int `json:"expirations"`
+
+	// The counters of a shared cache's store (see Share), all 0 without
+	// one. Each execution of a shared cache (a miss) first looks in the
+	// store: it finds a value there (StoreHits), or it does not
+	// (StoreMisses) and either gets the result of another process that was
+	// computing the key (StoreWaits) or runs the function. The store
+	// counters are kept apart from the others, so a snapshot taken while
+	// executions run may count an execution in Misses and not yet here.
+
+	// StoreHits counts executions answered from the store.
+	StoreHits int `json:"store_hits"`
+	// StoreMisses counts executions that found nothing in the store.
+	StoreMisses int `json:"store_misses"`
+	// StoreWaits counts the store misses answered by waiting for another
+	// process's execution of the same key.
+	StoreWaits int `json:"store_waits"`
+	// StoreErrors counts failures of the store and damaged values read
+	// from it, each also reported as a StoreFailed event.
+	StoreErrors int `json:"store_errors"`
 }
 
 // HitRatio returns Hits / (Hits + Misses), or 0 before the first call.

@@ -238,7 +238,7 @@ func (s *shard[K, V]) settleRefresh(k K, cl *call[V], failed bool, now, wall int
 	if i, held := s.l.items[k].entry(); held {
 		s.note(Replaced, k, s.l.nodes[i].val)
 	}
-	s.storeValue(k, cl.val, now, wall, false)
+	s.storeValue(k, cl.val, now, wall, cl.until, false)
 }
 
 // purge drops every expired entry, with s.mu held, and returns how many.

@@ -1,0 +1,408 @@
+package memo
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Store is a tier shared by processes: bytes in, bytes out, each value with
+// an expiry. A memoized function given one with Share looks a key up in its
+// own cache first, then in the store, and only then runs; what it computes,
+// it writes to the store for the others. The disk store (module
+// github.com/gomemo/memo/sqlite) implements Store; so can any other.
+//
+// memo never passes a Store a value it has not framed itself: the bytes
+// carry a checksum and the fingerprint of the value's type, and memo
+// verifies both on the way back, so a Store keeps and returns bytes as they
+// are and need not check them. Every method may be called by many goroutines
+// at once; each is given a context with the deadline of Sharing.Timeout.
+// Keys and namespaces are opaque strings, which may hold any bytes.
+type Store interface {
+	// Get returns the value stored under key in namespace ns and the
+	// instant it expires (the zero Time if it never does), with found false
+	// if there is none or it has expired.
+	Get(ctx context.Context, ns, key string) (value []byte, expires time.Time, found bool, err error)
+	// Set stores value under key in ns until expires (the zero Time: no
+	// expiry), replacing what was there.
+	Set(ctx context.Context, ns, key string, value []byte, expires time.Time) error
+	// Delete removes the value under key in ns, if any, and records the
+	// deletion for Changes.
+	Delete(ctx context.Context, ns, key string) error
+	// Clear removes every value of ns and records that for Changes.
+	Clear(ctx context.Context, ns string) error
+	// Lease gives the lease on key in ns to token for d, unless another
+	// token holds a lease on it that has not expired, and reports whether
+	// token holds it now. A lease marks one execution in progress for every
+	// process sharing the store.
+	Lease(ctx context.Context, ns, key, token string, d time.Duration) (bool, error)
+	// Unlease ends token's lease on key in ns, if token still holds it.
+	Unlease(ctx context.Context, ns, key, token string) error
+	// Changes returns the keys of ns deleted since cursor (by any process),
+	// or all true if ns was cleared since then or the changes since cursor
+	// are no longer known, and the cursor to pass next time, which is never
+	// 0. Cursor 0 asks only for the current cursor.
+	Changes(ctx context.Context, ns string, cursor uint64) (keys []string, all bool, next uint64, err error)
+}
+
+// Sharing puts a memoized function's results in a Store shared with other
+// processes; see Share. Zero durations and sizes read as their defaults.
+type Sharing struct {
+	// Store is where results are shared. It must not be nil.
+	Store Store
+	// Name names the function in the store: every process that memoizes
+	// the same function with the same arguments gives the same Name, and
+	// no other function shares it. It must not be empty.
+	Name string
+	// Version is part of the namespace: bump it when the function's
+	// results change meaning, and every result stored before is ignored.
+	Version int
+	// Codec turns values into bytes and back. nil means the default, gob,
+	// for which the constructor refuses value types gob cannot carry
+	// exactly (unexported fields, interfaces, funcs, channels).
+	Codec Codec
+	// Timeout bounds each store operation, so that a slow store holds a
+	// call up by at most about this long per operation before the call goes
+	// on without it (1s by default).
+	Timeout time.Duration
+	// Lease is how long one process may compute a key while the others
+	// wait for its result (30s by default). If it takes longer, or dies,
+	// another process computes the key.
+	Lease time.Duration
+	// Poll is how often the cache reads the deletions made by other
+	// processes (Forget, Clear) to drop them from its own memory (1s by
+	// default): the longest another process's Forget or Clear can take to
+	// reach this one, given a store that answers.
+	Poll time.Duration
+	// MaxValue is the largest encoded value, in bytes, that is written to
+	// the store or accepted from it (16 MiB by default).
+	MaxValue int
+}
+
+// The defaults of Sharing's zero fields.
+const (
+	defaultStoreTimeout = time.Second
+	defaultLease        = 30 * time.Second
+	defaultPoll         = time.Second
+	defaultMaxValue     = 16 << 20
+)
+
+// Namespace returns the namespace under which s's values are stored: the
+// Name, a slash, and the Version in decimal. Stores keep each value under
+// this namespace and the key of its call: KeyOf's encoding of the key, or
+// TypedKeyOf's for a cache built with Typed.
+func (s Sharing) Namespace() string { return s.Name + "/" + strconv.Itoa(s.Version) }
+
+// tier is a cache's use of its Store. It keeps no lock: its counters are
+// atomic, and everything else is fixed at construction, apart from the
+// poller's cursor, which only the poller touches.
+type tier[K comparable, V any] struct {
+	Sharing // normalised: no zero durations or sizes
+	ns      string
+	typed   bool // keys are TypedKeyOf's encoding, not KeyOf's
+	check   bool // K holds interfaces: keys are checked call by call
+	fp      uint64
+	codec   Codec
+
+	hits, misses, errors, waits atomic.Uint64
+
+	stop chan struct{} // closed by Close
+	done chan struct{} // closed when the poller has returned
+	once sync.Once
+}
+
+// newTier checks sh for a cache of K and V, panicking with a "memo: Share"
+// message if it cannot work, and starts the poller.
+func newTier[K comparable, V any](sh Sharing, typed bool) *tier[K, V] {
+	switch {
+	case sh.Store == nil:
+		panic("memo: Share was given a nil Store")
+	case sh.Name == "":
+		panic("memo: Share needs a Name, which names the function in the store")
+	case sh.Timeout < 0 || sh.Lease < 0 || sh.Poll < 0 || sh.MaxValue < 0:
+		panic(fmt.Sprintf("memo: Share: Timeout, Lease, Poll and MaxValue must not be negative, got %v, %v, %v and %d", sh.Timeout, sh.Lease, sh.Poll, sh.MaxValue))
+	}
+	kt, vt := reflect.TypeFor[K](), reflect.TypeFor[V]()
+	if why := localOnly(kt, reflect.Value{}); why != "" {
+		panic(fmt.Sprintf("memo: Share: keys of type %v cannot be shared between processes: %s", kt, why))
+	}
+	if sh.Codec == nil {
+		if why := gobRefuses(vt, nil); why != "" {
+			panic(fmt.Sprintf("memo: Share: the default codec (gob) cannot carry values of type %v exactly: %s; give Sharing a Codec", vt, why))
+		}
+		sh.Codec = gobCodec{}
+	}
+	sh.Timeout = cmp.Or(sh.Timeout, defaultStoreTimeout)
+	sh.Lease = cmp.Or(sh.Lease, defaultLease)
+	sh.Poll = cmp.Or(sh.Poll, defaultPoll)
+	sh.MaxValue = cmp.Or(sh.MaxValue, defaultMaxValue)
+	t := &tier[K, V]{
+		Sharing: sh,
+		ns:      sh.Namespace(),
+		typed:   typed,
+		check:   mayPanicOnEqual(kt),
+		fp:      fingerprint(vt),
+		codec:   sh.Codec,
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	return t
+}
+
+// key returns the store's key for k.
+func (t *tier[K, V]) key(k K) (string, error) {
+	if t.check {
+		if why := localOnly(nil, reflect.ValueOf(&k).Elem()); why != "" {
+			return "", fmt.Errorf("%w: the key %T cannot be shared between processes: %s", ErrUnsupportedArgument, k, why)
+		}
+	}
+	if t.typed {
+		return TypedKeyOf(k)
+	}
+	return KeyOf(k)
+}
+
+// op runs f with a context bounded by the Timeout.
+func (t *tier[K, V]) op(ctx context.Context, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
+	defer cancel()
+	return f(ctx)
+}
+
+// fail counts err, a failure of the store about k, and reports it to the
+// observer.
+func (t *tier[K, V]) fail(c *Cache[K, V], k K, err error) {
+	t.errors.Add(1)
+	if c.observe != nil {
+		c.observe(Event[K, V]{Kind: StoreFailed, Key: k, Err: err})
+	}
+}
+
+// The waits of a process for another's execution: the first look, and the
+// longest pause between looks.
+const (
+	leaseFirstPoll = 2 * time.Millisecond
+	leaseMaxPoll   = 100 * time.Millisecond
+)
+
+// load answers an execution for k, the key of a cache shared through the
+// store: with the value stored by any process, or, failing that, with fn's,
+// which it writes to the store for the others. until is, for a value from
+// the store, when it expires there, on the wall clock in Unix nanoseconds
+// (0: never, or the value is fn's). wrote reports that it wrote the store.
+// Whatever the store does, the call gets fn's result or a stored one.
+func (t *tier[K, V]) load(c *Cache[K, V], ctx context.Context, k K, fn func(context.Context, K) (V, error)) (v V, until int64, wrote bool, err error) {
+	key, err := t.key(k)
+	if err != nil {
+		return v, 0, false, err
+	}
+	v, until, ok, absent := t.get(c, ctx, k, key)
+	if ok {
+		t.hits.Add(1)
+		return v, until, false, nil
+	}
+	t.misses.Add(1)
+	token := strconv.FormatUint(rand.Uint64(), 36)
+	delay := leaseFirstPoll
+	for {
+		var owner bool
+		err := t.op(ctx, func(ctx context.Context) (err error) {
+			owner, err = t.Store.Lease(ctx, t.ns, key, token, t.Lease)
+			return err
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return v, 0, false, ctx.Err()
+			}
+			t.fail(c, k, err)
+			break // compute without the lease
+		}
+		if owner {
+			defer t.op(context.WithoutCancel(ctx), func(ctx context.Context) error {
+				if err := t.Store.Unlease(ctx, t.ns, key, token); err != nil {
+					t.fail(c, k, err)
+				}
+				return nil
+			})
+			// Another process may have stored it between the look and
+			// the lease. (What was there but unusable still is.)
+			if absent {
+				if v, until, ok, _ := t.get(c, ctx, k, key); ok {
+					return v, until, false, nil
+				}
+			}
+			break
+		}
+		timer := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return v, 0, false, ctx.Err()
+		case <-timer.C:
+		}
+		delay = min(2*delay, leaseMaxPoll)
+		if v, until, ok, _ := t.get(c, ctx, k, key); ok {
+			t.waits.Add(1)
+			return v, until, false, nil
+		}
+	}
+	v, err = fn(ctx, k)
+	if err != nil {
+		return v, 0, false, err
+	}
+	return v, 0, t.put(c, ctx, k, key, v), nil
+}
+
+// get looks key up in the store and decodes what it finds. A value that is
+// not there, has expired, was written for another value type or fails its
+// checksum is a miss; the last one and the store's errors are reported.
+// absent reports that the store answered that it has no value.
+func (t *tier[K, V]) get(c *Cache[K, V], ctx context.Context, k K, key string) (v V, until int64, ok, absent bool) {
+	var b []byte
+	var exp time.Time
+	var found bool
+	err := t.op(ctx, func(ctx context.Context) (err error) {
+		b, exp, found, err = t.Store.Get(ctx, t.ns, key)
+		return err
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			t.fail(c, k, err)
+		}
+		return v, 0, false, false
+	}
+	if !found {
+		return v, 0, false, true
+	}
+	if len(b) > t.MaxValue+frameLen {
+		t.fail(c, k, fmt.Errorf("memo: the stored value of %d bytes is larger than MaxValue (%d)", len(b), t.MaxValue))
+		return v, 0, false, false
+	}
+	body, err := unframe(t.ns, key, t.fp, b)
+	if err == errForeign {
+		return v, 0, false, false
+	}
+	if err == nil {
+		err = t.codec.Unmarshal(body, &v)
+	}
+	if err != nil {
+		t.fail(c, k, err)
+		var zero V
+		return zero, 0, false, false
+	}
+	if !exp.IsZero() {
+		until = exp.UnixNano()
+	}
+	return v, until, true, false
+}
+
+// put writes v, fn's result for k, to the store, and reports whether it did.
+func (t *tier[K, V]) put(c *Cache[K, V], ctx context.Context, k K, key string, v V) bool {
+	body, err := t.codec.Marshal(v)
+	if err != nil {
+		t.fail(c, k, fmt.Errorf("memo: encoding the value: %w", err))
+		return false
+	}
+	if len(body) > t.MaxValue {
+		t.fail(c, k, fmt.Errorf("memo: the encoded value of %d bytes is larger than MaxValue (%d), so it is not stored", len(body), t.MaxValue))
+		return false
+	}
+	b := frame(t.ns, key, t.fp, body)
+	exp := t.expiry(c)
+	err = t.op(context.WithoutCancel(ctx), func(ctx context.Context) error {
+		return t.Store.Set(ctx, t.ns, key, b, exp)
+	})
+	if err != nil {
+		t.fail(c, k, err)
+		return false
+	}
+	return true
+}
+
+// expiry returns when a value stored now expires, by the cache's TTL or
+// Window: the zero Time for never.
+func (t *tier[K, V]) expiry(c *Cache[K, V]) time.Time {
+	if c.params.TTL == 0 && c.params.Window == 0 {
+		return time.Time{}
+	}
+	now, wall := c.stamp()
+	at := c.valueExpiry(now, wall)
+	if at == math.MaxInt64 {
+		return time.Time{} // beyond what the clock reaches
+	}
+	return time.Unix(0, addSat(wall, at-now))
+}
+
+// forget deletes k from the store, for Forget, or for an execution whose
+// result was written after its key was forgotten or cleared.
+func (t *tier[K, V]) forget(c *Cache[K, V], k K) {
+	key, err := t.key(k)
+	if err != nil {
+		return // such a key is never stored
+	}
+	if err := t.op(context.Background(), func(ctx context.Context) error { return t.Store.Delete(ctx, t.ns, key) }); err != nil {
+		t.fail(c, k, err)
+	}
+}
+
+// clear clears the namespace in the store, for Clear.
+func (t *tier[K, V]) clear(c *Cache[K, V]) {
+	if err := t.op(context.Background(), func(ctx context.Context) error { return t.Store.Clear(ctx, t.ns) }); err != nil {
+		var zero K
+		t.fail(c, zero, err)
+	}
+}
+
+// poll drops from c's memory what other processes delete from the store,
+// every Poll, until Close. cursor is where the last reading left off.
+func (t *tier[K, V]) poll(c *Cache[K, V], cursor uint64) {
+	defer close(t.done)
+	ticker := time.NewTicker(t.Poll)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-ticker.C:
+		}
+		cursor = t.apply(c, cursor)
+	}
+}
+
+// apply reads the store's deletions since cursor, drops them from c's memory
+// and returns the cursor to read from next. At cursor 0, before any reading
+// has worked, it cannot know what was deleted, and drops everything: the
+// constructor's first reading, on an empty cache, only places the cursor.
+func (t *tier[K, V]) apply(c *Cache[K, V], cursor uint64) uint64 {
+	var keys []string
+	var all bool
+	var next uint64
+	err := t.op(context.Background(), func(ctx context.Context) (err error) {
+		keys, all, next, err = t.Store.Changes(ctx, t.ns, cursor)
+		return err
+	})
+	switch {
+	case err != nil:
+		var zero K
+		t.fail(c, zero, err)
+		return cursor
+	case all || cursor == 0:
+		c.clearLocal(false)
+	case len(keys) > 0:
+		c.forgetEncoded(keys)
+	}
+	return next
+}
+
+// close stops the poller and waits for it.
+func (t *tier[K, V]) close() {
+	t.once.Do(func() { close(t.stop) })
+	<-t.done
+}

@@ -1,0 +1,541 @@
+package memo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// memStore is a Store in memory, standing for a store shared by processes
+// (each process a Cache), with faults to inject.
+type memStore struct {
+	mu      sync.Mutex
+	values  map[[2]string]stored
+	leases  map[[2]string]lease
+	changes []change // changes[i] has cursor i+1
+	now     func() time.Time
+
+	fail    atomic.Pointer[error] // every operation fails with it
+	hang    atomic.Bool           // every operation blocks until its context ends
+	sets    atomic.Int64
+	deletes atomic.Int64
+}
+
+type stored struct {
+	value   []byte
+	expires time.Time
+}
+
+type lease struct {
+	token   string
+	expires time.Time
+}
+
+type change struct {
+	ns, key string
+	all     bool
+}
+
+func newMemStore() *memStore {
+	return &memStore{values: map[[2]string]stored{}, leases: map[[2]string]lease{}, now: time.Now}
+}
+
+// fault returns the injected fault, if any, after waiting out a hang.
+func (m *memStore) fault(ctx context.Context) error {
+	if m.hang.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	if err := m.fail.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+func (m *memStore) Get(ctx context.Context, ns, key string) ([]byte, time.Time, bool, error) {
+	if err := m.fault(ctx); err != nil {
+		return nil, time.Time{}, false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.values[[2]string{ns, key}]
+	if !ok || (!v.expires.IsZero() && !m.now().Before(v.expires)) {
+		return nil, time.Time{}, false, nil
+	}
+	return append([]byte(nil), v.value...), v.expires, true, nil
+}
+
+func (m *memStore) Set(ctx context.Context, ns, key string, value []byte, expires time.Time) error {
+	if err := m.fault(ctx); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.values[[2]string{ns, key}] = stored{append([]byte(nil), value...), expires}
+	m.sets.Add(1)
+	return nil
+}
+
+func (m *memStore) Delete(ctx context.Context, ns, key string) error {
+	if err := m.fault(ctx); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.values, [2]string{ns, key})
+	m.changes = append(m.changes, change{ns: ns, key: key})
+	m.deletes.Add(1)
+	return nil
+}
+
+func (m *memStore) Clear(ctx context.Context, ns string) error {
+	if err := m.fault(ctx); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.values {
+		if k[0] == ns {
+			delete(m.values, k)
+		}
+	}
+	m.changes = append(m.changes, change{ns: ns, all: true})
+	return nil
+}
+
+func (m *memStore) Lease(ctx context.Context, ns, key, token string, d time.Duration) (bool, error) {
+	if err := m.fault(ctx); err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := [2]string{ns, key}
+	if l, ok := m.leases[k]; ok && l.token != token && m.now().Before(l.expires) {
+		return false, nil
+	}
+	m.leases[k] = lease{token, m.now().Add(d)}
+	return true, nil
+}
+
+func (m *memStore) Unlease(ctx context.Context, ns, key, token string) error {
+	if err := m.fault(ctx); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := [2]string{ns, key}
+	if m.leases[k].token == token {
+		delete(m.leases, k)
+	}
+	return nil
+}
+
+func (m *memStore) Changes(ctx context.Context, ns string, cursor uint64) ([]string, bool, uint64, error) {
+	if err := m.fault(ctx); err != nil {
+		return nil, false, 0, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	next := uint64(len(m.changes)) + 1
+	if cursor == 0 {
+		return nil, false, next, nil
+	}
+	var keys []string
+	all := false
+	for _, c := range m.changes[cursor-1:] {
+		if c.ns != ns {
+			continue
+		}
+		if c.all {
+			all = true
+		}
+		keys = append(keys, c.key)
+	}
+	return keys, all, next, nil
+}
+
+// only returns the single value the store holds.
+func (m *memStore) only(t *testing.T) []byte {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	require.Len(t, m.values, 1)
+	for _, v := range m.values {
+		return v.value
+	}
+	return nil
+}
+
+// damage replaces every value the store holds by f of it.
+func (m *memStore) damage(f func([]byte) []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, v := range m.values {
+		v.value = f(append([]byte(nil), v.value...))
+		m.values[k] = v
+	}
+}
+
+// process builds a memoized function of the shared square, standing for one
+// process, with the executions counted in runs.
+func process(t *testing.T, st Store, runs *atomic.Int64, opts ...Option) (func(context.Context, int) (int, error), *Cache[int, int]) {
+	t.Helper()
+	sh := Sharing{Store: st, Name: "square", Poll: 10 * time.Millisecond, Timeout: 200 * time.Millisecond}
+	f, c := MemoizeCtx(func(_ context.Context, n int) (int, error) {
+		runs.Add(1)
+		return n * n, nil
+	}, append([]Option{Share(sh)}, opts...)...)
+	t.Cleanup(c.Close)
+	return f, c
+}
+
+// soon fails the test unless cond holds within the timeout.
+func soon(t *testing.T, cond func() bool, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not so after %v: %s", timeout, msg)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// mustKey returns the store key of k in an untyped cache.
+func mustKey(t *testing.T, k any) string {
+	t.Helper()
+	key, err := KeyOf(k)
+	require.NoError(t, err)
+	return key
+}
+
+func TestShareAcrossProcesses(t *testing.T) {
+	st := newMemStore()
+	var runsA, runsB atomic.Int64
+	a, ca := process(t, st, &runsA)
+	b, cb := process(t, st, &runsB)
+	ctx := context.Background()
+
+	v, err := a(ctx, 7)
+	require.NoError(t, err)
+	assert.Equal(t, 49, v)
+	v, err = b(ctx, 7)
+	require.NoError(t, err)
+	assert.Equal(t, 49, v)
+	v, err = b(ctx, 7)
+	require.NoError(t, err)
+	assert.Equal(t, 49, v)
+
+	assert.Equal(t, int64(1), runsA.Load())
+	assert.Equal(t, int64(0), runsB.Load(), "b found 7 in the store")
+	assert.Equal(t, counts{Misses: 1, StoreMisses: 1}, countsOf(ca.CacheInfo()))
+	assert.Equal(t, counts{Hits: 1, Misses: 1, StoreHits: 1}, countsOf(cb.CacheInfo()))
+}
+
+func TestShareSurvivesStoreFailures(t *testing.T) {
+	st := newMemStore()
+	down := errors.New("store down")
+	st.fail.Store(&down)
+	var failures atomic.Int64
+	var runs atomic.Int64
+	sh := Sharing{Store: st, Name: "square", Poll: 10 * time.Millisecond}
+	f, c := MemoizeErr(func(n int) (int, error) { runs.Add(1); return n * n, nil },
+		Share(sh), Observe(func(e Event[int, int]) {
+			if e.Kind == StoreFailed {
+				assert.ErrorIs(t, e.Err, down)
+				failures.Add(1)
+			}
+		}))
+	defer c.Close()
+	for range 3 {
+		v, err := f(3)
+		require.NoError(t, err)
+		assert.Equal(t, 9, v)
+	}
+	assert.Equal(t, int64(1), runs.Load(), "the memory tier works without the store")
+	ci := c.CacheInfo()
+	assert.Positive(t, ci.StoreErrors)
+	soon(t, func() bool { return failures.Load() >= 3 }, "each failure is reported") // get, lease, set; the poller adds more
+
+	// Back up: the next execution uses the store again.
+	st.fail.Store(nil)
+	v, err := f(4)
+	require.NoError(t, err)
+	assert.Equal(t, 16, v)
+	assert.Equal(t, int64(1), st.sets.Load())
+}
+
+func TestShareBoundsASlowStore(t *testing.T) {
+	st := newMemStore()
+	st.hang.Store(true)
+	var runs atomic.Int64
+	sh := Sharing{Store: st, Name: "square", Timeout: 20 * time.Millisecond, Poll: time.Hour}
+	f, c := Memoize(func(n int) int { runs.Add(1); return n * n }, Share(sh))
+	defer c.Close()
+	start := time.Now()
+	assert.Equal(t, 25, f(5))
+	// get, lease and set each wait out the timeout.
+	assert.Less(t, time.Since(start), 2*time.Second, "each store operation is bounded by Timeout")
+	assert.Equal(t, int64(1), runs.Load())
+	soon(t, func() bool { return c.CacheInfo().StoreErrors == 4 }, "get, lease, set and the constructor's first reading of deletions each time out once")
+}
+
+func TestShareDamagedAndForeignValues(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		damage  func([]byte) []byte
+		counted bool // as a store error
+	}{
+		{"bit flipped in the body", func(b []byte) []byte { b[len(b)-1] ^= 1; return b }, true},
+		{"bit flipped in the fingerprint", func(b []byte) []byte { b[5] ^= 0x10; return b }, true},
+		{"truncated", func(b []byte) []byte { return b[:len(b)-1] }, true},
+		{"shorter than a frame", func(b []byte) []byte { return b[:5] }, true},
+		{"empty", func(b []byte) []byte { return nil }, true},
+		{"foreign bytes", func(b []byte) []byte { return []byte("some other program's value") }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newMemStore()
+			var runsA, runsB atomic.Int64
+			a, _ := process(t, st, &runsA)
+			b, cb := process(t, st, &runsB)
+			_, err := a(ctx, 12)
+			require.NoError(t, err)
+			st.damage(tc.damage)
+			v, err := b(ctx, 12)
+			require.NoError(t, err)
+			assert.Equal(t, 144, v)
+			assert.Equal(t, int64(1), runsB.Load(), "a damaged value is a miss")
+			errs := cb.CacheInfo().StoreErrors
+			if tc.counted {
+				assert.Equal(t, 1, errs)
+			} else {
+				assert.Equal(t, 0, errs)
+			}
+			// b overwrote it with a good value.
+			_, err = unframe("square/0", mustKey(t, 12), fingerprint(reflect.TypeFor[int]()), st.only(t))
+			assert.NoError(t, err)
+		})
+	}
+}
+
+func TestShareForeignValueType(t *testing.T) {
+	st := newMemStore()
+	sh := Sharing{Store: st, Name: "f", Poll: 10 * time.Millisecond}
+	fi, ci := Memoize(func(n int) int { return n }, Share(sh))
+	defer ci.Close()
+	type other struct{ N int }
+	var runs atomic.Int64
+	fo, co := Memoize(func(n int) other { runs.Add(1); return other{n + 1} }, Share(sh))
+	defer co.Close()
+	assert.Equal(t, 3, fi(3))
+	assert.Equal(t, other{4}, fo(3), "a value stored for another type is not decoded")
+	assert.Equal(t, int64(1), runs.Load())
+	assert.Equal(t, 0, co.CacheInfo().StoreErrors, "nor is it an error")
+}
+
+func TestShareOneExecutionAcrossProcesses(t *testing.T) {
+	st := newMemStore()
+	release := make(chan struct{})
+	started := make(chan struct{})
+	var runs atomic.Int64
+	sh := Sharing{Store: st, Name: "slow", Poll: time.Hour}
+	slow := func(n int) int {
+		if runs.Add(1) == 1 {
+			close(started)
+		}
+		<-release
+		return n * 2
+	}
+	a, ca := Memoize(slow, Share(sh))
+	defer ca.Close()
+	b, cb := Memoize(slow, Share(sh))
+	defer cb.Close()
+
+	got := make(chan int, 2)
+	go func() { got <- a(21) }()
+	<-started
+	go func() { got <- b(21) }()
+	// b is waiting on a's lease: only a has run.
+	within(t, 5*time.Second, func() {
+		for cb.CacheInfo().StoreMisses == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	})
+	close(release)
+	within(t, 5*time.Second, func() {
+		assert.Equal(t, 42, <-got)
+		assert.Equal(t, 42, <-got)
+	})
+	assert.Equal(t, int64(1), runs.Load(), "one execution for both processes")
+	assert.Equal(t, 1, cb.CacheInfo().StoreWaits)
+}
+
+func TestShareLeaseExpires(t *testing.T) {
+	st := newMemStore()
+	hung := make(chan struct{})
+	defer close(hung)
+	started := make(chan struct{})
+	sh := Sharing{Store: st, Name: "hang", Lease: 50 * time.Millisecond, Poll: time.Hour}
+	a, ca := Memoize(func(n int) int { close(started); <-hung; return n }, Share(sh))
+	defer ca.Close()
+	var runs atomic.Int64
+	b, cb := Memoize(func(n int) int { runs.Add(1); return n + 1 }, Share(sh))
+	defer cb.Close()
+	go a(1)
+	<-started
+	within(t, 5*time.Second, func() { assert.Equal(t, 2, b(1)) })
+	assert.Equal(t, int64(1), runs.Load(), "b computed once a's lease expired")
+}
+
+func TestShareForgetAndClearReachOtherProcesses(t *testing.T) {
+	ctx := context.Background()
+	st := newMemStore()
+	var runsA, runsB atomic.Int64
+	a, ca := process(t, st, &runsA)
+	b, cb := process(t, st, &runsB)
+	for _, n := range []int{1, 2, 3} {
+		_, err := a(ctx, n)
+		require.NoError(t, err)
+		_, err = b(ctx, n)
+		require.NoError(t, err)
+	}
+	require.Equal(t, 3, cb.CacheInfo().CurrSize)
+
+	assert.True(t, ca.Forget(2))
+	soon(t, func() bool { return cb.CacheInfo().CurrSize == 2 }, "b drops 2 after a's Forget")
+	_, err := b(ctx, 2)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), runsB.Load(), "2 was deleted from the store too")
+
+	ca.Clear()
+	soon(t, func() bool { return cb.CacheInfo().CurrSize == 0 }, "b drops everything after a's Clear")
+	assert.Equal(t, 4, cb.CacheInfo().Hits+cb.CacheInfo().Misses, "another process's Clear leaves b's counters")
+	_, err = b(ctx, 3)
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), runsB.Load(), "the store was cleared too")
+}
+
+func TestShareForgetDuringExecution(t *testing.T) {
+	st := newMemStore()
+	inside := make(chan struct{})
+	release := make(chan struct{})
+	sh := Sharing{Store: st, Name: "f", Poll: time.Hour}
+	var runs atomic.Int64
+	f, c := Memoize(func(n int) int {
+		if runs.Add(1) == 1 {
+			close(inside)
+			<-release
+		}
+		return n
+	}, Share(sh))
+	defer c.Close()
+	done := make(chan struct{})
+	go func() { f(1); close(done) }()
+	<-inside
+	c.Forget(1)
+	close(release)
+	within(t, 5*time.Second, func() { <-done })
+	st.mu.Lock()
+	n := len(st.values)
+	st.mu.Unlock()
+	assert.Equal(t, 0, n, "a result computed across a Forget is taken back out of the store")
+	f(1)
+	assert.Equal(t, int64(2), runs.Load())
+}
+
+func TestShareExpiryCarried(t *testing.T) {
+	clk := newFakeClock(t0)
+	st := newMemStore()
+	st.now = clk.Now
+	var runsA, runsB atomic.Int64
+	a, _ := process(t, st, &runsA, TTL(time.Minute), Clock(clk.Now))
+	b, cb := process(t, st, &runsB, TTL(time.Minute), Clock(clk.Now))
+	ctx := context.Background()
+	_, err := a(ctx, 5)
+	require.NoError(t, err)
+	clk.Advance(40 * time.Second)
+	_, err = b(ctx, 5) // from the store, which holds it 20s more
+	require.NoError(t, err)
+	assert.Equal(t, int64(0), runsB.Load())
+	clk.Advance(30 * time.Second)
+	_, err = b(ctx, 5)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), runsB.Load(), "b's copy expired with the store's, not a minute after b read it")
+	assert.Equal(t, 1, cb.CacheInfo().Expirations)
+}
+
+func TestShareRefusals(t *testing.T) {
+	st := newMemStore()
+	sh := Sharing{Store: st, Name: "f"}
+	type secret struct{ n int }
+	type withIface struct{ V any }
+	for name, build := range map[string]func(){
+		"nil store":      func() { Memoize(func(int) int { return 0 }, Share(Sharing{Name: "f"})) },
+		"no name":        func() { Memoize(func(int) int { return 0 }, Share(Sharing{Store: st})) },
+		"negative":       func() { Memoize(func(int) int { return 0 }, Share(Sharing{Store: st, Name: "f", Lease: -1})) },
+		"pointer key":    func() { Memoize(func(*int) int { return 0 }, Share(sh)) },
+		"chan in key":    func() { Memoize(func(struct{ C chan int }) int { return 0 }, Share(sh)) },
+		"unexported":     func() { Memoize(func(int) secret { return secret{} }, Share(sh)) },
+		"interface":      func() { Memoize(func(int) withIface { return withIface{} }, Share(sh)) },
+		"func value":     func() { Memoize(func(int) func() { return nil }, Share(sh)) },
+		"size 0 checked": func() { Memoize(func(*int) int { return 0 }, Share(sh), MaxSize(0)) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				r := recover()
+				require.NotNil(t, r, "the constructor panics")
+				assert.Contains(t, fmt.Sprint(r), "memo: Share")
+			}()
+			build()
+		})
+	}
+
+	f, c := MemoizeErr(func(k any) (int, error) { return 1, nil }, Share(sh))
+	defer c.Close()
+	_, err := f(new(int))
+	assert.ErrorIs(t, err, ErrUnsupportedArgument)
+	assert.ErrorContains(t, err, "compared by address")
+	v, err := f(struct{ A [2]any }{[2]any{1, "x"}})
+	assert.NoError(t, err, "an interface key holding plain values is shared")
+	assert.Equal(t, 1, v)
+}
+
+// jsonCodec is a Codec of encoding/json.
+type jsonCodec struct{}
+
+func (jsonCodec) Marshal(v any) ([]byte, error)   { return json.Marshal(v) }
+func (jsonCodec) Unmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+func TestShareCodec(t *testing.T) {
+	st := newMemStore()
+	type point struct{ x, y int }
+	type Point struct{ X, Y int }
+	sh := Sharing{Store: st, Name: "p", Codec: jsonCodec{}}
+	f, c := Memoize(func(n int) Point { return Point{n, -n} }, Share(sh))
+	defer c.Close()
+	assert.Equal(t, Point{2, -2}, f(2))
+	body, err := unframe("p/0", mustKey(t, 2), fingerprint(reflect.TypeFor[Point]()), st.only(t))
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"X":2,"Y":-2}`, string(body))
+}
+
+func TestShareCloseStopsThePoller(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	st := newMemStore()
+	_, c := Memoize(func(n int) int { return n }, Share(Sharing{Store: st, Name: "f", Poll: time.Millisecond}))
+	within(t, 5*time.Second, func() {
+		c.Close()
+		c.Close()
+	})
+}
