@@ -486,7 +486,7 @@ func TestShareRefusals(t *testing.T) {
 		"negative":       func() { Memoize(func(int) int { return 0 }, Share(Sharing{Store: st, Name: "f", Lease: -1})) },
 		"pointer key":    func() { Memoize(func(*int) int { return 0 }, Share(sh)) },
 		"chan in key":    func() { Memoize(func(struct{ C chan int }) int { return 0 }, Share(sh)) },
-		"unexported":     func() { Memoize(func(int) secret { return secret{} }, Share(sh)) },
+		"unexported":     func() { Memoize(func(int) secret { return secret{n: 1} }, Share(sh)) },
 		"interface":      func() { Memoize(func(int) withIface { return withIface{} }, Share(sh)) },
 		"func value":     func() { Memoize(func(int) func() { return nil }, Share(sh)) },
 		"size 0 checked": func() { Memoize(func(*int) int { return 0 }, Share(sh), MaxSize(0)) },
@@ -519,7 +519,6 @@ func (jsonCodec) Unmarshal(b []byte, v any) error { return json.Unmarshal(b, v) 
 
 func TestShareCodec(t *testing.T) {
 	st := newMemStore()
-	type point struct{ x, y int }
 	type Point struct{ X, Y int }
 	sh := Sharing{Store: st, Name: "p", Codec: jsonCodec{}}
 	f, c := Memoize(func(n int) Point { return Point{n, -n} }, Share(sh))
