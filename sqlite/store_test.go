@@ -1,0 +1,613 @@
+package sqlite
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gomemo/memo"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// The test binary doubles as the program of the multi-process tests: with
+// MEMO_SQLITE_CHILD set, it runs that role instead of the tests.
+func TestMain(m *testing.M) {
+	if role := os.Getenv("MEMO_SQLITE_CHILD"); role != "" {
+		child(role, os.Args[len(os.Args)-1])
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// expected is what the memoized function of these tests returns for k: long
+// enough to span pages, and different for every k.
+func expected(k int) string {
+	return strings.Repeat(fmt.Sprintf("%d:%x;", k, uint64(k)*0x9E3779B97F4A7C15), 1+k%50)
+}
+
+// memoized builds the memoized function of these tests on st, counting its
+// executions in runs.
+func memoized(st memo.Store, runs *atomic.Int64, opts ...memo.Option) (func(int) string, *memo.Cache[int, string]) {
+	// A short lease: a killed writer's lease holds its key up for no longer.
+	sh := memo.Sharing{Store: st, Name: "expected", Poll: 20 * time.Millisecond, Lease: 200 * time.Millisecond}
+	return memo.Memoize(func(k int) string {
+		runs.Add(1)
+		return expected(k)
+	}, append([]memo.Option{memo.Share(sh)}, opts...)...)
+}
+
+// report is what a child prints when it is done.
+type report struct {
+	Runs  int64
+	Wrong int
+	Info  memo.CacheInfo
+}
+
+// child runs one process of a multi-process test on the store in dir.
+func child(role, dir string) {
+	st, err := Open(dir, Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	defer st.Close()
+	var runs atomic.Int64
+	switch role {
+	case "share":
+		// Every key of 0..n-1, in an order of this process's own, with a
+		// function slow enough for the processes to overlap.
+		n, _ := strconv.Atoi(os.Getenv("MEMO_SQLITE_KEYS"))
+		sh := memo.Sharing{Store: st, Name: "expected"}
+		f, c := memo.Memoize(func(k int) string {
+			runs.Add(1)
+			time.Sleep(time.Millisecond)
+			return expected(k)
+		}, memo.Share(sh), memo.MaxSize(n))
+		defer c.Close()
+		r := report{}
+		for _, k := range rand.Perm(n) {
+			if f(k) != expected(k) {
+				r.Wrong++
+			}
+		}
+		r.Runs, r.Info = runs.Load(), c.CacheInfo()
+		json.NewEncoder(os.Stdout).Encode(r)
+	case "write":
+		// Writes keys from MEMO_SQLITE_FROM up, announcing each, until
+		// killed.
+		from, _ := strconv.Atoi(os.Getenv("MEMO_SQLITE_FROM"))
+		f, c := memoized(st, &runs, memo.MaxSize(1))
+		defer c.Close()
+		out := bufio.NewWriter(os.Stdout)
+		for k := from; ; k++ {
+			f(k)
+			fmt.Fprintln(out, k)
+			out.Flush()
+		}
+	}
+}
+
+// start starts a child process in role on dir.
+func start(t *testing.T, role, dir string, env ...string) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$", dir)
+	cmd.Env = append(append(os.Environ(), "MEMO_SQLITE_CHILD="+role), env...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	return cmd, bufio.NewScanner(out)
+}
+
+// open opens a store in dir, closed at the end of the test.
+func open(t *testing.T, dir string, opts Options) *Store {
+	t.Helper()
+	st, err := Open(dir, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func TestResultsSurviveARestart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	var runs atomic.Int64
+	st, err := Open(dir, Options{})
+	require.NoError(t, err)
+	f, c := memoized(st, &runs)
+	for k := range 20 {
+		assert.Equal(t, expected(k), f(k))
+	}
+	c.Close()
+	require.NoError(t, st.Close())
+	require.Equal(t, int64(20), runs.Load())
+
+	info, err := os.Stat(filepath.Join(dir, fileName))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "the database is private to its owner")
+	info, err = os.Stat(dir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), info.Mode().Perm())
+
+	// A new process: everything comes from the disk.
+	st = open(t, dir, Options{})
+	f, c = memoized(st, &runs)
+	defer c.Close()
+	for k := range 20 {
+		assert.Equal(t, expected(k), f(k))
+	}
+	assert.Equal(t, int64(20), runs.Load(), "nothing ran again")
+	ci := c.CacheInfo()
+	assert.Equal(t, 20, ci.StoreHits)
+	assert.Equal(t, 0, ci.StoreErrors)
+}
+
+func TestBoundEvictsLeastRecentlyUsed(t *testing.T) {
+	st := open(t, t.TempDir(), Options{MaxEntries: 3})
+	ctx := context.Background()
+	for _, k := range []string{"a", "b", "c"} {
+		require.NoError(t, st.Set(ctx, "ns", k, []byte(k), time.Time{}))
+	}
+	// Make a the most recently used: reads record use once a second, so
+	// age the entries instead of waiting.
+	_, err := st.db.Exec("UPDATE entries SET used = used - 5000")
+	require.NoError(t, err)
+	_, _, found, err := st.Get(ctx, "ns", "a")
+	require.NoError(t, err)
+	require.True(t, found)
+	require.NoError(t, st.Set(ctx, "ns", "d", []byte("d"), time.Time{}))
+	for k, want := range map[string]bool{"a": true, "b": false, "c": true, "d": true} {
+		_, _, found, err := st.Get(ctx, "ns", k)
+		require.NoError(t, err)
+		assert.Equal(t, want, found, k)
+	}
+}
+
+func TestBoundInBytesKeepsTheFileSmall(t *testing.T) {
+	dir := t.TempDir()
+	const bound = 1 << 20
+	st := open(t, dir, Options{MaxBytes: bound})
+	ctx := context.Background()
+	value := []byte(strings.Repeat("x", 10_000))
+	for i := range 1000 { // 10 MB through a 1 MB bound
+		require.NoError(t, st.Set(ctx, "ns", strconv.Itoa(i), value, time.Time{}))
+	}
+	var bytes, count int64
+	require.NoError(t, st.db.QueryRow("SELECT bytes, count FROM totals").Scan(&bytes, &count))
+	assert.LessOrEqual(t, bytes, int64(bound))
+	assert.Greater(t, bytes, int64(bound-20_000), "eviction stops once under the bound")
+	var sum int64
+	require.NoError(t, st.db.QueryRow("SELECT sum(size) FROM entries").Scan(&sum))
+	assert.Equal(t, sum, bytes, "the totals agree with the entries")
+	_, _, found, err := st.Get(ctx, "ns", "999")
+	require.NoError(t, err)
+	assert.True(t, found, "the newest entry stays")
+	_, _, found, err = st.Get(ctx, "ns", "0")
+	require.NoError(t, err)
+	assert.False(t, found, "the oldest went")
+
+	_, err = st.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	require.NoError(t, err)
+	info, err := os.Stat(filepath.Join(dir, fileName))
+	require.NoError(t, err)
+	assert.Less(t, info.Size(), int64(3*bound), "freed pages go back to the file system")
+
+	err = st.Set(ctx, "ns", "huge", make([]byte, bound+1), time.Time{})
+	assert.ErrorContains(t, err, "larger than MaxBytes")
+}
+
+func TestExpiredEntriesAreNeverReturned(t *testing.T) {
+	st := open(t, t.TempDir(), Options{})
+	ctx := context.Background()
+	require.NoError(t, st.Set(ctx, "ns", "old", []byte("v"), time.Now().Add(-time.Second)))
+	require.NoError(t, st.Set(ctx, "ns", "new", []byte("v"), time.Now().Add(time.Hour)))
+	_, _, found, err := st.Get(ctx, "ns", "old")
+	require.NoError(t, err)
+	assert.False(t, found)
+	_, exp, found, err := st.Get(ctx, "ns", "new")
+	require.NoError(t, err)
+	assert.True(t, found)
+	assert.WithinDuration(t, time.Now().Add(time.Hour), exp, time.Minute)
+
+	// A sweep (every 64th write) deletes it.
+	for i := range 64 {
+		require.NoError(t, st.Set(ctx, "ns", strconv.Itoa(i), []byte("v"), time.Time{}))
+	}
+	var n int
+	require.NoError(t, st.db.QueryRow("SELECT count(*) FROM entries WHERE key = ?", []byte("old")).Scan(&n))
+	assert.Zero(t, n)
+}
+
+func TestLeases(t *testing.T) {
+	st := open(t, t.TempDir(), Options{})
+	ctx := context.Background()
+	got, err := st.Lease(ctx, "ns", "k", "a", time.Hour)
+	require.NoError(t, err)
+	assert.True(t, got)
+	got, err = st.Lease(ctx, "ns", "k", "b", time.Hour)
+	require.NoError(t, err)
+	assert.False(t, got, "held by a")
+	require.NoError(t, st.Unlease(ctx, "ns", "k", "b"), "b cannot end a's lease")
+	got, err = st.Lease(ctx, "ns", "k", "b", time.Hour)
+	require.NoError(t, err)
+	assert.False(t, got)
+	require.NoError(t, st.Unlease(ctx, "ns", "k", "a"))
+	got, err = st.Lease(ctx, "ns", "k", "b", time.Millisecond)
+	require.NoError(t, err)
+	assert.True(t, got)
+	time.Sleep(5 * time.Millisecond) // let b's lease expire
+	got, err = st.Lease(ctx, "ns", "k", "c", time.Hour)
+	require.NoError(t, err)
+	assert.True(t, got, "an expired lease is taken over")
+}
+
+func TestChanges(t *testing.T) {
+	st := open(t, t.TempDir(), Options{})
+	ctx := context.Background()
+	_, _, cursor, err := st.Changes(ctx, "ns", 0)
+	require.NoError(t, err)
+	require.NotZero(t, cursor)
+	require.NoError(t, st.Delete(ctx, "ns", "a"))
+	require.NoError(t, st.Delete(ctx, "other", "b"))
+	keys, all, next, err := st.Changes(ctx, "ns", cursor)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a"}, keys)
+	assert.False(t, all)
+	require.NoError(t, st.Clear(ctx, "ns"))
+	keys, all, _, err = st.Changes(ctx, "ns", next)
+	require.NoError(t, err)
+	assert.Empty(t, keys)
+	assert.True(t, all)
+
+	// Deletions older than keepChanges are pruned by a sweep; a cursor
+	// before them reads as everything.
+	_, err = st.db.Exec("UPDATE changes SET at = at - ?", 2*keepChanges.Milliseconds())
+	require.NoError(t, err)
+	st.writes.Store(0)
+	require.NoError(t, st.Set(ctx, "ns", "x", []byte("v"), time.Time{}))
+	keys, all, _, err = st.Changes(ctx, "ns", cursor)
+	require.NoError(t, err)
+	assert.Empty(t, keys)
+	assert.True(t, all, "lost deletions read as a Clear")
+}
+
+func TestForgetAndClearReachAnotherProcess(t *testing.T) {
+	dir := t.TempDir()
+	var runsA, runsB atomic.Int64
+	a, ca := memoized(open(t, dir, Options{}), &runsA)
+	defer ca.Close()
+	b, cb := memoized(open(t, dir, Options{}), &runsB)
+	defer cb.Close()
+	for k := range 3 {
+		a(k)
+		b(k)
+	}
+	require.Equal(t, int64(0), runsB.Load())
+	require.Equal(t, 3, cb.CacheInfo().CurrSize)
+
+	start := time.Now()
+	ca.Forget(1)
+	eventually(t, func() bool { return cb.CacheInfo().CurrSize == 2 })
+	t.Logf("another process's Forget seen after %v", time.Since(start))
+	assert.Equal(t, expected(1), b(1))
+	assert.Equal(t, int64(1), runsB.Load())
+
+	start = time.Now()
+	ca.Clear()
+	eventually(t, func() bool { return cb.CacheInfo().CurrSize == 0 })
+	t.Logf("another process's Clear seen after %v", time.Since(start))
+	assert.Equal(t, expected(2), b(2))
+	assert.Equal(t, int64(2), runsB.Load())
+}
+
+// timeout bounds what a test waits for.
+const timeout = 10 * time.Second
+
+// eventually fails the test unless cond holds within the timeout.
+func eventually(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not so after %v", timeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestProcessesShareOneFile(t *testing.T) {
+	const procs, keys = 4, 300
+	dir := t.TempDir()
+	var cmds []*exec.Cmd
+	var outs []*bufio.Scanner
+	for range procs {
+		cmd, out := start(t, "share", dir, "MEMO_SQLITE_KEYS="+strconv.Itoa(keys))
+		cmds = append(cmds, cmd)
+		outs = append(outs, out)
+	}
+	var total int64
+	for i, cmd := range cmds {
+		require.True(t, outs[i].Scan(), "process %d reported nothing", i)
+		var r report
+		require.NoError(t, json.Unmarshal(outs[i].Bytes(), &r))
+		require.NoError(t, cmd.Wait())
+		t.Logf("process %d: %d executions, %+v", i, r.Runs, r.Info)
+		assert.Zero(t, r.Wrong, "process %d got wrong values", i)
+		assert.Zero(t, r.Info.StoreErrors, "process %d: no store error, \"database is locked\" included", i)
+		assert.Equal(t, keys, r.Info.Misses, "each process misses each key once in memory")
+		total += r.Runs
+	}
+	t.Logf("%d processes, %d keys: %d executions in all", procs, keys, total)
+	assert.Equal(t, int64(keys), total, "each key computed once across the processes")
+}
+
+func TestSurvivesKillDuringWrites(t *testing.T) {
+	dir := t.TempDir()
+	rounds := 8
+	if os.Getenv("MEMO_LONG_TESTS") != "" {
+		rounds = 40
+	}
+	const stride = 1_000_000
+	written := make([]int, rounds) // keys written in each round
+	for round := range rounds {
+		cmd, out := start(t, "write", dir, "MEMO_SQLITE_FROM="+strconv.Itoa(round*stride))
+		lines := make(chan int)
+		go func() {
+			defer close(lines)
+			for out.Scan() {
+				k, _ := strconv.Atoi(out.Text())
+				lines <- k
+			}
+		}()
+		// Once it has written its first key, let it write for a while, then
+		// kill it mid-write.
+		last := -1
+		var deadline <-chan time.Time
+		started := time.After(timeout)
+	reading:
+		for {
+			select {
+			case k, ok := <-lines:
+				if !ok {
+					break reading
+				}
+				if last < 0 {
+					deadline = time.After(time.Duration(rand.IntN(80)) * time.Millisecond)
+				}
+				last = k
+			case <-deadline:
+				break reading
+			case <-started:
+				if last < 0 {
+					t.Fatalf("round %d: the writer wrote nothing in %v", round, timeout)
+				}
+			}
+		}
+		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL), "round %d", round)
+		for range lines {
+		}
+		err := cmd.Wait()
+		var exit *exec.ExitError
+		require.True(t, errors.As(err, &exit), "round %d: the writer was killed: %v", round, err)
+		if last >= 0 {
+			written[round] = last - round*stride + 1
+		}
+		require.Positive(t, written[round], "round %d: the writer wrote", round)
+	}
+
+	st := open(t, dir, Options{})
+	var result string
+	require.NoError(t, st.db.QueryRow("PRAGMA integrity_check").Scan(&result))
+	assert.Equal(t, "ok", result)
+	var runs atomic.Int64
+	f, c := memoized(st, &runs)
+	defer c.Close()
+	calls := 0
+	for round, n := range written {
+		// The keys announced, and a few past them: the one being written
+		// when the kill came, and some never written.
+		for k := round * stride; k < round*stride+n+3; k++ {
+			require.Equal(t, expected(k), f(k), "key %d", k)
+			calls++
+		}
+	}
+	assert.Zero(t, c.CacheInfo().StoreErrors)
+	t.Logf("%d kills; %d keys announced, %d calls, %d answered from the disk", rounds, sum(written), calls, int64(calls)-runs.Load())
+	assert.GreaterOrEqual(t, int64(calls)-runs.Load(), int64(sum(written)), "every announced key was on the disk")
+}
+
+func TestDiskFull(t *testing.T) {
+	// SQLite's own page limit stands for a full disk.
+	st := open(t, t.TempDir(), Options{pragmas: []string{"max_page_count(40)"}})
+	var failures atomic.Int64
+	var runs atomic.Int64
+	sh := memo.Sharing{Store: st, Name: "expected"}
+	f, c := memo.Memoize(func(k int) string { runs.Add(1); return expected(k) }, memo.Share(sh),
+		memo.Observe(func(e memo.Event[int, string]) {
+			if e.Kind == memo.StoreFailed {
+				failures.Add(1)
+			}
+		}))
+	defer c.Close()
+	for k := range 200 {
+		require.Equal(t, expected(k), f(k))
+	}
+	assert.Equal(t, int64(200), runs.Load())
+	ci := c.CacheInfo()
+	assert.Positive(t, ci.StoreErrors, "the full database was reported")
+	assert.Equal(t, int64(ci.StoreErrors), failures.Load())
+	assert.Positive(t, ci.StoreErrors)
+}
+
+func TestReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	var runs atomic.Int64
+	w := open(t, dir, Options{})
+	fw, cw := memoized(w, &runs)
+	fw(1)
+	cw.Close()
+
+	ro := open(t, dir, Options{ReadOnly: true})
+	f, c := memoized(ro, &runs)
+	defer c.Close()
+	assert.Equal(t, expected(1), f(1), "read from the disk")
+	assert.Equal(t, expected(2), f(2), "computed; the write fails")
+	assert.Equal(t, int64(2), runs.Load())
+	ci := c.CacheInfo()
+	assert.Equal(t, 1, ci.StoreHits)
+	assert.Positive(t, ci.StoreErrors)
+}
+
+func TestLockedDatabase(t *testing.T) {
+	dir := t.TempDir()
+	st := open(t, dir, Options{BusyTimeout: 50 * time.Millisecond})
+	// Another connection holds the write lock throughout.
+	other, err := sql.Open("sqlite", "file:"+filepath.Join(dir, fileName))
+	require.NoError(t, err)
+	defer other.Close()
+	conn, err := other.Conn(context.Background())
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.ExecContext(context.Background(), "BEGIN IMMEDIATE")
+	require.NoError(t, err)
+	defer conn.ExecContext(context.Background(), "ROLLBACK")
+
+	var runs atomic.Int64
+	f, c := memoized(st, &runs)
+	defer c.Close()
+	for k := range 3 {
+		require.Equal(t, expected(k), f(k), "a locked database never fails a call")
+	}
+	assert.Positive(t, c.CacheInfo().StoreErrors)
+}
+
+func TestMissingDatabase(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	st := open(t, dir, Options{})
+	var runs atomic.Int64
+	f, c := memoized(st, &runs)
+	defer c.Close()
+	f(1)
+	require.NoError(t, os.RemoveAll(dir))
+	for k := range 3 {
+		require.Equal(t, expected(k), f(k))
+	}
+}
+
+func TestCorruptFileIsSetAside(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, fileName)
+	require.NoError(t, os.WriteFile(path, []byte(strings.Repeat("not a database ", 500)), 0o600))
+	st := open(t, dir, Options{})
+	var runs atomic.Int64
+	f, c := memoized(st, &runs)
+	defer c.Close()
+	assert.Equal(t, expected(3), f(3))
+	assert.Zero(t, c.CacheInfo().StoreErrors, "the new database works")
+	aside, err := filepath.Glob(path + ".corrupt-*")
+	require.NoError(t, err)
+	require.Len(t, aside, 1)
+	b, err := os.ReadFile(aside[0])
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(b), "not a database"), "the damaged file is kept, not served")
+}
+
+func TestFlippedBytesAreNeverServed(t *testing.T) {
+	for seed := range uint64(8) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			dir := t.TempDir()
+			var runs atomic.Int64
+			st, err := Open(dir, Options{})
+			require.NoError(t, err)
+			f, c := memoized(st, &runs)
+			for k := range 50 {
+				f(k)
+			}
+			c.Close()
+			_, err = st.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+			require.NoError(t, err)
+			require.NoError(t, st.Close())
+
+			// Flip bytes past the header, where rows live.
+			path := filepath.Join(dir, fileName)
+			b, err := os.ReadFile(path)
+			require.NoError(t, err)
+			rng := rand.New(rand.NewPCG(seed, seed))
+			for range 20 {
+				i := 4096 + rng.IntN(len(b)-4096)
+				b[i] ^= byte(1 + rng.IntN(255))
+			}
+			require.NoError(t, os.WriteFile(path, b, 0o600))
+
+			st = open(t, dir, Options{})
+			f, c = memoized(st, &runs)
+			defer c.Close()
+			for k := range 50 {
+				require.Equal(t, expected(k), f(k), "key %d", k)
+			}
+			t.Logf("store hits %d, errors %d", c.CacheInfo().StoreHits, c.CacheInfo().StoreErrors)
+		})
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	_, err := Open(t.TempDir(), Options{MaxBytes: -1})
+	assert.ErrorContains(t, err, "memo/sqlite: MaxBytes")
+}
+
+func TestConcurrentGoroutines(t *testing.T) {
+	st := open(t, t.TempDir(), Options{})
+	var runs atomic.Int64
+	f, c := memoized(st, &runs, memo.MaxSize(16))
+	defer c.Close()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				k := (g*7 + i) % 64
+				if f(k) != expected(k) {
+					t.Errorf("wrong value for %d", k)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Zero(t, c.CacheInfo().StoreErrors)
+}
+
+func TestCloseLeavesNothingRunning(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	st, err := Open(t.TempDir(), Options{})
+	require.NoError(t, err)
+	var runs atomic.Int64
+	f, c := memoized(st, &runs)
+	f(1)
+	c.Close()
+	require.NoError(t, st.Close())
+}
+
+func sum(xs []int) int {
+	n := 0
+	for _, x := range xs {
+		n += x
+	}
+	return n
+}
