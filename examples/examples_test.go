@@ -36,3 +36,21 @@ func TestExamplesRun(t *testing.T) {
 		})
 	}
 }
+
+// TestDiskExampleRunsTwice runs the disk example twice on one directory: the
+// second run answers everything from the disk.
+func TestDiskExampleRunsTwice(t *testing.T) {
+	dir := t.TempDir()
+	for i, want := range []string{"4 computed, 0 from the disk", "0 computed, 4 from the disk"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		cmd := exec.CommandContext(ctx, "go", "run", ".", "-dir", dir)
+		cmd.Dir = "disk" // a module of its own, for its SQLite dependency
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if !assert.NoError(t, err, "run %d of go run ./disk:\n%s", i+1, out) {
+			return
+		}
+		assert.Contains(t, string(out), want, "run %d", i+1)
+		assert.Contains(t, string(out), "memo       e7af4e3af53f557c", "run %d: the same result, computed or stored", i+1)
+	}
+}
