@@ -88,13 +88,19 @@ type Store struct {
 	opts Options
 
 	mu        sync.RWMutex // guards db against its replacement by recover
-	db        *sql.DB
+	db        *handle
 	recovered time.Time // when recover last ran
 	writes    atomic.Uint64
 	closed    bool
 }
 
 var _ memo.Store = (*Store)(nil)
+
+// handle is an open database, with the statement every lookup runs prepared.
+type handle struct {
+	*sql.DB
+	get *sql.Stmt
+}
 
 // Open opens the store in dir, creating dir (mode 0700) and the database
 // (mode 0600) if they do not exist. A database file that is corrupt or not a
@@ -132,16 +138,17 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
+	s.db.get.Close()
 	return s.db.Close()
 }
 
 // open opens the database at s.path, creating it and its tables if need be,
 // or setting it aside and creating a new one if it is damaged.
-func (s *Store) open() (*sql.DB, error) {
+func (s *Store) open() (*handle, error) {
 	db, err := s.connect()
 	if err == nil {
 		if err = s.check(db); err == nil {
-			return db, nil
+			return prepare(db)
 		}
 		db.Close()
 	}
@@ -161,7 +168,17 @@ func (s *Store) open() (*sql.DB, error) {
 		}
 		return nil, fmt.Errorf("memo/sqlite: creating %s after setting a damaged one aside: %w", s.path, err)
 	}
-	return db, nil
+	return prepare(db)
+}
+
+// prepare prepares the lookup statement on db.
+func prepare(db *sql.DB) (*handle, error) {
+	get, err := db.Prepare("SELECT value, expires, used FROM entries WHERE ns = ? AND key = ?")
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("memo/sqlite: %w", err)
+	}
+	return &handle{db, get}, nil
 }
 
 // connect opens a handle on the database file, creating the file with mode
@@ -303,7 +320,7 @@ func (s *Store) setAside() error {
 
 // do runs f on the database, and recovers from a damaged one: the error is
 // returned all the same, and the next operations use a new database.
-func (s *Store) do(f func(db *sql.DB) error) error {
+func (s *Store) do(f func(db *handle) error) error {
 	s.mu.RLock()
 	db, closed := s.db, s.closed
 	s.mu.RUnlock()
@@ -322,7 +339,7 @@ func (s *Store) do(f func(db *sql.DB) error) error {
 
 // recover replaces db, found damaged, by a sound database, unless another
 // goroutine did so already or a recovery ran less than recoverEvery ago.
-func (s *Store) recover(db *sql.DB) {
+func (s *Store) recover(db *handle) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || s.db != db || time.Since(s.recovered) < recoverEvery {
@@ -353,9 +370,9 @@ func millis(t time.Time) int64 {
 // second per entry, as the entry's recency; it fails silently where the
 // database cannot be written.
 func (s *Store) Get(ctx context.Context, ns, key string) (value []byte, expires time.Time, found bool, err error) {
-	err = s.do(func(db *sql.DB) error {
+	err = s.do(func(db *handle) error {
 		var exp, used int64
-		err := db.QueryRowContext(ctx, "SELECT value, expires, used FROM entries WHERE ns = ? AND key = ?", ns, []byte(key)).Scan(&value, &exp, &used)
+		err := db.get.QueryRowContext(ctx, ns, []byte(key)).Scan(&value, &exp, &used)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -388,8 +405,8 @@ func (s *Store) Set(ctx context.Context, ns, key string, value []byte, expires t
 		return fmt.Errorf("memo/sqlite: an entry of %d bytes is larger than MaxBytes (%d)", size, s.opts.MaxBytes)
 	}
 	evicted := false
-	err := s.do(func(db *sql.DB) error {
-		return tx(ctx, db, func(tx *sql.Tx) error {
+	err := s.do(func(db *handle) error {
+		return tx(ctx, db.DB, func(tx *sql.Tx) error {
 			t := now()
 			if _, err := tx.ExecContext(ctx, `INSERT INTO entries (ns, key, value, size, expires, used) VALUES (?, ?, ?, ?, ?, ?)
 				ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, size = excluded.size, expires = excluded.expires, used = excluded.used`,
@@ -420,7 +437,7 @@ func (s *Store) Set(ctx context.Context, ns, key string, value []byte, expires t
 	if err == nil && evicted {
 		// Give freed pages back to the file system; a failure here only
 		// leaves the file larger.
-		s.do(func(db *sql.DB) error {
+		s.do(func(db *handle) error {
 			_, err := db.ExecContext(ctx, "PRAGMA incremental_vacuum")
 			return err
 		})
@@ -462,8 +479,8 @@ func tx(ctx context.Context, db *sql.DB, f func(*sql.Tx) error) error {
 
 // Delete implements memo.Store.
 func (s *Store) Delete(ctx context.Context, ns, key string) error {
-	return s.do(func(db *sql.DB) error {
-		return tx(ctx, db, func(tx *sql.Tx) error {
+	return s.do(func(db *handle) error {
+		return tx(ctx, db.DB, func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, "DELETE FROM entries WHERE ns = ? AND key = ?", ns, []byte(key)); err != nil {
 				return err
 			}
@@ -475,8 +492,8 @@ func (s *Store) Delete(ctx context.Context, ns, key string) error {
 
 // Clear implements memo.Store.
 func (s *Store) Clear(ctx context.Context, ns string) error {
-	return s.do(func(db *sql.DB) error {
-		return tx(ctx, db, func(tx *sql.Tx) error {
+	return s.do(func(db *handle) error {
+		return tx(ctx, db.DB, func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, "DELETE FROM entries WHERE ns = ?", ns); err != nil {
 				return err
 			}
@@ -489,7 +506,7 @@ func (s *Store) Clear(ctx context.Context, ns string) error {
 // Lease implements memo.Store.
 func (s *Store) Lease(ctx context.Context, ns, key, token string, d time.Duration) (bool, error) {
 	var owner bool
-	err := s.do(func(db *sql.DB) error {
+	err := s.do(func(db *handle) error {
 		t := now()
 		r, err := db.ExecContext(ctx, `INSERT INTO leases (ns, key, token, expires) VALUES (?, ?, ?, ?)
 			ON CONFLICT (ns, key) DO UPDATE SET token = excluded.token, expires = excluded.expires
@@ -507,7 +524,7 @@ func (s *Store) Lease(ctx context.Context, ns, key, token string, d time.Duratio
 
 // Unlease implements memo.Store.
 func (s *Store) Unlease(ctx context.Context, ns, key, token string) error {
-	return s.do(func(db *sql.DB) error {
+	return s.do(func(db *handle) error {
 		_, err := db.ExecContext(ctx, "DELETE FROM leases WHERE ns = ? AND key = ? AND token = ?", ns, []byte(key), token)
 		return err
 	})
@@ -516,7 +533,7 @@ func (s *Store) Unlease(ctx context.Context, ns, key, token string) error {
 // Changes implements memo.Store. Cursors are the sequence number of the next
 // deletion.
 func (s *Store) Changes(ctx context.Context, ns string, cursor uint64) (keys []string, all bool, next uint64, err error) {
-	err = s.do(func(db *sql.DB) error {
+	err = s.do(func(db *handle) error {
 		keys, all, next = nil, false, cursor
 		if cursor == 0 {
 			var last int64
