@@ -235,6 +235,7 @@ func (t *tier[K, V]) load(c *Cache[K, V], ctx context.Context, k K, fn func(cont
 			// the lease. (What was there but unusable still is.)
 			if absent {
 				if v, until, ok, _ := t.get(c, ctx, k, key); ok {
+					t.waits.Add(1)
 					return v, until, false, nil
 				}
 			}

@@ -75,9 +75,10 @@ type Options struct {
 const (
 	defaultMaxBytes    = 1 << 30
 	defaultBusyTimeout = 5 * time.Second
-	keepChanges        = time.Hour        // how long deletions are kept for Changes
-	touchEvery         = time.Second      // the granularity of recency
-	recoverEvery       = 10 * time.Second // the least time between two recoveries from corruption
+	keepChanges        = time.Hour            // how long deletions are kept for Changes
+	touchEvery         = time.Second          // the granularity of recency
+	touchWait          = 5 * time.Millisecond // the longest a read waits to record its use
+	recoverEvery       = 10 * time.Second     // the least time between two recoveries from corruption
 	fileName           = "memo.db"
 )
 
@@ -389,7 +390,11 @@ func (s *Store) Get(ctx context.Context, ns, key string) (value []byte, expires 
 			expires = time.UnixMilli(exp)
 		}
 		if t-used >= touchEvery.Milliseconds() && !s.opts.ReadOnly {
-			db.ExecContext(ctx, "UPDATE entries SET used = ? WHERE ns = ? AND key = ?", t, ns, []byte(key))
+			// Recency is worth a write only if the write lock is free: a
+			// read never waits on another process's write.
+			tctx, cancel := context.WithTimeout(ctx, touchWait)
+			db.ExecContext(tctx, "UPDATE entries SET used = ? WHERE ns = ? AND key = ?", t, ns, []byte(key))
+			cancel()
 		}
 		return nil
 	})
@@ -423,11 +428,12 @@ func (s *Store) Set(ctx context.Context, ns, key string, value []byte, expires t
 				if err := tx.QueryRowContext(ctx, "SELECT bytes, count FROM totals").Scan(&bytes, &count); err != nil {
 					return err
 				}
-				if bytes <= s.opts.MaxBytes && (s.opts.MaxEntries == 0 || count <= s.opts.MaxEntries) {
+				n := s.excess(bytes, count)
+				if n == 0 {
 					return nil
 				}
 				// The entry just written is the most recently used, so it goes last.
-				if _, err := tx.ExecContext(ctx, "DELETE FROM entries WHERE rowid IN (SELECT rowid FROM entries ORDER BY used, rowid LIMIT 1)"); err != nil {
+				if _, err := tx.ExecContext(ctx, "DELETE FROM entries WHERE rowid IN (SELECT rowid FROM entries ORDER BY used, rowid LIMIT ?)", n); err != nil {
 					return err
 				}
 				evicted = true
@@ -443,6 +449,21 @@ func (s *Store) Set(ctx context.Context, ns, key string, value []byte, expires t
 		})
 	}
 	return err
+}
+
+// excess returns how many of the least recently used entries to evict, in a
+// store holding bytes in count entries: enough for the entry bound, and for
+// the byte bound as entries of average size go. The caller evicts again if
+// that was not enough, so a bound lowered a lot is met in a few rounds.
+func (s *Store) excess(bytes, count int64) int64 {
+	var n int64
+	if m := s.opts.MaxEntries; m > 0 && count > m {
+		n = count - m
+	}
+	if over := bytes - s.opts.MaxBytes; over > 0 && count > 0 {
+		n = max(n, over/max(bytes/count, 1)+1)
+	}
+	return max(min(n, count-1), 0) // never the entry just written
 }
 
 // sweep deletes expired entries, ended leases and deletions older than

@@ -611,3 +611,25 @@ func sum(xs []int) int {
 	}
 	return n
 }
+
+func TestLoweredBoundIsMetAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	st, err := Open(dir, Options{})
+	require.NoError(t, err)
+	for i := range 5000 {
+		require.NoError(t, st.Set(ctx, "ns", strconv.Itoa(i), make([]byte, 100+i%200), time.Time{}))
+	}
+	require.NoError(t, st.Close())
+
+	st = open(t, dir, Options{MaxBytes: 10_000})
+	start := time.Now()
+	require.NoError(t, st.Set(ctx, "ns", "new", []byte("v"), time.Time{}))
+	t.Logf("evicting to a bound 100 times smaller took %v", time.Since(start))
+	var bytes int64
+	require.NoError(t, st.db.QueryRow("SELECT bytes FROM totals").Scan(&bytes))
+	assert.LessOrEqual(t, bytes, int64(10_000))
+	_, _, found, err := st.Get(ctx, "ns", "new")
+	require.NoError(t, err)
+	assert.True(t, found)
+}
