@@ -633,3 +633,39 @@ func TestLoweredBoundIsMetAtOnce(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, found)
 }
+
+func TestCorruptedWhileOpen(t *testing.T) {
+	dir := t.TempDir()
+	st := open(t, dir, Options{})
+	var runs atomic.Int64
+	f, c := memoized(st, &runs, memo.MaxSize(1))
+	defer c.Close()
+	for k := range 20 {
+		f(k)
+	}
+	_, err := st.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	require.NoError(t, err)
+	// Connections cache pages: let each operation open a new one, as the
+	// pool does over time, so that the damage is read.
+	st.db.SetMaxIdleConns(0)
+	// Another program overwrites the file under the open store.
+	path := filepath.Join(dir, fileName)
+	require.NoError(t, os.WriteFile(path, []byte(strings.Repeat("garbage! ", 2000)), 0o600))
+
+	for k := range 20 {
+		require.Equal(t, expected(k), f(k), "key %d", k)
+	}
+	assert.Positive(t, c.CacheInfo().StoreErrors, "the damage was reported")
+	aside, err := filepath.Glob(path + ".corrupt-*")
+	require.NoError(t, err)
+	assert.Len(t, aside, 1, "the damaged file was set aside")
+
+	// The new database works: what is computed now is stored and found.
+	before := c.CacheInfo()
+	f(100)
+	f(101)
+	f(100)
+	after := c.CacheInfo()
+	assert.Equal(t, 1, after.StoreHits-before.StoreHits)
+	assert.Equal(t, before.StoreErrors, after.StoreErrors)
+}
