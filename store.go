@@ -101,15 +101,13 @@ const (
 func (s Sharing) Namespace() string { return s.Name + "/" + strconv.Itoa(s.Version) }
 
 // tier is a cache's use of its Store. It keeps no lock: its counters are
-// atomic, and everything else is fixed at construction, apart from the
-// poller's cursor, which only the poller touches.
+// atomic, and everything else is fixed at construction.
 type tier[K comparable, V any] struct {
-	Sharing // normalised: no zero durations or sizes
-	ns      string
-	typed   bool // keys are TypedKeyOf's encoding, not KeyOf's
-	check   bool // K holds interfaces: keys are checked call by call
-	fp      uint64
-	codec   Codec
+	Sharing        // normalised: a Codec, no zero durations or sizes
+	ns      string // Sharing.Namespace()
+	typed   bool   // keys are TypedKeyOf's encoding, not KeyOf's
+	check   bool   // K holds interfaces: keys are checked call by call
+	fp      uint64 // the fingerprint of V
 
 	hits, misses, errors, waits atomic.Uint64
 
@@ -119,7 +117,7 @@ type tier[K comparable, V any] struct {
 }
 
 // newTier checks sh for a cache of K and V, panicking with a "memo: Share"
-// message if it cannot work, and starts the poller.
+// message if it cannot work. The caller starts its poller.
 func newTier[K comparable, V any](sh Sharing, typed bool) *tier[K, V] {
 	switch {
 	case sh.Store == nil:
@@ -143,17 +141,15 @@ func newTier[K comparable, V any](sh Sharing, typed bool) *tier[K, V] {
 	sh.Lease = cmp.Or(sh.Lease, defaultLease)
 	sh.Poll = cmp.Or(sh.Poll, defaultPoll)
 	sh.MaxValue = cmp.Or(sh.MaxValue, defaultMaxValue)
-	t := &tier[K, V]{
+	return &tier[K, V]{
 		Sharing: sh,
 		ns:      sh.Namespace(),
 		typed:   typed,
 		check:   mayPanicOnEqual(kt),
 		fp:      fingerprint(vt),
-		codec:   sh.Codec,
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	return t
 }
 
 // key returns the store's key for k.
@@ -291,7 +287,7 @@ func (t *tier[K, V]) get(c *Cache[K, V], ctx context.Context, k K, key string) (
 		return v, 0, false, false
 	}
 	if err == nil {
-		err = t.codec.Unmarshal(body, &v)
+		err = t.Codec.Unmarshal(body, &v)
 	}
 	if err != nil {
 		t.fail(c, k, err)
@@ -306,7 +302,7 @@ func (t *tier[K, V]) get(c *Cache[K, V], ctx context.Context, k K, key string) (
 
 // put writes v, fn's result for k, to the store, and reports whether it did.
 func (t *tier[K, V]) put(c *Cache[K, V], ctx context.Context, k K, key string, v V) bool {
-	body, err := t.codec.Marshal(v)
+	body, err := t.Codec.Marshal(v)
 	if err != nil {
 		t.fail(c, k, fmt.Errorf("memo: encoding the value: %w", err))
 		return false
