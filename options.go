@@ -210,7 +210,11 @@ func Typed() Option {
 // The store only ever speeds calls up: when it fails, is slow (past
 // Sharing.Timeout) or gives back a damaged value, the call goes on as if the
 // store did not have the key, and the failure is counted in
-// CacheInfo.StoreErrors and reported as a StoreFailed event.
+// CacheInfo.StoreErrors and reported as a StoreFailed event. After a
+// failure, executions leave the store alone for a pause that doubles with
+// each failure (100ms to 10s), so a store that is down is not hammered; the
+// goroutine that reads deletions keeps trying every Sharing.Poll, and its
+// first success ends the pause.
 //
 // When several processes miss one key at once, one of them computes it under
 // a lease (Sharing.Lease) and the others wait for its result, so the function

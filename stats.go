@@ -47,9 +47,10 @@ type CacheInfo struct {
 
 	// The counters of a shared cache's store (see Share), all 0 without
 	// one. Each execution of a shared cache (a miss) first looks in the
-	// store: it finds a value there (StoreHits), or it does not
-	// (StoreMisses) and either gets the result of another process that was
-	// computing the key (StoreWaits) or runs the function. The store
+	// store, unless the store is paused after a failure: it finds a value
+	// there (StoreHits), or it does not (StoreMisses) and either gets the
+	// result of another process that was computing the key (StoreWaits)
+	// or runs the function. The store
 	// counters are kept apart from the others, so a snapshot taken while
 	// executions run may count an execution in Misses and not yet here.
 

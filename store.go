@@ -111,6 +111,12 @@ type tier[K comparable, V any] struct {
 
 	hits, misses, errors, waits atomic.Uint64
 
+	// After a failure, executions leave the store alone until downUntil
+	// (Unix nanoseconds), a pause that doubles with each failure from
+	// minPause to maxPause; any success ends it. The poller keeps trying
+	// every Poll, so a store that comes back is used again within Poll.
+	downUntil, pause atomic.Int64
+
 	stop chan struct{} // closed by Close
 	done chan struct{} // closed when the poller has returned
 	once sync.Once
@@ -165,11 +171,38 @@ func (t *tier[K, V]) key(k K) (string, error) {
 	return KeyOf(k)
 }
 
-// op runs f with a context bounded by the Timeout.
+// The pauses of executions after store failures.
+const (
+	minPause = 100 * time.Millisecond
+	maxPause = 10 * time.Second
+)
+
+// op runs f with a context bounded by the Timeout, and keeps the store's
+// health: a failure that is not ctx's own ending starts or lengthens a
+// pause, a success ends it.
 func (t *tier[K, V]) op(ctx context.Context, f func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
+	octx, cancel := context.WithTimeout(ctx, t.Timeout)
 	defer cancel()
-	return f(ctx)
+	err := f(octx)
+	switch {
+	case err == nil:
+		if t.pause.Load() != 0 {
+			t.pause.Store(0)
+			t.downUntil.Store(0)
+		}
+	case ctx.Err() == nil:
+		p := min(max(2*time.Duration(t.pause.Load()), minPause), maxPause)
+		t.pause.Store(int64(p))
+		t.downUntil.Store(time.Now().Add(p).UnixNano())
+	}
+	return err
+}
+
+// paused reports whether executions should leave the store alone, after a
+// recent failure.
+func (t *tier[K, V]) paused() bool {
+	until := t.downUntil.Load()
+	return until != 0 && time.Now().UnixNano() < until
 }
 
 // fail counts err, a failure of the store about k, and reports it to the
@@ -193,10 +226,15 @@ const (
 // which it writes to the store for the others. until is, for a value from
 // the store, when it expires there, on the wall clock in Unix nanoseconds
 // (0: never, or the value is fn's). wrote reports that it wrote the store.
-// Whatever the store does, the call gets fn's result or a stored one.
+// Whatever the store does, the call gets fn's result or a stored one; while
+// the store is paused after a failure, fn's, without trying the store.
 func (t *tier[K, V]) load(c *Cache[K, V], ctx context.Context, k K, fn func(context.Context, K) (V, error)) (v V, until int64, wrote bool, err error) {
 	key, err := t.key(k)
 	if err != nil {
+		return v, 0, false, err
+	}
+	if t.paused() {
+		v, err = fn(ctx, k)
 		return v, 0, false, err
 	}
 	v, until, ok, absent := t.get(c, ctx, k, key)
@@ -207,7 +245,7 @@ func (t *tier[K, V]) load(c *Cache[K, V], ctx context.Context, k K, fn func(cont
 	t.misses.Add(1)
 	token := strconv.FormatUint(rand.Uint64(), 36)
 	delay := leaseFirstPoll
-	for {
+	for !t.paused() { // if the lookup failed, straight to fn
 		var owner bool
 		err := t.op(ctx, func(ctx context.Context) (err error) {
 			owner, err = t.Store.Lease(ctx, t.ns, key, token, t.Lease)
@@ -251,7 +289,7 @@ func (t *tier[K, V]) load(c *Cache[K, V], ctx context.Context, k K, fn func(cont
 		}
 	}
 	v, err = fn(ctx, k)
-	if err != nil {
+	if err != nil || t.paused() {
 		return v, 0, false, err
 	}
 	return v, 0, t.put(c, ctx, k, key, v), nil

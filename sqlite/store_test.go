@@ -660,7 +660,15 @@ func TestCorruptedWhileOpen(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, aside, 1, "the damaged file was set aside")
 
-	// The new database works: what is computed now is stored and found.
+	// The new database works: once the poller has found so (within its
+	// Poll), what is computed is stored and found.
+	k := 200
+	eventually(t, func() bool {
+		before := c.CacheInfo().StoreMisses
+		k++
+		f(k)
+		return c.CacheInfo().StoreMisses > before
+	})
 	before := c.CacheInfo()
 	f(100)
 	f(101)
