@@ -1,0 +1,433 @@
+package redisstore
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gomemo/memo"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// The test binary doubles as the program of the multi-process tests: with
+// MEMO_REDIS_CHILD set, it runs that role instead of the tests.
+func TestMain(m *testing.M) {
+	if role := os.Getenv("MEMO_REDIS_CHILD"); role != "" {
+		child(role, os.Getenv("MEMO_REDIS_ADDR"))
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// timeout bounds what a test waits for.
+const timeout = 10 * time.Second
+
+// expected is what the memoized function of these tests returns for k.
+func expected(k int) string { return fmt.Sprintf("value of %d: %x", k, uint64(k)*0x9E3779B97F4A7C15) }
+
+// memoized builds the memoized function of these tests on st, counting its
+// executions in runs.
+func memoized(t testing.TB, st memo.Store, runs *atomic.Int64, opts ...memo.Option) (func(int) string, *memo.Cache[int, string]) {
+	sh := memo.Sharing{Store: st, Name: "expected", Poll: 20 * time.Millisecond, Timeout: 200 * time.Millisecond, Lease: time.Second}
+	f, c := memo.Memoize(func(k int) string {
+		runs.Add(1)
+		return expected(k)
+	}, append([]memo.Option{memo.Share(sh)}, opts...)...)
+	if t != nil {
+		t.Cleanup(c.Close)
+	}
+	return f, c
+}
+
+// newStore returns a store on client, failing the test on error.
+func newStore(t *testing.T, client redis.UniversalClient) *Store {
+	t.Helper()
+	st, err := New(client, Options{})
+	require.NoError(t, err)
+	return st
+}
+
+// eventually fails the test unless cond holds within the timeout.
+func eventually(t *testing.T, cond func() bool, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not so after %v: %s", timeout, msg)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// report is what a child prints when it is done.
+type report struct {
+	Runs  int64
+	Wrong int
+	Info  memo.CacheInfo
+}
+
+// child runs one process of a multi-process test on the Redis at addr.
+func child(role, addr string) {
+	client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	defer client.Close()
+	st, err := New(client, Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	n, _ := strconv.Atoi(os.Getenv("MEMO_REDIS_KEYS"))
+	var runs atomic.Int64
+	sh := memo.Sharing{Store: st, Name: "expected", Poll: 20 * time.Millisecond}
+	f, c := memo.Memoize(func(k int) string {
+		runs.Add(1)
+		time.Sleep(time.Millisecond)
+		return expected(k)
+	}, memo.Share(sh), memo.MaxSize(n))
+	defer c.Close()
+	r := report{}
+	for _, k := range rand.Perm(n) {
+		if f(k) != expected(k) {
+			r.Wrong++
+		}
+	}
+	switch role {
+	case "share":
+		r.Runs, r.Info = runs.Load(), c.CacheInfo()
+		json.NewEncoder(os.Stdout).Encode(r)
+	case "watch":
+		// Holds every key, then reports how long after the parent's word
+		// its memory is empty: another process's Clear reaching it.
+		fmt.Println("ready")
+		bufio.NewReader(os.Stdin).ReadString('\n')
+		start := time.Now()
+		for c.CacheInfo().CurrSize != 0 && time.Since(start) < timeout {
+			time.Sleep(time.Millisecond)
+		}
+		fmt.Println(time.Since(start).Milliseconds(), c.CacheInfo().CurrSize)
+	}
+}
+
+func TestSharedBetweenClients(t *testing.T) {
+	srv := startServer(t)
+	var runsA, runsB atomic.Int64
+	a, ca := memoized(t, newStore(t, srv.client(t)), &runsA)
+	b, cb := memoized(t, newStore(t, srv.client(t)), &runsB)
+	for k := range 10 {
+		assert.Equal(t, expected(k), a(k))
+		assert.Equal(t, expected(k), b(k))
+	}
+	assert.Equal(t, int64(10), runsA.Load())
+	assert.Equal(t, int64(0), runsB.Load(), "b found every key in Redis")
+	assert.Equal(t, 10, cb.CacheInfo().StoreHits)
+
+	start := time.Now()
+	ca.Forget(3)
+	eventually(t, func() bool { return cb.CacheInfo().CurrSize == 9 }, "b drops 3 after a's Forget")
+	t.Logf("another client's Forget seen after %v (Poll 20ms)", time.Since(start))
+	assert.Equal(t, expected(3), b(3))
+	assert.Equal(t, int64(1), runsB.Load(), "3 was deleted from Redis too")
+
+	start = time.Now()
+	ca.Clear()
+	eventually(t, func() bool { return cb.CacheInfo().CurrSize == 0 }, "b drops everything after a's Clear")
+	t.Logf("another client's Clear seen after %v (Poll 20ms)", time.Since(start))
+	assert.Equal(t, expected(4), b(4))
+	assert.Equal(t, int64(2), runsB.Load(), "Redis was cleared too")
+	n, err := srv.client(t).Keys(context.Background(), "memo:{expected/0}:v:*").Result()
+	require.NoError(t, err)
+	assert.Len(t, n, 1, "Clear deleted the old values; only 4, stored since, is left")
+}
+
+func TestRefusesClientWithoutContextTimeouts(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer c.Close()
+	_, err := New(c, Options{})
+	assert.ErrorContains(t, err, "ContextTimeoutEnabled")
+	_, err = New(nil, Options{})
+	assert.ErrorContains(t, err, "memo/redisstore")
+}
+
+func TestServerDownAtStartThenUp(t *testing.T) {
+	port := freePort(t)
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), ContextTimeoutEnabled: true, MaxRetries: -1})
+	defer client.Close()
+	var runs atomic.Int64
+	f, c := memoized(t, newStore(t, client), &runs)
+	for k := range 5 {
+		require.Equal(t, expected(k), f(k), "Redis down never fails a call")
+	}
+	assert.Positive(t, c.CacheInfo().StoreErrors)
+	assert.Equal(t, int64(5), runs.Load())
+
+	srv := &server{t: t, port: port, args: []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir()}}
+	srv.start()
+	t.Cleanup(srv.stop)
+	k := 100
+	eventually(t, func() bool { k++; f(k); return c.CacheInfo().StoreMisses > 0 }, "Redis is used once it is up")
+}
+
+func TestServerKilledAndRestarted(t *testing.T) {
+	srv := startServer(t)
+	var runs atomic.Int64
+	f, c := memoized(t, newStore(t, srv.client(t)), &runs, memo.MaxSize(1))
+	f(1)
+	srv.kill()
+	for k := range 20 {
+		require.Equal(t, expected(k), f(k), "a dead Redis never fails a call")
+	}
+	errs := c.CacheInfo().StoreErrors
+	assert.Positive(t, errs)
+	assert.Less(t, errs, 10, "a dead server is not hammered: 20 executions")
+	srv.start()
+	k := 100
+	eventually(t, func() bool {
+		before := c.CacheInfo().StoreMisses
+		k++
+		f(k)
+		return c.CacheInfo().StoreMisses > before
+	}, "Redis is used again once it is back")
+}
+
+func TestServerPaused(t *testing.T) {
+	srv := startServer(t)
+	var runs atomic.Int64
+	f, c := memoized(t, newStore(t, srv.client(t)), &runs)
+	f(0)
+	srv.pause()
+	defer srv.resume()
+	for k := 1; k < 4; k++ {
+		start := time.Now()
+		require.Equal(t, expected(k), f(k))
+		assert.Less(t, time.Since(start), 2*time.Second, "Timeout (200ms) bounds how long a paused Redis holds a call")
+	}
+	assert.Positive(t, c.CacheInfo().StoreErrors)
+}
+
+func TestCorruptBytesUnderAKey(t *testing.T) {
+	srv := startServer(t)
+	rc := srv.client(t)
+	ctx := context.Background()
+	var runs atomic.Int64
+	f, c := memoized(t, newStore(t, rc), &runs, memo.MaxSize(1))
+	f(1)
+	keys, err := rc.Keys(ctx, "memo:{expected/0}:v:*").Result()
+	require.NoError(t, err)
+	require.Len(t, keys, 1)
+	for _, bad := range []string{"0:garbage", "garbage without a generation", "0:", ""} {
+		require.NoError(t, rc.Set(ctx, keys[0], bad, 0).Err())
+		f(2) // push 1 out of memory
+		require.Equal(t, expected(1), f(1), "corrupt bytes %q are a miss", bad)
+		v, err := rc.Get(ctx, keys[0]).Result()
+		require.NoError(t, err)
+		assert.True(t, strings.HasPrefix(v, "0:m"), "the value was overwritten with a good one")
+	}
+	assert.Equal(t, int64(6), runs.Load())
+	assert.Equal(t, 2, c.CacheInfo().StoreErrors, "damaged frames are reported; bytes of another generation or none are plain misses")
+}
+
+func TestLargeValuesAreNotSent(t *testing.T) {
+	srv := startServer(t)
+	rc := srv.client(t)
+	st := newStore(t, rc)
+	f, c := memo.Memoize(func(n int) string { return strings.Repeat("x", n) },
+		memo.Share(memo.Sharing{Store: st, Name: "big", MaxValue: 1000}))
+	defer c.Close()
+	f(10)
+	f(5000)
+	keys, err := rc.Keys(context.Background(), "memo:{big/0}:v:*").Result()
+	require.NoError(t, err)
+	assert.Len(t, keys, 1, "only the small value was sent")
+	assert.Equal(t, 1, c.CacheInfo().StoreErrors)
+}
+
+func TestNothingForTheWrongFunctionOrType(t *testing.T) {
+	srv := startServer(t)
+	st := newStore(t, srv.client(t))
+	double, c1 := memo.Memoize(func(n int) int { return 2 * n }, memo.Share(memo.Sharing{Store: st, Name: "double"}))
+	defer c1.Close()
+	triple, c2 := memo.Memoize(func(n int) int { return 3 * n }, memo.Share(memo.Sharing{Store: st, Name: "triple"}))
+	defer c2.Close()
+	assert.Equal(t, 10, double(5))
+	assert.Equal(t, 15, triple(5), "another Name is another function")
+	doubleV2, c3 := memo.Memoize(func(n int) int { return 2*n + 1 }, memo.Share(memo.Sharing{Store: st, Name: "double", Version: 2}))
+	defer c3.Close()
+	assert.Equal(t, 11, doubleV2(5), "another Version drops the old results")
+	asText, c4 := memo.Memoize(func(n int) string { return strconv.Itoa(2 * n) }, memo.Share(memo.Sharing{Store: st, Name: "double"}))
+	defer c4.Close()
+	assert.Equal(t, "10", asText(5), "a value of another type is not decoded")
+	assert.Zero(t, c4.CacheInfo().StoreHits)
+}
+
+func TestLostDeletionsClearMemory(t *testing.T) {
+	srv := startServer(t)
+	rc := srv.client(t)
+	ctx := context.Background()
+	st, err := New(rc, Options{KeepChanges: 1})
+	require.NoError(t, err)
+	_, _, cursor, err := st.Changes(ctx, "ns", 0)
+	require.NoError(t, err)
+	require.NoError(t, st.Delete(ctx, "ns", "a"))
+	keys, all, next, err := st.Changes(ctx, "ns", cursor)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a"}, keys)
+	assert.False(t, all)
+	// Many deletions while this reader sleeps: the stream is trimmed past
+	// its cursor (XADD MAXLEN ~ trims whole nodes of 100 entries).
+	for i := range 300 {
+		require.NoError(t, st.Delete(ctx, "ns", strconv.Itoa(i)))
+	}
+	_, all, _, err = st.Changes(ctx, "ns", next)
+	require.NoError(t, err)
+	assert.True(t, all, "lost deletions read as a Clear")
+}
+
+func TestLeases(t *testing.T) {
+	srv := startServer(t)
+	st := newStore(t, srv.client(t))
+	ctx := context.Background()
+	got, err := st.Lease(ctx, "ns", "k", "a", time.Hour)
+	require.NoError(t, err)
+	assert.True(t, got)
+	got, err = st.Lease(ctx, "ns", "k", "b", time.Hour)
+	require.NoError(t, err)
+	assert.False(t, got)
+	require.NoError(t, st.Unlease(ctx, "ns", "k", "b"))
+	got, err = st.Lease(ctx, "ns", "k", "b", time.Hour)
+	require.NoError(t, err)
+	assert.False(t, got, "b could not end a's lease")
+	require.NoError(t, st.Unlease(ctx, "ns", "k", "a"))
+	got, err = st.Lease(ctx, "ns", "k", "b", 10*time.Millisecond)
+	require.NoError(t, err)
+	assert.True(t, got)
+	eventually(t, func() bool {
+		got, err := st.Lease(ctx, "ns", "k", "c", time.Hour)
+		return err == nil && got
+	}, "an expired lease is taken over")
+}
+
+func TestExpiryCarried(t *testing.T) {
+	srv := startServer(t)
+	rc := srv.client(t)
+	var runs atomic.Int64
+	f, _ := memoized(t, newStore(t, rc), &runs, memo.TTL(time.Minute))
+	f(1)
+	keys, err := rc.Keys(context.Background(), "memo:{expected/0}:v:*").Result()
+	require.NoError(t, err)
+	require.Len(t, keys, 1)
+	ttl, err := rc.PTTL(context.Background(), keys[0]).Result()
+	require.NoError(t, err)
+	assert.InDelta(t, time.Minute.Seconds(), ttl.Seconds(), 2, "the TTL is carried into Redis")
+}
+
+func TestProcessesShareOneExecutionPerKey(t *testing.T) {
+	srv := startServer(t)
+	const procs, keys = 4, 200
+	var cmds []*exec.Cmd
+	var outs []*bufio.Scanner
+	for range procs {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "MEMO_REDIS_CHILD=share", "MEMO_REDIS_ADDR="+srv.addr(), "MEMO_REDIS_KEYS="+strconv.Itoa(keys))
+		cmd.Stderr = os.Stderr
+		out, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		require.NoError(t, cmd.Start())
+		cmds = append(cmds, cmd)
+		outs = append(outs, bufio.NewScanner(out))
+	}
+	var total int64
+	for i, cmd := range cmds {
+		require.True(t, outs[i].Scan(), "process %d reported nothing", i)
+		var r report
+		require.NoError(t, json.Unmarshal(outs[i].Bytes(), &r))
+		require.NoError(t, cmd.Wait())
+		t.Logf("process %d: %d executions, store hits %d, waits %d, errors %d", i, r.Runs, r.Info.StoreHits, r.Info.StoreWaits, r.Info.StoreErrors)
+		assert.Zero(t, r.Wrong)
+		assert.Zero(t, r.Info.StoreErrors)
+		assert.Equal(t, keys, r.Info.Misses)
+		total += r.Runs
+	}
+	t.Logf("%d processes, %d keys, %d calls: %d executions in all", procs, keys, procs*keys, total)
+	assert.Equal(t, int64(keys), total, "each key computed once across the processes")
+
+	// A Clear here reaches another process.
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "MEMO_REDIS_CHILD=watch", "MEMO_REDIS_ADDR="+srv.addr(), "MEMO_REDIS_KEYS="+strconv.Itoa(keys))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	outPipe, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	out := bufio.NewScanner(outPipe)
+	require.True(t, out.Scan())
+	require.Equal(t, "ready", out.Text())
+	var runs atomic.Int64
+	_, c := memoized(t, newStore(t, srv.client(t)), &runs)
+	c.Clear()
+	fmt.Fprintln(in, "cleared")
+	require.True(t, out.Scan())
+	var ms, left int
+	_, err = fmt.Sscan(out.Text(), &ms, &left)
+	require.NoError(t, err)
+	require.NoError(t, cmd.Wait())
+	t.Logf("another process's Clear reached the watcher after %d ms (Poll 20ms)", ms)
+	assert.Zero(t, left, "the watcher's memory was emptied")
+}
+
+func TestCluster(t *testing.T) {
+	cl := startCluster(t)
+	var runsA, runsB atomic.Int64
+	a, _ := memoized(t, newStore(t, cl.client(t)), &runsA, memo.MaxSize(1))
+	cb := cl.client(t)
+	b, cacheB := memoized(t, newStore(t, cb), &runsB, memo.MaxSize(1))
+	for k := range 20 {
+		require.Equal(t, expected(k), a(k))
+	}
+	for k := range 20 {
+		require.Equal(t, expected(k), b(k))
+	}
+	assert.Zero(t, runsB.Load(), "b found every key in the cluster")
+
+	// Move the namespace's slot to another master: the clients follow.
+	ctx := context.Background()
+	slot, err := cb.ClusterKeySlot(ctx, "memo:{expected/0}:g").Result()
+	require.NoError(t, err)
+	from := cl.owner(t, slot)
+	to := cl.nodes[0]
+	if to == from {
+		to = cl.nodes[1]
+	}
+	cl.moveSlot(t, slot, from, to)
+	require.Equal(t, to, cl.owner(t, slot))
+	for k := range 20 {
+		require.Equal(t, expected(k), b(k))
+	}
+	assert.Zero(t, runsB.Load(), "every key moved with its slot")
+	assert.Zero(t, cacheB.CacheInfo().StoreErrors)
+	require.Equal(t, expected(99), a(99))
+	require.Equal(t, expected(99), b(99))
+	assert.Equal(t, int64(0), runsB.Load(), "a's new result reached b through the new master")
+}
+
+func TestCloseLeavesNothingRunning(t *testing.T) {
+	srv := startServer(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.addr(), ContextTimeoutEnabled: true})
+	var runs atomic.Int64
+	f, c := memoized(nil, newStore(t, client), &runs)
+	f(1)
+	c.Close()
+	require.NoError(t, client.Close())
+	goleak.VerifyNone(t)
+}
