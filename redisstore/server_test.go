@@ -204,19 +204,22 @@ func (cl *cluster) moveSlot(t *testing.T, slot int64, from, to *server) {
 	}
 }
 
-// owner returns the node that holds slot.
+// owner returns the node that holds slot, as node 0 sees the cluster.
 func (cl *cluster) owner(t *testing.T, slot int64) *server {
 	t.Helper()
-	c := cl.nodes[0].client(t)
-	slots, err := c.ClusterSlots(context.Background()).Result()
+	shards, err := cl.nodes[0].client(t).ClusterShards(context.Background()).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range slots {
-		if int64(s.Start) <= slot && slot <= int64(s.End) {
-			for _, n := range cl.nodes {
-				if s.Nodes[0].Addr == n.addr() {
-					return n
+	for _, sh := range shards {
+		for _, r := range sh.Slots {
+			if r.Start <= slot && slot <= r.End {
+				for _, n := range cl.nodes {
+					for _, node := range sh.Nodes {
+						if node.Role == "master" && node.Port == int64(n.port) {
+							return n
+						}
+					}
 				}
 			}
 		}
