@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
 # Runs every test of every module with the race detector: the README's test
-# command. It sets up what the tests need first. The race detector needs cgo
-# and a C compiler; on a Debian machine run as root that lacks one, this
-# installs gcc, and elsewhere it says what to install.
+# command. It sets up what the tests need first: the race detector needs cgo
+# and a C compiler, and the Redis store's tests start their own redis-server
+# (they start and stop it themselves). On a Debian machine run as root that
+# lacks them, this installs them; elsewhere it says what to install.
 set -euo pipefail
 cd "$(dirname "$0")"
 
+missing=()
 if ! command -v "${CC:-gcc}" >/dev/null 2>&1 && ! command -v cc >/dev/null 2>&1; then
+  missing+=(gcc libc6-dev)
+fi
+if ! command -v redis-server >/dev/null 2>&1; then
+  missing+=(redis-server)
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "test.sh: installing gcc, which the race detector needs" >&2
+    echo "test.sh: installing ${missing[*]}, which the tests need" >&2
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "test.sh: the race detector needs a C compiler, and none is installed." >&2
-    echo "  Debian or Ubuntu: sudo apt-get install gcc" >&2
-    echo "  Alpine:           apk add gcc musl-dev" >&2
-    echo "  macOS:            xcode-select --install" >&2
+    echo "test.sh: the tests need what is not installed: ${missing[*]}" >&2
+    echo "  a C compiler, for the race detector, and redis-server, for the Redis store's tests:" >&2
+    echo "  Debian or Ubuntu: sudo apt-get install gcc redis-server" >&2
+    echo "  Alpine:           apk add gcc musl-dev redis" >&2
+    echo "  macOS:            xcode-select --install; brew install redis" >&2
     exit 1
   fi
 fi
