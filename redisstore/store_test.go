@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gomemo/memo"
+	"github.com/gomemo/memo/redisstore/redistest"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -120,10 +121,10 @@ func child(role, addr string) {
 }
 
 func TestSharedBetweenClients(t *testing.T) {
-	srv := startServer(t)
+	srv := redistest.Start(t)
 	var runsA, runsB atomic.Int64
-	a, ca := memoized(t, newStore(t, srv.client(t)), &runsA)
-	b, cb := memoized(t, newStore(t, srv.client(t)), &runsB)
+	a, ca := memoized(t, newStore(t, srv.Client(t)), &runsA)
+	b, cb := memoized(t, newStore(t, srv.Client(t)), &runsB)
 	for k := range 10 {
 		assert.Equal(t, expected(k), a(k))
 		assert.Equal(t, expected(k), b(k))
@@ -145,7 +146,7 @@ func TestSharedBetweenClients(t *testing.T) {
 	t.Logf("another client's Clear seen after %v (Poll 20ms)", time.Since(start))
 	assert.Equal(t, expected(4), b(4))
 	assert.Equal(t, int64(2), runsB.Load(), "Redis was cleared too")
-	n, err := srv.client(t).Keys(context.Background(), "memo:{expected/0}:v:*").Result()
+	n, err := srv.Client(t).Keys(context.Background(), "memo:{expected/0}:v:*").Result()
 	require.NoError(t, err)
 	assert.Len(t, n, 1, "Clear deleted the old values; only 4, stored since, is left")
 }
@@ -160,7 +161,7 @@ func TestRefusesClientWithoutContextTimeouts(t *testing.T) {
 }
 
 func TestServerDownAtStartThenUp(t *testing.T) {
-	port := freePort(t)
+	port := redistest.FreePort(t)
 	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), ContextTimeoutEnabled: true, MaxRetries: -1})
 	defer client.Close()
 	var runs atomic.Int64
@@ -171,26 +172,24 @@ func TestServerDownAtStartThenUp(t *testing.T) {
 	assert.Positive(t, c.CacheInfo().StoreErrors)
 	assert.Equal(t, int64(5), runs.Load())
 
-	srv := &server{t: t, port: port, args: []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir()}}
-	srv.start()
-	t.Cleanup(srv.stop)
+	redistest.StartAt(t, port)
 	k := 100
 	eventually(t, func() bool { k++; f(k); return c.CacheInfo().StoreMisses > 0 }, "Redis is used once it is up")
 }
 
 func TestServerKilledAndRestarted(t *testing.T) {
-	srv := startServer(t)
+	srv := redistest.Start(t)
 	var runs atomic.Int64
-	f, c := memoized(t, newStore(t, srv.client(t)), &runs, memo.MaxSize(1))
+	f, c := memoized(t, newStore(t, srv.Client(t)), &runs, memo.MaxSize(1))
 	f(1)
-	srv.kill()
+	srv.Kill()
 	for k := range 20 {
 		require.Equal(t, expected(k), f(k), "a dead Redis never fails a call")
 	}
 	errs := c.CacheInfo().StoreErrors
 	assert.Positive(t, errs)
 	assert.Less(t, errs, 10, "a dead server is not hammered: 20 executions")
-	srv.start()
+	srv.Restart()
 	k := 100
 	eventually(t, func() bool {
 		before := c.CacheInfo().StoreMisses
@@ -201,12 +200,12 @@ func TestServerKilledAndRestarted(t *testing.T) {
 }
 
 func TestServerPaused(t *testing.T) {
-	srv := startServer(t)
+	srv := redistest.Start(t)
 	var runs atomic.Int64
-	f, c := memoized(t, newStore(t, srv.client(t)), &runs)
+	f, c := memoized(t, newStore(t, srv.Client(t)), &runs)
 	f(0)
-	srv.pause()
-	defer srv.resume()
+	srv.Pause()
+	defer srv.Resume()
 	for k := 1; k < 4; k++ {
 		start := time.Now()
 		require.Equal(t, expected(k), f(k))
@@ -216,8 +215,8 @@ func TestServerPaused(t *testing.T) {
 }
 
 func TestCorruptBytesUnderAKey(t *testing.T) {
-	srv := startServer(t)
-	rc := srv.client(t)
+	srv := redistest.Start(t)
+	rc := srv.Client(t)
 	ctx := context.Background()
 	var runs atomic.Int64
 	f, c := memoized(t, newStore(t, rc), &runs, memo.MaxSize(1))
@@ -238,8 +237,8 @@ func TestCorruptBytesUnderAKey(t *testing.T) {
 }
 
 func TestLargeValuesAreNotSent(t *testing.T) {
-	srv := startServer(t)
-	rc := srv.client(t)
+	srv := redistest.Start(t)
+	rc := srv.Client(t)
 	st := newStore(t, rc)
 	f, c := memo.Memoize(func(n int) string { return strings.Repeat("x", n) },
 		memo.Share(memo.Sharing{Store: st, Name: "big", MaxValue: 1000}))
@@ -253,8 +252,8 @@ func TestLargeValuesAreNotSent(t *testing.T) {
 }
 
 func TestNothingForTheWrongFunctionOrType(t *testing.T) {
-	srv := startServer(t)
-	st := newStore(t, srv.client(t))
+	srv := redistest.Start(t)
+	st := newStore(t, srv.Client(t))
 	double, c1 := memo.Memoize(func(n int) int { return 2 * n }, memo.Share(memo.Sharing{Store: st, Name: "double"}))
 	defer c1.Close()
 	triple, c2 := memo.Memoize(func(n int) int { return 3 * n }, memo.Share(memo.Sharing{Store: st, Name: "triple"}))
@@ -271,8 +270,8 @@ func TestNothingForTheWrongFunctionOrType(t *testing.T) {
 }
 
 func TestLostDeletionsClearMemory(t *testing.T) {
-	srv := startServer(t)
-	rc := srv.client(t)
+	srv := redistest.Start(t)
+	rc := srv.Client(t)
 	ctx := context.Background()
 	st, err := New(rc, Options{KeepChanges: 1})
 	require.NoError(t, err)
@@ -294,8 +293,8 @@ func TestLostDeletionsClearMemory(t *testing.T) {
 }
 
 func TestLeases(t *testing.T) {
-	srv := startServer(t)
-	st := newStore(t, srv.client(t))
+	srv := redistest.Start(t)
+	st := newStore(t, srv.Client(t))
 	ctx := context.Background()
 	got, err := st.Lease(ctx, "ns", "k", "a", time.Hour)
 	require.NoError(t, err)
@@ -318,8 +317,8 @@ func TestLeases(t *testing.T) {
 }
 
 func TestExpiryCarried(t *testing.T) {
-	srv := startServer(t)
-	rc := srv.client(t)
+	srv := redistest.Start(t)
+	rc := srv.Client(t)
 	var runs atomic.Int64
 	f, _ := memoized(t, newStore(t, rc), &runs, memo.TTL(time.Minute))
 	f(1)
@@ -332,13 +331,13 @@ func TestExpiryCarried(t *testing.T) {
 }
 
 func TestProcessesShareOneExecutionPerKey(t *testing.T) {
-	srv := startServer(t)
+	srv := redistest.Start(t)
 	const procs, keys = 4, 200
 	var cmds []*exec.Cmd
 	var outs []*bufio.Scanner
 	for range procs {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "MEMO_REDIS_CHILD=share", "MEMO_REDIS_ADDR="+srv.addr(), "MEMO_REDIS_KEYS="+strconv.Itoa(keys))
+		cmd.Env = append(os.Environ(), "MEMO_REDIS_CHILD=share", "MEMO_REDIS_ADDR="+srv.Addr(), "MEMO_REDIS_KEYS="+strconv.Itoa(keys))
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()
 		require.NoError(t, err)
@@ -363,7 +362,7 @@ func TestProcessesShareOneExecutionPerKey(t *testing.T) {
 
 	// A Clear here reaches another process.
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "MEMO_REDIS_CHILD=watch", "MEMO_REDIS_ADDR="+srv.addr(), "MEMO_REDIS_KEYS="+strconv.Itoa(keys))
+	cmd.Env = append(os.Environ(), "MEMO_REDIS_CHILD=watch", "MEMO_REDIS_ADDR="+srv.Addr(), "MEMO_REDIS_KEYS="+strconv.Itoa(keys))
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	require.NoError(t, err)
@@ -374,7 +373,7 @@ func TestProcessesShareOneExecutionPerKey(t *testing.T) {
 	require.True(t, out.Scan())
 	require.Equal(t, "ready", out.Text())
 	var runs atomic.Int64
-	_, c := memoized(t, newStore(t, srv.client(t)), &runs)
+	_, c := memoized(t, newStore(t, srv.Client(t)), &runs)
 	c.Clear()
 	fmt.Fprintln(in, "cleared")
 	require.True(t, out.Scan())
@@ -422,8 +421,8 @@ func TestCluster(t *testing.T) {
 }
 
 func TestCloseLeavesNothingRunning(t *testing.T) {
-	srv := startServer(t)
-	client := redis.NewClient(&redis.Options{Addr: srv.addr(), ContextTimeoutEnabled: true})
+	srv := redistest.Start(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
 	var runs atomic.Int64
 	f, c := memoized(nil, newStore(t, client), &runs)
 	f(1)
