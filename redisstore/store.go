@@ -33,6 +33,8 @@
 package redisstore
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -104,34 +106,39 @@ func (s *Store) value(ns, key string) string { return s.space(ns) + "v:" + key }
 func (s *Store) lease(ns, key string) string { return s.space(ns) + "l:" + key }
 func (s *Store) changes(ns string) string    { return s.space(ns) + "c" }
 
-var getScript = redis.NewScript(`
-local v = redis.call('GET', KEYS[2])
-if not v then return false end
-local g = redis.call('GET', KEYS[1]) or '0'
-local i = string.find(v, ':', 1, true)
-if not i or string.sub(v, 1, i - 1) ~= g then return false end
-return {string.sub(v, i + 1), redis.call('PEXPIRETIME', KEYS[2])}
-`)
-
-// Get implements memo.Store.
+// Get implements memo.Store. It reads the generation, the value and its
+// expiry in one pipeline: no script, one round trip.
 func (s *Store) Get(ctx context.Context, ns, key string) ([]byte, time.Time, bool, error) {
-	r, err := getScript.Run(ctx, s.client, []string{s.gen(ns), s.value(ns, key)}).Slice()
+	vkey := s.value(ns, key)
+	pipe := s.client.Pipeline()
+	gen := pipe.Get(ctx, s.gen(ns))
+	val := pipe.Get(ctx, vkey)
+	exp := pipe.PExpireTime(ctx, vkey)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, time.Time{}, false, fmt.Errorf("memo/redisstore: %w", err)
+	}
+	v, err := val.Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, time.Time{}, false, nil
 	}
-	if err != nil {
+	g, gerr := gen.Result()
+	if errors.Is(gerr, redis.Nil) {
+		g, gerr = "0", nil
+	}
+	if err = cmp.Or(err, gerr, exp.Err()); err != nil {
 		return nil, time.Time{}, false, fmt.Errorf("memo/redisstore: %w", err)
 	}
-	if len(r) != 2 {
-		return nil, time.Time{}, false, fmt.Errorf("memo/redisstore: unexpected reply %v", r)
+	// The value's generation must be the namespace's: an older one was
+	// cleared.
+	prefix, frame, ok := bytes.Cut(v, []byte{':'})
+	if !ok || string(prefix) != g {
+		return nil, time.Time{}, false, nil
 	}
-	v, _ := r[0].(string)
-	at, _ := r[1].(int64)
-	var exp time.Time
-	if at > 0 {
-		exp = time.UnixMilli(at)
+	var expires time.Time
+	if at := exp.Val(); at > 0 {
+		expires = time.UnixMilli(int64(at / time.Millisecond))
 	}
-	return []byte(v), exp, true, nil
+	return frame, expires, true, nil
 }
 
 var setScript = redis.NewScript(`
