@@ -60,36 +60,36 @@ func TestWhenRedisIsDown(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "v1", v)
 
-	call := func(name string, f func(int) (string, error), k int) (string, error, time.Duration) {
+	call := func(name string, f func(int) (string, error), k int) (string, time.Duration, error) {
 		start := time.Now()
 		v, err := f(k)
 		took := time.Since(start)
 		t.Logf("%-15s key %d: %q, %v, in %v", name, k, v, err, took.Round(time.Millisecond))
-		return v, err, took
+		return v, took, err
 	}
 	memoE := func(k int) (string, error) { return memoF(k), nil }
 
 	srv.Pause()
 	t.Log("Redis paused (SIGSTOP)")
-	v, _, took := call("memo", memoE, 2)
+	v, took, _ := call("memo", memoE, 2)
 	assert.Equal(t, "v2", v)
 	assert.Less(t, took, time.Second)
-	v, err, _ = call("go-redis/cache", grcF, 2)
+	v, _, err = call("go-redis/cache", grcF, 2)
 	assert.Equal(t, "v2", v, "go-redis/cache computes, after waiting out its client's timeouts")
 	assert.NoError(t, err)
-	_, err, _ = call("rueidisaside", asideF, 2)
+	_, _, err = call("rueidisaside", asideF, 2)
 	assert.Error(t, err, "rueidisaside fails the call")
 	srv.Resume()
 
 	srv.Kill()
 	t.Log("Redis killed")
-	v, _, took = call("memo", memoE, 3)
+	v, took, _ = call("memo", memoE, 3)
 	assert.Equal(t, "v3", v)
 	assert.Less(t, took, time.Second)
-	v, err, _ = call("go-redis/cache", grcF, 3)
+	v, _, err = call("go-redis/cache", grcF, 3)
 	assert.Equal(t, "v3", v)
 	assert.NoError(t, err)
-	_, err, _ = call("rueidisaside", asideF, 3)
+	_, _, err = call("rueidisaside", asideF, 3)
 	assert.Error(t, err)
 }
 
