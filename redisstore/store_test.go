@@ -330,6 +330,23 @@ func TestExpiryCarried(t *testing.T) {
 	assert.InDelta(t, time.Minute.Seconds(), ttl.Seconds(), 2, "the TTL is carried into Redis")
 }
 
+func TestWindowEndsAtTheSameInstantEverywhere(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := srv.Client(t)
+	var runs atomic.Int64
+	f, _ := memoized(t, newStore(t, rc), &runs, memo.Window(time.Hour))
+	before := time.Now().Truncate(time.Hour).Add(time.Hour)
+	f(1)
+	after := time.Now().Truncate(time.Hour).Add(time.Hour)
+	keys, err := rc.Keys(context.Background(), "memo:{expected/0}:v:*").Result()
+	require.NoError(t, err)
+	require.Len(t, keys, 1)
+	at, err := rc.PExpireTime(context.Background(), keys[0]).Result()
+	require.NoError(t, err)
+	assert.Contains(t, []int64{before.UnixMilli(), after.UnixMilli()}, int64(at/time.Millisecond),
+		"the value expires in Redis at the end of the wall-clock hour, as in every process's memory")
+}
+
 func TestProcessesShareOneExecutionPerKey(t *testing.T) {
 	srv := redistest.Start(t)
 	const procs, keys = 4, 200
