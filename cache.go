@@ -10,6 +10,12 @@
 // calls in progress, results can expire (TTL, Window), and everything that
 // happens inside a cache can be watched through one function (Observe).
 //
+// A cache can also share its results with other processes through a Store
+// (Share): on one machine through a SQLite file (module
+// github.com/gomemo/memo/sqlite), across machines through Redis (module
+// github.com/gomemo/memo/redisstore). A key is then computed once between
+// them, and a store that fails never fails a call.
+//
 // memo is not for functions whose side effects matter (a hit skips the call),
 // nor for results that callers modify (every caller shares one value), nor
 // for results that must always be current unless they expire.
