@@ -323,7 +323,7 @@ func (c *Cache[K, V]) forgetEncoded(keys []string) {
 		s.mu.Unlock()
 	}
 	for _, k := range held {
-		if key, err := c.tier.key(k); err == nil && gone[key] {
+		if key, err := c.tier.key(k); err == nil && gone[key.store] {
 			c.shard(k).forget(k, c.now())
 		}
 	}

@@ -3,6 +3,7 @@ package memo
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -97,7 +98,8 @@ const (
 // Namespace returns the namespace under which s's values are stored: the
 // Name, a slash, and the Version in decimal. Stores keep each value under
 // this namespace and the key of its call: KeyOf's encoding of the key, or
-// TypedKeyOf's for a cache built with Typed.
+// TypedKeyOf's for a cache built with Typed; for an encoding longer than 256
+// bytes, the byte 'h' and the encoding's SHA-256 instead.
 func (s Sharing) Namespace() string { return s.Name + "/" + strconv.Itoa(s.Version) }
 
 // tier is a cache's use of its Store. It keeps no lock: its counters are
@@ -158,17 +160,35 @@ func newTier[K comparable, V any](sh Sharing, typed bool) *tier[K, V] {
 	}
 }
 
+// storeKey is a key as the store sees it: KeyOf's encoding (full), or, for
+// one longer than compactAbove bytes, its compact form: the byte 'h' then
+// the SHA-256 of the encoding. (An encoding starts with KeyVersion, never
+// 'h'.) The frame's checksum covers the full encoding, so two keys whose
+// compact forms collide never read each other's values.
+type storeKey struct{ store, full string }
+
+// compactAbove is the longest key the store is given in full.
+const compactAbove = 256
+
 // key returns the store's key for k.
-func (t *tier[K, V]) key(k K) (string, error) {
+func (t *tier[K, V]) key(k K) (storeKey, error) {
 	if t.check {
 		if why := localOnly(nil, reflect.ValueOf(&k).Elem()); why != "" {
-			return "", fmt.Errorf("%w: the key %T cannot be shared between processes: %s", ErrUnsupportedArgument, k, why)
+			return storeKey{}, fmt.Errorf("%w: the key %T cannot be shared between processes: %s", ErrUnsupportedArgument, k, why)
 		}
 	}
+	var full string
+	var err error
 	if t.typed {
-		return TypedKeyOf(k)
+		full, err = TypedKeyOf(k)
+	} else {
+		full, err = KeyOf(k)
 	}
-	return KeyOf(k)
+	if err != nil || len(full) <= compactAbove {
+		return storeKey{full, full}, err
+	}
+	sum := sha256.Sum256([]byte(full))
+	return storeKey{"h" + string(sum[:]), full}, nil
 }
 
 // The pauses of executions after store failures.
@@ -248,7 +268,7 @@ func (t *tier[K, V]) load(c *Cache[K, V], ctx context.Context, k K, fn func(cont
 	for !t.paused() { // if the lookup failed, straight to fn
 		var owner bool
 		err := t.op(ctx, func(ctx context.Context) (err error) {
-			owner, err = t.Store.Lease(ctx, t.ns, key, token, t.Lease)
+			owner, err = t.Store.Lease(ctx, t.ns, key.store, token, t.Lease)
 			return err
 		})
 		if err != nil {
@@ -260,7 +280,7 @@ func (t *tier[K, V]) load(c *Cache[K, V], ctx context.Context, k K, fn func(cont
 		}
 		if owner {
 			defer t.op(context.WithoutCancel(ctx), func(ctx context.Context) error {
-				if err := t.Store.Unlease(ctx, t.ns, key, token); err != nil {
+				if err := t.Store.Unlease(ctx, t.ns, key.store, token); err != nil {
 					t.fail(c, k, err)
 				}
 				return nil
@@ -299,12 +319,12 @@ func (t *tier[K, V]) load(c *Cache[K, V], ctx context.Context, k K, fn func(cont
 // not there, has expired, was written for another value type or fails its
 // checksum is a miss; the last one and the store's errors are reported.
 // absent reports that the store answered that it has no value.
-func (t *tier[K, V]) get(c *Cache[K, V], ctx context.Context, k K, key string) (v V, until int64, ok, absent bool) {
+func (t *tier[K, V]) get(c *Cache[K, V], ctx context.Context, k K, key storeKey) (v V, until int64, ok, absent bool) {
 	var b []byte
 	var exp time.Time
 	var found bool
 	err := t.op(ctx, func(ctx context.Context) (err error) {
-		b, exp, found, err = t.Store.Get(ctx, t.ns, key)
+		b, exp, found, err = t.Store.Get(ctx, t.ns, key.store)
 		return err
 	})
 	if err != nil {
@@ -320,7 +340,7 @@ func (t *tier[K, V]) get(c *Cache[K, V], ctx context.Context, k K, key string) (
 		t.fail(c, k, fmt.Errorf("memo: the stored value of %d bytes is larger than MaxValue (%d)", len(b), t.MaxValue))
 		return v, 0, false, false
 	}
-	body, err := unframe(t.ns, key, t.fp, b)
+	body, err := unframe(t.ns, key.full, t.fp, b)
 	if err == errForeign {
 		return v, 0, false, false
 	}
@@ -339,7 +359,7 @@ func (t *tier[K, V]) get(c *Cache[K, V], ctx context.Context, k K, key string) (
 }
 
 // put writes v, fn's result for k, to the store, and reports whether it did.
-func (t *tier[K, V]) put(c *Cache[K, V], ctx context.Context, k K, key string, v V) bool {
+func (t *tier[K, V]) put(c *Cache[K, V], ctx context.Context, k K, key storeKey, v V) bool {
 	body, err := t.Codec.Marshal(v)
 	if err != nil {
 		t.fail(c, k, fmt.Errorf("memo: encoding the value: %w", err))
@@ -349,10 +369,10 @@ func (t *tier[K, V]) put(c *Cache[K, V], ctx context.Context, k K, key string, v
 		t.fail(c, k, fmt.Errorf("memo: the encoded value of %d bytes is larger than MaxValue (%d), so it is not stored", len(body), t.MaxValue))
 		return false
 	}
-	b := frame(t.ns, key, t.fp, body)
+	b := frame(t.ns, key.full, t.fp, body)
 	exp := t.expiry(c)
 	err = t.op(context.WithoutCancel(ctx), func(ctx context.Context) error {
-		return t.Store.Set(ctx, t.ns, key, b, exp)
+		return t.Store.Set(ctx, t.ns, key.store, b, exp)
 	})
 	if err != nil {
 		t.fail(c, k, err)
@@ -382,7 +402,7 @@ func (t *tier[K, V]) forget(c *Cache[K, V], k K) {
 	if err != nil {
 		return // such a key is never stored
 	}
-	if err := t.op(context.Background(), func(ctx context.Context) error { return t.Store.Delete(ctx, t.ns, key) }); err != nil {
+	if err := t.op(context.Background(), func(ctx context.Context) error { return t.Store.Delete(ctx, t.ns, key.store) }); err != nil {
 		t.fail(c, k, err)
 	}
 }

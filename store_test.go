@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -553,4 +554,38 @@ func TestShareCloseStopsThePoller(t *testing.T) {
 		c.Close()
 		c.Close()
 	})
+}
+
+func TestShareLongKeysCompact(t *testing.T) {
+	st := newMemStore()
+	sh := Sharing{Store: st, Name: "long", Poll: time.Hour}
+	var runs atomic.Int64
+	f, c := Memoize(func(s string) int { runs.Add(1); return len(s) }, Share(sh))
+	defer c.Close()
+	g, cg := Memoize(func(s string) int { runs.Add(1); return len(s) }, Share(sh))
+	defer cg.Close()
+	a, b := strings.Repeat("a", 1000), strings.Repeat("b", 1000)
+	assert.Equal(t, 1000, f(a))
+	assert.Equal(t, 1000, g(a), "shared under its compact key")
+	assert.Equal(t, int64(1), runs.Load())
+	st.mu.Lock()
+	var where [2]string
+	var what stored
+	for k, v := range st.values {
+		where, what = k, v
+	}
+	st.mu.Unlock()
+	assert.Len(t, where[1], 33, "'h' and a SHA-256")
+	assert.Equal(t, byte('h'), where[1][0])
+
+	// Were b's compact key to collide with a's, b would find a's value
+	// under it: the checksum, over the whole key, turns it away.
+	kb, err := c.tier.key(b)
+	require.NoError(t, err)
+	st.mu.Lock()
+	st.values[[2]string{where[0], kb.store}] = what
+	st.mu.Unlock()
+	assert.Equal(t, 1000, g(b))
+	assert.Equal(t, int64(2), runs.Load(), "b ran: a's value was not served for it")
+	assert.Equal(t, 1, cg.CacheInfo().StoreErrors)
 }
