@@ -43,17 +43,18 @@ type Cache[K comparable, V any] struct {
 
 	first shard[K, V] // held in place, so the fast path finds it without a load
 
-	fn      func(context.Context, K) (V, error)
-	params  Parameters
-	off     bool      // MaxSize 0: caching is off
-	check   bool      // K holds an interface, so == may panic; see selfEqual
-	slots   []uintptr // where K holds empty interfaces whose numbers normalize rewrites
-	timed   bool      // something expires, so calls read the clock
-	plain   bool      // none of the above: do's fast path applies
-	sharded bool      // more than one shard: hash chooses
-	clock   func() time.Time
-	base    time.Time         // the clock's reading at construction; times are nanoseconds since
-	observe func(Event[K, V]) // see Observe; nil without
+	fn          func(context.Context, K) (V, error)
+	params      Parameters
+	off         bool      // MaxSize 0: caching is off
+	check       bool      // K holds an interface, so == may panic; see selfEqual
+	slots       []uintptr // where K holds empty interfaces whose numbers normalize rewrites
+	timed       bool      // something expires, so calls read the clock
+	plain       bool      // none of the above: do's fast path applies
+	sharded     bool      // more than one shard: hash chooses
+	clock       func() time.Time
+	base        time.Time             // the clock's reading at construction; times are nanoseconds since
+	observe     func(Event[K, V])     // see Observe; nil without
+	expireAfter func(V) time.Duration // see ExpireAfter; nil without
 
 	hash   func(K) uint64 // chooses the shard of a key; nil with one shard
 	shards []*shard[K, V] // at least one; shards[0] is &first

@@ -50,6 +50,7 @@ type ending[V any] struct {
 	panicked *PanicError
 	goexit   bool
 	until    int64 // for a value from the store, its expiry there (see tier.load)
+	life     int64 // from ExpireAfter: how long the value stays fresh; < 0: not cached
 	wrote    bool  // the value was written to the store
 }
 
@@ -243,6 +244,10 @@ func (s *shard[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) 
 			cl.val, cl.until, cl.wrote, cl.err = t.load(s.c, ctx, k, fn)
 		} else {
 			cl.val, cl.err = fn(ctx, k)
+		}
+		if f := s.c.expireAfter; f != nil && shared && cl.err == nil && cl.until == 0 {
+			// In the recovered region: a panic here is the execution's.
+			cl.life = lifeOf(f(cl.val))
 		}
 		if shared && s.c.timed {
 			// Read here, where a panicking clock is the execution's panic:

@@ -14,14 +14,15 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 	cfg := configure(opts)
 	p := cfg.Parameters
 	c := &Cache[K, V]{
-		fn:     fn,
-		params: p,
-		off:    p.MaxSize == 0 && !p.Unbounded,
-		check:  mayPanicOnEqual(reflect.TypeFor[K]()),
-		slots:  numberSlots[K](p.Typed),
-		timed:  p.TTL > 0 || p.Window > 0 || p.CacheErrors > 0,
-		clock:  cfg.clock,
+		fn:          fn,
+		params:      p,
+		off:         p.MaxSize == 0 && !p.Unbounded && !p.SingleFlight,
+		check:       mayPanicOnEqual(reflect.TypeFor[K]()),
+		slots:       numberSlots[K](p.Typed),
+		expireAfter: expirer[V](&cfg),
+		clock:       cfg.clock,
 	}
+	c.timed = p.TTL > 0 || p.Window > 0 || p.CacheErrors > 0 || c.expireAfter != nil
 	c.observe = observer[K, V](&cfg)
 	c.plain = !c.off && !c.check && c.slots == nil && !c.timed
 	if c.timed {

@@ -11,8 +11,8 @@ import (
 const DefaultMaxSize = 128
 
 // Option configures a memoized function: MaxSize, Unbounded, Shards, TTL,
-// Window, StaleWhileRevalidate, CacheErrors, Clock, Typed, MeasureExecTime,
-// Share, Observe.
+// Window, StaleWhileRevalidate, CacheErrors, ExpireAfter, SingleFlight,
+// Clock, Typed, MeasureExecTime, Share, Observe.
 //
 // Options only record what they are given; the constructor checks them all
 // together, and panics with a message starting "memo:" that names the option
@@ -28,6 +28,7 @@ type config struct {
 	observeSet bool
 	negative   string   // why the first negative duration given is refused
 	sharing    *Sharing // given to Share
+	expire     any      // the func(V) time.Duration given to ExpireAfter
 }
 
 // duration returns d, given to option, noting it if it is negative: a later
@@ -50,8 +51,11 @@ func configure(opts []Option) config {
 		panic(msg)
 	}
 	c.MaxSize = max(c.MaxSize, 0)
-	if c.TTL == 0 && c.Window == 0 {
+	if c.TTL == 0 && c.Window == 0 && c.expire == nil {
 		c.StaleWhileRevalidate = 0 // nothing expires, so nothing is stale
+	}
+	if c.SingleFlight {
+		c.MaxSize, c.Unbounded = 0, false // nothing is kept
 	}
 	return c
 }
@@ -70,6 +74,8 @@ func (c *config) invalid() string {
 		return fmt.Sprintf("memo: Shards(%d) needs MaxSize of at least %d, got %d", n, n, c.MaxSize)
 	case c.clock == nil:
 		return "memo: Clock given a nil function"
+	case c.SingleFlight && (c.TTL > 0 || c.Window > 0 || c.StaleWhileRevalidate > 0 || c.CacheErrors > 0 || c.expire != nil || c.sharing != nil):
+		return "memo: SingleFlight keeps no results, so it cannot be combined with TTL, Window, StaleWhileRevalidate, CacheErrors, ExpireAfter or Share"
 	}
 	return ""
 }
@@ -134,6 +140,9 @@ type Parameters struct {
 	// MeasureExecTime reports that executions are timed for
 	// CacheInfo.ExecTime.
 	MeasureExecTime bool
+	// SingleFlight reports that concurrent calls share executions but
+	// nothing is kept: see SingleFlight.
+	SingleFlight bool
 }
 
 // TTL makes every stored value expire d after it was stored. A hit does not
@@ -242,6 +251,46 @@ func Typed() Option {
 // Close stops it.
 func Share(s Sharing) Option {
 	return func(c *config) { c.sharing = &s }
+}
+
+// SingleFlight makes the memoized function share executions without keeping
+// their results: concurrent calls for one key run the function once and all
+// get its result (the others count as hits, and as Coalesced), and the next
+// call after it returns runs the function again. It is the generic,
+// context-aware counterpart of golang.org/x/sync/singleflight. (MaxSize(0)
+// is not that: as in Python, every call of a cache of size 0 runs the
+// function on its own.) A SingleFlight cache holds nothing, so it cannot be
+// combined with the options about keeping results (TTL, Window,
+// StaleWhileRevalidate, CacheErrors, ExpireAfter, Share), and MaxSize does
+// not matter.
+func SingleFlight() Option {
+	return func(c *config) { c.SingleFlight = true }
+}
+
+// ExpireAfter lets the function choose how long each of its results stays
+// fresh: f is asked about every value stored (after the function returns, and
+// by Put), outside the cache's lock. A positive duration is the value's life,
+// in place of TTL or Window; 0 leaves it to TTL or Window (or to no expiry
+// without them); a negative one means the value is not cached at all (the
+// call still returns it). An HTTP response's max-age or a token's expiry fits
+// here. f may be called more than once for one value, and must not panic: a
+// panic in it is the execution's. f's value type must be the cache's; the
+// constructor panics otherwise.
+func ExpireAfter[V any](f func(V) time.Duration) Option {
+	return func(c *config) { c.expire = f }
+}
+
+// expirer returns the function given to ExpireAfter for a cache with values
+// V, or nil.
+func expirer[V any](cfg *config) func(V) time.Duration {
+	if cfg.expire == nil {
+		return nil
+	}
+	f, ok := cfg.expire.(func(V) time.Duration)
+	if !ok || f == nil {
+		panic(fmt.Sprintf("memo: ExpireAfter was given a %T, but this cache needs a non-nil %v", cfg.expire, reflect.TypeFor[func(V) time.Duration]()))
+	}
+	return f
 }
 
 // Observe makes fn receive every Event of the cache: the one way to watch

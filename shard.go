@@ -56,7 +56,7 @@ type shard[K comparable, V any] struct {
 // init makes s an empty shard of c holding at most max entries.
 func (s *shard[K, V]) init(c *Cache[K, V], max int) {
 	s.c, s.max = c, max
-	if p := c.params; p.TTL > 0 || p.Window > 0 {
+	if p := c.params; p.TTL > 0 || p.Window > 0 || c.expireAfter != nil {
 		s.l.exp = &expiries{grace: int64(p.StaleWhileRevalidate)}
 	}
 	s.l.init(max)
@@ -153,8 +153,8 @@ func (s *shard[K, V]) settle(k K, cl *call[V], failed bool, now, wall int64) {
 		return
 	}
 	switch {
-	case !failed:
-		s.storeValue(k, cl.val, now, wall, cl.until, true)
+	case !failed && cl.life >= 0 && !s.c.params.SingleFlight:
+		s.storeValue(k, cl.val, now, s.c.expiryAt(now, wall, cl.until, cl.life), true)
 	case cl.err != nil && cl.panicked == nil && s.errs != nil:
 		// (An error returned before the clock panicked is not cached: the
 		// execution's outcome is the panic.)
@@ -165,17 +165,9 @@ func (s *shard[K, V]) settle(k K, cl *call[V], failed bool, now, wall int64) {
 	}
 }
 
-// storeValue stores v under k, as store does, noting what leaves to make room.
-// A value from the store (until > 0) expires no later than it does there.
-func (s *shard[K, V]) storeValue(k K, v V, now, wall, until int64, marked bool) {
-	at := s.c.valueExpiry(now, wall)
-	if until > 0 {
-		if left := until - wall; left > 0 {
-			at = min(at, addSat(now, left))
-		} else {
-			at = now // expired there already
-		}
-	}
+// storeValue stores v under k at now to expire at at, as store does, noting
+// what leaves to make room.
+func (s *shard[K, V]) storeValue(k K, v V, now, at int64, marked bool) {
 	if old, evicted := store(s, &s.l, k, v, now, at, marked, s.noter(Expired)); evicted {
 		s.note(Evicted, old.key, old.val)
 	}
@@ -198,6 +190,38 @@ func store[K comparable, V, T any](s *shard[K, V], l *list[K, T], k K, v T, now,
 		s.st.evictions++
 	}
 	return old, evicted
+}
+
+// peek is Cache.Peek for a key of this shard.
+func (s *shard[K, V]) peek(k K, now int64) (v V, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, held := s.l.items[k].entry()
+	if !held || (s.l.exp != nil && !s.l.exp.servable(s.l.exp.at[i], now)) {
+		return v, false
+	}
+	return s.l.nodes[i].val, true
+}
+
+// put is Cache.Put for a key of this shard: v stored at now, to expire at
+// at, over whatever k had; an execution in progress for k is released, so
+// that its older result is not stored over v.
+func (s *shard[K, V]) put(k K, v V, now, at int64) {
+	s.mu.Lock()
+	defer s.unlock()
+	if f, ok := s.refreshOf(k); ok {
+		s.release(k, s.flights[f])
+	}
+	r := s.l.items[k]
+	if i, held := r.entry(); held {
+		s.note(Replaced, k, s.l.nodes[i].val)
+	} else if f, running := r.flight(); running {
+		s.release(k, s.flights[f])
+	}
+	if s.errs != nil {
+		s.errs.remove(k)
+	}
+	s.storeValue(k, v, now, at, false)
 }
 
 // forget is Cache.Forget for a key of this shard.

@@ -312,7 +312,11 @@ func (t *tier[K, V]) load(c *Cache[K, V], ctx context.Context, k K, fn func(cont
 	if err != nil || t.paused() {
 		return v, 0, false, err
 	}
-	return v, 0, t.put(c, ctx, k, key, v), nil
+	var life int64
+	if f := c.expireAfter; f != nil {
+		life = lifeOf(f(v))
+	}
+	return v, 0, t.put(c, ctx, k, key, v, life), nil
 }
 
 // get looks key up in the store and decodes what it finds. A value that is
@@ -358,8 +362,12 @@ func (t *tier[K, V]) get(c *Cache[K, V], ctx context.Context, k K, key storeKey)
 	return v, until, true, false
 }
 
-// put writes v, fn's result for k, to the store, and reports whether it did.
-func (t *tier[K, V]) put(c *Cache[K, V], ctx context.Context, k K, key storeKey, v V) bool {
+// put writes v, fn's result for k or a value Put, to the store, to stay
+// fresh for life (see expiryAt), and reports whether it did.
+func (t *tier[K, V]) put(c *Cache[K, V], ctx context.Context, k K, key storeKey, v V, life int64) bool {
+	if life < 0 {
+		return false // not to be cached
+	}
 	body, err := t.Codec.Marshal(v)
 	if err != nil {
 		t.fail(c, k, fmt.Errorf("memo: encoding the value: %w", err))
@@ -370,7 +378,7 @@ func (t *tier[K, V]) put(c *Cache[K, V], ctx context.Context, k K, key storeKey,
 		return false
 	}
 	b := frame(t.ns, key.full, t.fp, body)
-	exp := t.expiry(c)
+	exp := t.expiry(c, life)
 	err = t.op(context.WithoutCancel(ctx), func(ctx context.Context) error {
 		return t.Store.Set(ctx, t.ns, key.store, b, exp)
 	})
@@ -381,14 +389,14 @@ func (t *tier[K, V]) put(c *Cache[K, V], ctx context.Context, k K, key storeKey,
 	return true
 }
 
-// expiry returns when a value stored now expires, by the cache's TTL or
-// Window: the zero Time for never.
-func (t *tier[K, V]) expiry(c *Cache[K, V]) time.Time {
-	if c.params.TTL == 0 && c.params.Window == 0 {
+// expiry returns when a value stored now expires, by life (see expiryAt),
+// the cache's TTL or Window: the zero Time for never.
+func (t *tier[K, V]) expiry(c *Cache[K, V], life int64) time.Time {
+	if life == 0 && c.params.TTL == 0 && c.params.Window == 0 {
 		return time.Time{}
 	}
 	now, wall := c.stamp()
-	at := c.valueExpiry(now, wall)
+	at := c.expiryAt(now, wall, 0, life)
 	if at == math.MaxInt64 {
 		return time.Time{} // beyond what the clock reaches
 	}

@@ -3,6 +3,7 @@ package memo
 import (
 	"context"
 	"math"
+	"time"
 )
 
 // expiries records when each entry of a list expires. The entries are kept
@@ -132,17 +133,42 @@ func (c *Cache[K, V]) stamp() (now, wall int64) {
 	return int64(t.Sub(c.base)), t.UnixNano()
 }
 
-// valueExpiry returns when a value stored at now (wall on the wall clock)
-// expires.
-func (c *Cache[K, V]) valueExpiry(now, wall int64) int64 {
-	if w := int64(c.params.Window); w > 0 {
+// lifeOf turns what ExpireAfter's function returned into an entry's life:
+// d itself if positive, 0 for the cache's TTL or Window, -1 for not cached.
+func lifeOf(d time.Duration) int64 {
+	if d < 0 {
+		return -1
+	}
+	return int64(d)
+}
+
+// expiryAt returns when a value stored at now (wall on the wall clock)
+// expires: life after now if life is positive (see ExpireAfter), else by TTL
+// or Window, else never (math.MaxInt64); and no later than until, where
+// until (the value's expiry in a shared store, on the wall clock) is
+// positive.
+func (c *Cache[K, V]) expiryAt(now, wall, until, life int64) int64 {
+	at := int64(math.MaxInt64)
+	switch w := int64(c.params.Window); {
+	case life > 0:
+		at = addSat(now, life)
+	case w > 0:
 		into := wall % w
 		if into < 0 {
 			into += w // windows before the epoch start at multiples of w too
 		}
-		return addSat(now, w-into)
+		at = addSat(now, w-into)
+	case c.params.TTL > 0:
+		at = addSat(now, int64(c.params.TTL))
 	}
-	return addSat(now, int64(c.params.TTL))
+	if until > 0 {
+		if left := until - wall; left > 0 {
+			at = min(at, addSat(now, left))
+		} else {
+			at = now // expired there already
+		}
+	}
+	return at
 }
 
 // now reads the clock for a call, if anything expires: nanoseconds since
@@ -238,7 +264,9 @@ func (s *shard[K, V]) settleRefresh(k K, cl *call[V], failed bool, now, wall int
 	if i, held := s.l.items[k].entry(); held {
 		s.note(Replaced, k, s.l.nodes[i].val)
 	}
-	s.storeValue(k, cl.val, now, wall, cl.until, false)
+	if cl.life >= 0 {
+		s.storeValue(k, cl.val, now, s.c.expiryAt(now, wall, cl.until, cl.life), false)
+	}
 }
 
 // purge drops every expired entry, with s.mu held, and returns how many.

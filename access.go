@@ -1,0 +1,91 @@
+package memo
+
+import "context"
+
+// Reading and writing a cache directly, without its function: what users of
+// golang-lru and otter reach for to test, warm or write through a cache.
+
+// Peek returns the value a call for k would be answered with now, if the
+// cache holds one (a fresh value, or a stale one within its
+// StaleWhileRevalidate grace), without running the function, without
+// counting a hit or a miss, and without changing the entry's recency. It
+// looks in this process's memory only, not in a shared store, and reports
+// no cached error. A key that cannot be cached (NaN, uncomparable, a cache
+// of size 0) is never found.
+func (c *Cache[K, V]) Peek(k K) (v V, ok bool) {
+	s, k, ok := c.locate(k)
+	if !ok {
+		return v, false
+	}
+	return s.peek(k, c.now())
+}
+
+// Contains reports whether Peek would find k.
+func (c *Cache[K, V]) Contains(k K) bool {
+	_, ok := c.Peek(k)
+	return ok
+}
+
+// Len returns the number of entries, as CacheInfo's CurrSize does, without
+// taking a snapshot of the counters.
+func (c *Cache[K, V]) Len() int {
+	now := c.now()
+	n := 0
+	for _, s := range c.shards {
+		s.mu.Lock()
+		if c.timed {
+			s.purge(now)
+		}
+		n += s.l.len()
+		s.unlock()
+	}
+	return n
+}
+
+// Put stores v under k as if a call had computed it, without running the
+// function: to warm a cache at start-up, or to write a new value through
+// after an update. It reports whether it stored v; a key that cannot be
+// cached (NaN, uncomparable, a cache of size 0 or SingleFlight) is not.
+//
+// The entry obeys the size bound, expiry (from now, with ExpireAfter asked
+// about v) and invalidation as a computed one does; an entry k had is
+// replaced (reported to Observe as Replaced). An execution in progress for k
+// finishes for its callers, but its result is not stored: the value Put,
+// the newer, stays. Put and Clear are each one step: a Put before a Clear is
+// cleared, one after it stays. A shared cache (see Share) also writes v to
+// the store, after deleting what the store held for k, so that the other
+// processes drop their copies within Sharing.Poll.
+func (c *Cache[K, V]) Put(k K, v V) bool {
+	s, k, ok := c.locate(k)
+	if !ok || c.params.SingleFlight {
+		return false
+	}
+	var life int64
+	if f := c.expireAfter; f != nil {
+		// Asked before the lock is taken: it is the user's code.
+		if life = lifeOf(f(v)); life < 0 {
+			return false
+		}
+	}
+	var now, wall int64
+	if c.timed {
+		now, wall = c.stamp()
+	}
+	s.put(k, v, now, c.expiryAt(now, wall, 0, life))
+	if t := c.tier; t != nil {
+		t.forget(c, k)
+		if key, err := t.key(k); err == nil {
+			t.put(c, context.Background(), k, key, v, life)
+		}
+	}
+	return true
+}
+
+// locate returns the shard of k, and k normalised, if k can be cached.
+func (c *Cache[K, V]) locate(k K) (*shard[K, V], K, bool) {
+	if c.slots != nil {
+		k, _ = c.normalize(k)
+	}
+	s, out, _ := c.admit(k)
+	return s, k, out == usable
+}
