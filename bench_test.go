@@ -112,3 +112,31 @@ func BenchmarkGetOrComputeTTL(b *testing.B) {
 	}
 	b.ReportMetric(c.CacheInfo().HitRatio(), "hit-ratio")
 }
+
+// BenchmarkKeys compares KeyOf's exact keys with HashKeyOf's fixed-size ones,
+// on a small argument list and on a million-element slice: time per key, and
+// (bytes-per-key) the size of the key an entry keeps.
+func BenchmarkKeys(b *testing.B) {
+	big := make([]int, 1_000_000)
+	for i := range big {
+		big[i] = i
+	}
+	for _, a := range []struct {
+		name string
+		args []any
+	}{{"small", []any{42, "name"}}, {"1M-ints", []any{big}}} {
+		b.Run("KeyOf/"+a.name, func(b *testing.B) {
+			key, _ := KeyOf(a.args...)
+			b.ReportMetric(float64(len(key)), "bytes-per-key")
+			for b.Loop() {
+				KeyOf(a.args...)
+			}
+		})
+		b.Run("HashKeyOf/"+a.name, func(b *testing.B) {
+			b.ReportMetric(float64(len(KeyHash{})), "bytes-per-key")
+			for b.Loop() {
+				HashKeyOf(a.args...)
+			}
+		})
+	}
+}

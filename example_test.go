@@ -292,3 +292,66 @@ func ExampleObserve() {
 	// level=INFO msg=memo event=Evicted key=2 value=4
 	// level=INFO msg=memo event=Forgotten key=3 value=9
 }
+
+// A function of a big slice, keyed by a hash of its argument: each entry
+// holds 16 bytes of key instead of the slice's whole encoding.
+func ExampleHashKeyOf() {
+	sum := func(xs []int) (int, error) {
+		total := 0
+		for _, x := range xs {
+			total += x
+		}
+		return total, nil
+	}
+	f, cache := memo.MemoizeKeyed(sum, func(xs []int) (memo.KeyHash, error) { return memo.HashKeyOf(xs) })
+	big := make([]int, 1_000_000)
+	for i := range big {
+		big[i] = i
+	}
+	fmt.Println(f(big))
+	fmt.Println(f(big))
+	fmt.Println(cache.CacheInfo())
+	// Output:
+	// 499999500000 <nil>
+	// 499999500000 <nil>
+	// CacheInfo(hits=1, misses=1, maxsize=128, currsize=1)
+}
+
+// Peek and Contains look a key up without running the function, counting a
+// hit or a miss, or changing recency; Put stores a value without running the
+// function, to warm a cache or write an update through.
+func ExampleCache_Put() {
+	price, cache := memo.Memoize(func(item string) int {
+		fmt.Println("looking up", item)
+		return 100
+	})
+	cache.Put("apple", 120) // warmed at start-up
+	fmt.Println(price("apple"))
+	fmt.Println(cache.Contains("pear"))
+	fmt.Println(price("pear"))
+	v, ok := cache.Peek("pear")
+	fmt.Println(v, ok)
+	fmt.Println(cache.CacheInfo())
+	// Output:
+	// 120
+	// false
+	// looking up pear
+	// 100
+	// 100 true
+	// CacheInfo(hits=1, misses=1, maxsize=128, currsize=2)
+}
+
+// SingleFlight shares one execution between concurrent calls for a key and
+// keeps nothing: the next call runs again.
+func ExampleSingleFlight() {
+	calls := 0
+	fetch, _ := memo.Memoize(func(url string) int {
+		calls++
+		return len(url)
+	}, memo.SingleFlight())
+	fetch("https://example.com")
+	fetch("https://example.com")
+	fmt.Println(calls)
+	// Output:
+	// 2
+}

@@ -2,6 +2,7 @@ package memo
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding"
 	"encoding/binary"
 	"errors"
@@ -260,9 +261,41 @@ type visit struct {
 var encPool = sync.Pool{New: func() any { return &encoder{buf: make([]byte, 0, 128)} }}
 
 func buildKey(typed bool, args []any) (string, error) {
+	return encode(typed, args, func(b []byte) string { return string(b) })
+}
+
+// KeyHash is a key of fixed size for arguments too big to keep as their
+// encoding: see HashKeyOf. It is comparable, so it can be the key type of
+// MemoizeKeyed.
+type KeyHash [16]byte
+
+// HashKeyOf returns the first 128 bits of the SHA-256 of KeyOf's encoding of
+// args: a key of 16 bytes however big the arguments, where KeyOf's key is as
+// large as they are (a million-element []int makes a key of several MB, kept
+// in the cache for as long as the entry). The encoding is built, hashed and
+// dropped; its rules, and its errors, are KeyOf's.
+//
+// Two different argument lists share a KeyHash only if SHA-256 collides on
+// its first 128 bits: among n distinct keys, with probability about
+// n*n/2^129, which is below 10^-20 for a billion keys. Use it when arguments
+// are big; KeyOf's exact keys cost no hashing and are never shared.
+func HashKeyOf(args ...any) (KeyHash, error) {
+	return encode(false, args, func(b []byte) KeyHash {
+		sum := sha256.Sum256(b)
+		return KeyHash(sum[:16])
+	})
+}
+
+// encode encodes args with a pooled encoder and returns what done makes of
+// the encoding, which it must not keep.
+func encode[R any](typed bool, args []any, done func([]byte) R) (R, error) {
 	e := encPool.Get().(*encoder)
 	e.typed = typed
-	key, err := e.key(args)
+	var r R
+	err := e.key(args)
+	if err == nil {
+		r = done(e.buf)
+	}
 	if cap(e.buf) <= maxPooledBuffer && cap(e.scratch) <= maxPooledBuffer && cap(e.spans) <= maxPooledBuffer {
 		e.buf = e.buf[:0]
 		e.depth = 0
@@ -271,16 +304,15 @@ func buildKey(typed bool, args []any) (string, error) {
 		e.spans = e.spans[:0]
 		encPool.Put(e)
 	}
-	return key, err
+	return r, err
 }
 
-// key encodes args; it turns any error or panic into an error naming the
-// argument being encoded.
-func (e *encoder) key(args []any) (key string, err error) {
+// key encodes args into e.buf; it turns any error or panic into an error
+// naming the argument being encoded.
+func (e *encoder) key(args []any) (err error) {
 	i := 0
 	defer func() {
 		if r := recover(); r != nil {
-			key = ""
 			err = &keyError{reason: fmt.Sprintf("panic while building a key: %v", r)}
 		}
 		if ke, ok := err.(*keyError); ok {
@@ -299,13 +331,13 @@ func (e *encoder) key(args []any) (key string, err error) {
 	e.buf = binary.AppendUvarint(e.buf, uint64(len(args)))
 	for ; i < len(args); i++ {
 		if err := e.any(args[i]); err != nil {
-			return "", err
+			return err
 		}
 		if len(e.buf) > maxKeyLen {
-			return "", errTooLong()
+			return errTooLong()
 		}
 	}
-	return string(e.buf), nil
+	return nil
 }
 
 // errTooLong is the error for a key longer than maxKeyLen.

@@ -2,6 +2,7 @@ package memo
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -1171,4 +1172,22 @@ func bytesCloneKeepNil(b []byte) []byte {
 		return nil
 	}
 	return append([]byte{}, b...)
+}
+
+func TestHashKeyOf(t *testing.T) {
+	for _, args := range [][]any{{}, {1}, {1, "a"}, {[]int{1, 2, 3}}, {map[string]int{"a": 1}}} {
+		key, err := KeyOf(args...)
+		require.NoError(t, err)
+		h, err := HashKeyOf(args...)
+		require.NoError(t, err)
+		sum := sha256.Sum256([]byte(key))
+		assert.Equal(t, KeyHash(sum[:16]), h, "the first 128 bits of the SHA-256 of KeyOf's key, for %v", args)
+	}
+	a, _ := HashKeyOf(1, "a")
+	b, _ := HashKeyOf(1.0, "a")
+	c, _ := HashKeyOf("a", 1)
+	assert.Equal(t, a, b, "KeyOf's rules: 1 and 1.0 are one key")
+	assert.NotEqual(t, a, c)
+	_, err := HashKeyOf(func() {})
+	assert.ErrorIs(t, err, ErrUnsupportedArgument, "KeyOf's errors")
 }
