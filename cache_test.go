@@ -109,9 +109,9 @@ func TestSizes(t *testing.T) {
 			assert.Contains(t, ci.String(), tc.str)
 		})
 	}
-	assert.PanicsWithValue(t, "memo: the function to memoize is nil", func() { Memoize[int, int](nil) })
-	assert.PanicsWithValue(t, "memo: the function to memoize is nil", func() { MemoizeErr[int, int](nil) })
-	assert.PanicsWithValue(t, "memo: the function to memoize is nil", func() { MemoizeCtx[int, int](nil) })
+	assert.PanicsWithValue(t, "memo: Memoize was given a nil function to memoize (fn)", func() { Memoize[int, int](nil) })
+	assert.PanicsWithValue(t, "memo: MemoizeErr was given a nil function to memoize (fn)", func() { MemoizeErr[int, int](nil) })
+	assert.PanicsWithValue(t, "memo: MemoizeCtx was given a nil function to memoize (fn)", func() { MemoizeCtx[int, int](nil) })
 }
 
 func TestBoundedEvictsLeastRecent(t *testing.T) {

@@ -355,3 +355,24 @@ func ExampleSingleFlight() {
 	// Output:
 	// 2
 }
+
+// Callers that share an execution share the context of the caller that
+// started it. A result that depends on who asks must have that in its key:
+// here the tenant is an argument, so two tenants never share a result, while
+// the context still carries the deadline and trace values.
+func ExampleMemoize2Ctx() {
+	type tenantKey struct{}
+	report, cache := memo.Memoize2Ctx(func(ctx context.Context, tenant, month string) (string, error) {
+		return fmt.Sprintf("%s's report for %s (trace %v)", tenant, month, ctx.Value(tenantKey{})), nil
+	})
+	ctx := context.WithValue(context.Background(), tenantKey{}, "t-1")
+	fmt.Println(report(ctx, "acme", "2026-10"))
+	fmt.Println(report(ctx, "globex", "2026-10"))
+	fmt.Println(report(ctx, "acme", "2026-10"))
+	fmt.Println(cache.CacheInfo())
+	// Output:
+	// acme's report for 2026-10 (trace t-1) <nil>
+	// globex's report for 2026-10 (trace t-1) <nil>
+	// acme's report for 2026-10 (trace t-1) <nil>
+	// CacheInfo(hits=1, misses=2, maxsize=128, currsize=2)
+}

@@ -60,8 +60,8 @@ func TestMemoize2And3(t *testing.T) {
 	s, _ = join3c(context.Background(), "x", "y", "z")
 	assert.Equal(t, "xyz", s)
 
-	assert.PanicsWithValue(t, nilFunc, func() { Memoize2[int, int, int](nil) })
-	assert.PanicsWithValue(t, nilFunc, func() { Memoize3Ctx[int, int, int, int](nil) })
+	assert.PanicsWithValue(t, "memo: Memoize2 was given a nil function to memoize (fn)", func() { Memoize2[int, int, int](nil) })
+	assert.PanicsWithValue(t, "memo: Memoize3Ctx was given a nil function to memoize (fn)", func() { Memoize3Ctx[int, int, int, int](nil) })
 }
 
 type celsius float64
@@ -217,7 +217,13 @@ func TestMemoizeKeyed(t *testing.T) {
 	assert.Equal(t, 1, n)
 	assert.Equal(t, 1, cc.CacheInfo().Hits)
 
-	assert.PanicsWithValue(t, nilFunc, func() { MemoizeKeyed[int, int, int](nil, nil) })
+	assert.PanicsWithValue(t, "memo: MemoizeKeyed was given a nil function to memoize (fn)", func() { MemoizeKeyed[int, int, int](nil, nil) })
+	id := func(n int) (int, error) { return n, nil }
+	assert.PanicsWithValue(t, "memo: MemoizeKeyed was given a nil key function (key)", func() { MemoizeKeyed[int, int, int](id, nil) })
+	assert.PanicsWithValue(t, "memo: MemoizeKeyedCtx was given a nil key function (key)",
+		func() {
+			MemoizeKeyedCtx[int, int, int](func(_ context.Context, n int) (int, error) { return n, nil }, nil)
+		})
 }
 
 func TestKeyedHitAllocatesNothing(t *testing.T) {

@@ -5,8 +5,17 @@ import (
 	"reflect"
 )
 
-// nilFunc is the panic of a constructor given a nil function.
-const nilFunc = "memo: the function to memoize is nil"
+// nilArg is the panic of constructor given a nil function for its argument
+// arg.
+func nilArg(constructor, arg string) string {
+	return "memo: " + constructor + " was given a nil " + arg
+}
+
+// The arguments a constructor may be given nil.
+const (
+	argFn  = "function to memoize (fn)"
+	argKey = "key function (key)"
+)
 
 // newCache builds the cache of a memoized function: the facade and its
 // shards.
@@ -83,7 +92,7 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 // runs.
 func Memoize[K comparable, V any](fn func(K) V, opts ...Option) (func(K) V, *Cache[K, V]) {
 	if fn == nil {
-		panic(nilFunc)
+		panic(nilArg("Memoize", argFn))
 	}
 	c := newCache(func(_ context.Context, k K) (V, error) { return fn(k), nil }, opts)
 	return func(k K) V {
@@ -101,7 +110,7 @@ func Memoize[K comparable, V any](fn func(K) V, opts ...Option) (func(K) V, *Cac
 // ErrNotComparable, and fn is not called.
 func MemoizeErr[K comparable, V any](fn func(K) (V, error), opts ...Option) (func(K) (V, error), *Cache[K, V]) {
 	if fn == nil {
-		panic(nilFunc)
+		panic(nilArg("MemoizeErr", argFn))
 	}
 	c := newCache(func(_ context.Context, k K) (V, error) { return fn(k) }, opts)
 	return func(k K) (V, error) { return c.do(context.Background(), nil, k, c.fn) }, c
@@ -123,9 +132,16 @@ func MemoizeErr[K comparable, V any](fn func(K) (V, error), opts ...Option) (fun
 // way, including calls that bypass the cache (MaxSize(0), NaN keys). A caller
 // that joins an execution counts as a hit when it joins, even if its context
 // ends before the result arrives.
+//
+// Callers that share an execution share its context's values, which are
+// those of the caller that started it: a result computed with one caller's
+// credentials, tenant or trace ID answers every caller of that key. If the
+// result depends on such a value, make the value an argument (as the example
+// of Memoize2Ctx does with a tenant), so that it is part of the key; if it
+// must not be shared at all, do not memoize the function.
 func MemoizeCtx[K comparable, V any](fn func(context.Context, K) (V, error), opts ...Option) (func(context.Context, K) (V, error), *Cache[K, V]) {
 	if fn == nil {
-		panic(nilFunc)
+		panic(nilArg("MemoizeCtx", argFn))
 	}
 	c := newCache(fn, opts)
 	return func(ctx context.Context, k K) (V, error) { return c.do(ctx, ctx.Done(), k, c.fn) }, c
@@ -147,7 +163,7 @@ type Args3[A, B, C comparable] struct {
 // Memoize2 is Memoize for a function of two arguments, cached under the pair.
 func Memoize2[A, B comparable, V any](fn func(A, B) V, opts ...Option) (func(A, B) V, *Cache[Args2[A, B], V]) {
 	if fn == nil {
-		panic(nilFunc)
+		panic(nilArg("Memoize2", argFn))
 	}
 	f, c := Memoize(func(k Args2[A, B]) V { return fn(k.A, k.B) }, opts...)
 	return func(a A, b B) V { return f(Args2[A, B]{a, b}) }, c
@@ -156,7 +172,7 @@ func Memoize2[A, B comparable, V any](fn func(A, B) V, opts ...Option) (func(A, 
 // Memoize2Err is MemoizeErr for a function of two arguments.
 func Memoize2Err[A, B comparable, V any](fn func(A, B) (V, error), opts ...Option) (func(A, B) (V, error), *Cache[Args2[A, B], V]) {
 	if fn == nil {
-		panic(nilFunc)
+		panic(nilArg("Memoize2Err", argFn))
 	}
 	f, c := MemoizeErr(func(k Args2[A, B]) (V, error) { return fn(k.A, k.B) }, opts...)
 	return func(a A, b B) (V, error) { return f(Args2[A, B]{a, b}) }, c
@@ -165,7 +181,7 @@ func Memoize2Err[A, B comparable, V any](fn func(A, B) (V, error), opts ...Optio
 // Memoize2Ctx is MemoizeCtx for a function of two arguments.
 func Memoize2Ctx[A, B comparable, V any](fn func(context.Context, A, B) (V, error), opts ...Option) (func(context.Context, A, B) (V, error), *Cache[Args2[A, B], V]) {
 	if fn == nil {
-		panic(nilFunc)
+		panic(nilArg("Memoize2Ctx", argFn))
 	}
 	f, c := MemoizeCtx(func(ctx context.Context, k Args2[A, B]) (V, error) { return fn(ctx, k.A, k.B) }, opts...)
 	return func(ctx context.Context, a A, b B) (V, error) { return f(ctx, Args2[A, B]{a, b}) }, c
@@ -175,7 +191,7 @@ func Memoize2Ctx[A, B comparable, V any](fn func(context.Context, A, B) (V, erro
 // triple.
 func Memoize3[A, B, C comparable, V any](fn func(A, B, C) V, opts ...Option) (func(A, B, C) V, *Cache[Args3[A, B, C], V]) {
 	if fn == nil {
-		panic(nilFunc)
+		panic(nilArg("Memoize3", argFn))
 	}
 	f, c := Memoize(func(k Args3[A, B, C]) V { return fn(k.A, k.B, k.C) }, opts...)
 	return func(a A, b B, cc C) V { return f(Args3[A, B, C]{a, b, cc}) }, c
@@ -184,7 +200,7 @@ func Memoize3[A, B, C comparable, V any](fn func(A, B, C) V, opts ...Option) (fu
 // Memoize3Err is MemoizeErr for a function of three arguments.
 func Memoize3Err[A, B, C comparable, V any](fn func(A, B, C) (V, error), opts ...Option) (func(A, B, C) (V, error), *Cache[Args3[A, B, C], V]) {
 	if fn == nil {
-		panic(nilFunc)
+		panic(nilArg("Memoize3Err", argFn))
 	}
 	f, c := MemoizeErr(func(k Args3[A, B, C]) (V, error) { return fn(k.A, k.B, k.C) }, opts...)
 	return func(a A, b B, cc C) (V, error) { return f(Args3[A, B, C]{a, b, cc}) }, c
@@ -193,7 +209,7 @@ func Memoize3Err[A, B, C comparable, V any](fn func(A, B, C) (V, error), opts ..
 // Memoize3Ctx is MemoizeCtx for a function of three arguments.
 func Memoize3Ctx[A, B, C comparable, V any](fn func(context.Context, A, B, C) (V, error), opts ...Option) (func(context.Context, A, B, C) (V, error), *Cache[Args3[A, B, C], V]) {
 	if fn == nil {
-		panic(nilFunc)
+		panic(nilArg("Memoize3Ctx", argFn))
 	}
 	f, c := MemoizeCtx(func(ctx context.Context, k Args3[A, B, C]) (V, error) { return fn(ctx, k.A, k.B, k.C) }, opts...)
 	return func(ctx context.Context, a A, b B, cc C) (V, error) { return f(ctx, Args3[A, B, C]{a, b, cc}) }, c
@@ -206,8 +222,11 @@ func Memoize3Ctx[A, B, C comparable, V any](fn func(context.Context, A, B, C) (V
 // called, and nothing is counted or cached. The Cache's Unwrapped returns nil,
 // since its keys cannot be turned back into arguments.
 func MemoizeKeyed[A any, K comparable, V any](fn func(A) (V, error), key func(A) (K, error), opts ...Option) (func(A) (V, error), *Cache[K, V]) {
-	if fn == nil || key == nil {
-		panic(nilFunc)
+	if fn == nil {
+		panic(nilArg("MemoizeKeyed", argFn))
+	}
+	if key == nil {
+		panic(nilArg("MemoizeKeyed", argKey))
 	}
 	c := newCache[K, V](nil, opts)
 	exec := func(_ context.Context, a A) (V, error) { return fn(a) }
@@ -217,8 +236,11 @@ func MemoizeKeyed[A any, K comparable, V any](fn func(A) (V, error), key func(A)
 // MemoizeKeyedCtx is MemoizeKeyed for a function that takes a context, with
 // the context semantics of MemoizeCtx.
 func MemoizeKeyedCtx[A any, K comparable, V any](fn func(context.Context, A) (V, error), key func(A) (K, error), opts ...Option) (func(context.Context, A) (V, error), *Cache[K, V]) {
-	if fn == nil || key == nil {
-		panic(nilFunc)
+	if fn == nil {
+		panic(nilArg("MemoizeKeyedCtx", argFn))
+	}
+	if key == nil {
+		panic(nilArg("MemoizeKeyedCtx", argKey))
 	}
 	c := newCache[K, V](nil, opts)
 	return func(ctx context.Context, a A) (V, error) { return keyed(c, ctx, ctx.Done(), a, key, fn) }, c

@@ -73,7 +73,7 @@ func (c *config) invalid() string {
 	case n > 1 && !c.Unbounded && c.MaxSize > 0 && c.MaxSize < n:
 		return fmt.Sprintf("memo: Shards(%d) needs MaxSize of at least %d, got %d", n, n, c.MaxSize)
 	case c.clock == nil:
-		return "memo: Clock given a nil function"
+		return "memo: Clock was given a nil function (now)"
 	case c.SingleFlight && (c.TTL > 0 || c.Window > 0 || c.StaleWhileRevalidate > 0 || c.CacheErrors > 0 || c.expire != nil || c.sharing != nil):
 		return "memo: SingleFlight keeps no results, so it cannot be combined with TTL, Window, StaleWhileRevalidate, CacheErrors, ExpireAfter or Share"
 	}

@@ -20,7 +20,7 @@ func TestOptionsValidated(t *testing.T) {
 		"memo: Window must not be negative, got -1s":               {Window(-time.Second)},
 		"memo: StaleWhileRevalidate must not be negative, got -1s": {TTL(time.Second), StaleWhileRevalidate(-time.Second)},
 		"memo: CacheErrors must not be negative, got -1m0s":        {CacheErrors(-time.Minute)},
-		"memo: Clock given a nil function":                         {Clock(nil)},
+		"memo: Clock was given a nil function (now)":               {Clock(nil)},
 		"memo: TTL must not be negative, got -1s":                  {TTL(-time.Second), Window(time.Minute)},
 	} {
 		assert.PanicsWithValue(t, want, func() { Memoize(id, opts...) })

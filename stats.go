@@ -15,6 +15,9 @@ import (
 type CacheInfo struct {
 	// Hits counts calls answered without running the function, including
 	// calls that waited for another caller's execution of the same key.
+	// Hits + Misses is the number of calls whose key the cache accepted: a
+	// call whose key cannot be compared (ErrNotComparable), or whose
+	// MemoizeKeyed key function fails, counts neither.
 	Hits int `json:"hits"`
 	// Misses counts calls that found nothing to use: those that ran the
 	// function (even for a cache of size 0 or a key that is not equal to
