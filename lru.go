@@ -294,6 +294,14 @@ func (l *list[K, V]) keys() []K {
 // A key holding a value == cannot compare, such as a slice in an interface,
 // makes every method that takes a key panic with an error wrapping
 // ErrNotComparable, before the lock is taken.
+//
+// For code ported from hashicorp/golang-lru/v2: the methods of the same name
+// behave the same, with these deliberate differences. Keys and Values list
+// entries from the most to the least recently used (golang-lru: the
+// reverse). Remove returns the value removed, not only whether there was
+// one. Clear is golang-lru's Purge. NewLRU panics on a size it cannot hold
+// instead of returning an error. The eviction callback is called after the
+// lock is released, so it may use the cache.
 type LRU[K comparable, V any] struct {
 	mu      sync.Mutex
 	l       list[K, V]
@@ -302,9 +310,11 @@ type LRU[K comparable, V any] struct {
 }
 
 // NewLRU returns an empty LRU that holds at most size entries. If onEvict is
-// not nil, it is called with each entry the cache drops to make room (in Add
-// and Resize), after the cache's lock is released. NewLRU panics if size is
-// not positive.
+// not nil, it is called with every entry that leaves the cache, whatever the
+// reason: dropped to make room (Add, ContainsOrAdd, PeekOrAdd, Resize), or
+// removed (Remove, RemoveOldest, Clear), as golang-lru calls its callback;
+// it is called after the cache's lock is released, in the order the entries
+// left. NewLRU panics if size is not positive.
 func NewLRU[K comparable, V any](size int, onEvict func(key K, value V)) *LRU[K, V] {
 	if size <= 0 || size > maxEntries {
 		panic(fmt.Sprintf("memo: NewLRU size must be between 1 and %d, got %d", maxEntries, size))
@@ -364,8 +374,81 @@ func (c *LRU[K, V]) Remove(k K) (v V, ok bool) {
 		return v, false
 	}
 	c.mu.Lock()
+	v, ok = c.l.remove(k)
+	c.mu.Unlock()
+	if ok && c.onEvict != nil {
+		c.onEvict(k, v)
+	}
+	return v, ok
+}
+
+// Contains reports whether k is in the cache, without changing its recency.
+func (c *LRU[K, V]) Contains(k K) bool {
+	_, ok := c.Peek(k)
+	return ok
+}
+
+// ContainsOrAdd adds v under k unless k is in the cache, in one step. It
+// reports whether k was there (then nothing changes, recency included), and
+// whether adding evicted an entry.
+func (c *LRU[K, V]) ContainsOrAdd(k K, v V) (ok, evicted bool) {
+	_, ok, evicted = c.PeekOrAdd(k, v)
+	return ok, evicted
+}
+
+// PeekOrAdd returns the value under k if there is one, without changing its
+// recency; otherwise it adds v under k, in the same step, and reports
+// whether that evicted an entry.
+func (c *LRU[K, V]) PeekOrAdd(k K, v V) (previous V, ok, evicted bool) {
+	if !c.storable(k) {
+		return previous, false, false
+	}
+	c.mu.Lock()
+	if i, held := c.l.items[k].entry(); held {
+		previous = c.l.nodes[i].val
+		c.mu.Unlock()
+		return previous, true, false
+	}
+	old, evicted := c.l.add(k, v, 0)
+	c.mu.Unlock()
+	if evicted && c.onEvict != nil {
+		c.onEvict(old.key, old.val)
+	}
+	return previous, false, evicted
+}
+
+// GetOldest returns the least recently used entry, without changing its
+// recency.
+func (c *LRU[K, V]) GetOldest() (k K, v V, ok bool) {
+	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.l.remove(k)
+	c.l.flush()
+	if i := c.l.nodes[0].prev; i != 0 {
+		return c.l.nodes[i].key, c.l.nodes[i].val, true
+	}
+	return k, v, false
+}
+
+// RemoveOldest removes the least recently used entry and returns it.
+func (c *LRU[K, V]) RemoveOldest() (k K, v V, ok bool) {
+	c.mu.Lock()
+	old, ok := c.l.removeOldest()
+	c.mu.Unlock()
+	if ok && c.onEvict != nil {
+		c.onEvict(old.key, old.val)
+	}
+	return old.key, old.val, ok
+}
+
+// Values returns the values from the most to the least recently used.
+func (c *LRU[K, V]) Values() []V {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	vs := make([]V, 0, c.l.len())
+	for _, v := range c.l.all() {
+		vs = append(vs, v)
+	}
+	return vs
 }
 
 // Len returns the number of entries in the cache.
@@ -389,11 +472,21 @@ func (c *LRU[K, V]) Keys() []K {
 	return c.l.keys()
 }
 
-// Clear deletes every entry and releases the memory they held.
+// Clear deletes every entry and releases the memory they held, passing each
+// to the eviction callback, from the most to the least recently used.
 func (c *LRU[K, V]) Clear() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	var gone []node[K, V]
+	if c.onEvict != nil {
+		for k, v := range c.l.all() {
+			gone = append(gone, node[K, V]{key: k, val: v})
+		}
+	}
 	c.l.init(c.l.max)
+	c.mu.Unlock()
+	for _, n := range gone {
+		c.onEvict(n.key, n.val)
+	}
 }
 
 // Resize changes the most entries the cache holds, evicting the least

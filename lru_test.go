@@ -86,11 +86,64 @@ func TestLRUEvictCallback(t *testing.T) {
 		c.Add(3, 30)
 		c.Get(2)
 		c.Add(4, 40)
-		c.Remove(2) // removal on request is not an eviction
+		c.Remove(2) // reported too, as golang-lru reports it
 		c.Add(5, 50)
 		c.Add(6, 60)
+		c.RemoveOldest()
+		c.Clear()
 	})
-	assert.Equal(t, []kv{{1, 10}, {3, 30}, {4, 40}}, got)
+	assert.Equal(t, []kv{{1, 10}, {3, 30}, {2, 20}, {4, 40}, {5, 50}, {6, 60}}, got,
+		"evictions, Remove, RemoveOldest and Clear all reach the callback")
+}
+
+// The golang-lru/v2 operations, with golang-lru's semantics: Contains and
+// Peek leave recency alone; ContainsOrAdd and PeekOrAdd add only if the key
+// is absent, in one step, and leave a present key's recency alone;
+// GetOldest and RemoveOldest act on the least recently used entry. (Values,
+// like Keys, lists the most recent first: golang-lru lists the oldest
+// first, a difference the LRU's doc states.)
+func TestLRUGolangLRUOperations(t *testing.T) {
+	c := NewLRU[string, int](3, nil)
+	c.Add("a", 1)
+	c.Add("b", 2)
+	assert.True(t, c.Contains("a"))
+	assert.False(t, c.Contains("z"))
+
+	ok, evicted := c.ContainsOrAdd("a", 100)
+	assert.True(t, ok)
+	assert.False(t, evicted)
+	v, _ := c.Peek("a")
+	assert.Equal(t, 1, v, "a present key is not overwritten")
+	ok, evicted = c.ContainsOrAdd("c", 3)
+	assert.False(t, ok)
+	assert.False(t, evicted)
+
+	k, v, ok := c.GetOldest()
+	assert.Equal(t, "a", k, "Contains, ContainsOrAdd and Peek left a the oldest")
+	assert.Equal(t, 1, v)
+	assert.True(t, ok)
+
+	prev, ok, evicted := c.PeekOrAdd("b", 200)
+	assert.Equal(t, 2, prev)
+	assert.True(t, ok)
+	assert.False(t, evicted)
+	prev, ok, evicted = c.PeekOrAdd("d", 4)
+	assert.Zero(t, prev)
+	assert.False(t, ok)
+	assert.True(t, evicted, "a, the oldest, made room")
+	assert.Equal(t, []int{4, 3, 2}, c.Values())
+
+	k, v, ok = c.RemoveOldest()
+	assert.Equal(t, "b", k)
+	assert.Equal(t, 2, v)
+	assert.True(t, ok)
+	assert.Equal(t, []string{"d", "c"}, c.Keys())
+	c.Clear()
+	_, _, ok = c.GetOldest()
+	assert.False(t, ok)
+	_, _, ok = c.RemoveOldest()
+	assert.False(t, ok)
+	assert.Empty(t, c.Values())
 }
 
 func TestLRUResize(t *testing.T) {
