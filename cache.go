@@ -54,6 +54,8 @@ type Cache[K comparable, V any] struct {
 	clock       func() time.Time
 	base        time.Time             // the clock's reading at construction; times are nanoseconds since
 	observe     func(Event[K, V])     // see Observe; nil without
+	traced      bool                  // fn takes a context: executions carry their link (ErrCycle)
+	name        string                // fn's name, for ErrCycle
 	expireAfter func(V) time.Duration // see ExpireAfter; nil without
 
 	hash   func(K) uint64 // chooses the shard of a key; nil with one shard

@@ -2,9 +2,12 @@ package memo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -97,6 +100,9 @@ func (s *shard[K, V]) execute(ctx context.Context, ctxDone <-chan struct{}, k K,
 			s.l.mark(k, markOf(s.register(cl)))
 		}
 		s.unlock()
+		if s.c.traced && shared {
+			ctx = enter(ctx, s.c, k)
+		}
 		var out ending[V]
 		s.run(ctx, k, fn, cl, shared, &out)
 		return out.result()
@@ -110,6 +116,9 @@ func (s *shard[K, V]) execute(ctx context.Context, ctxDone <-chan struct{}, k K,
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	cl.cancel = cancel
 	s.unlock()
+	if s.c.traced && shared {
+		fctx = enter(fctx, s.c, k)
+	}
 	go s.run(fctx, k, fn, cl, shared, nil)
 	return s.wait(ctxDone, ctx, k, cl)
 }
@@ -186,19 +195,68 @@ func (s *shard[K, V]) wait(ctxDone <-chan struct{}, ctx context.Context, k K, cl
 		s.unlock()
 		return cl.result()
 	}
+	s.leave(k, cl)
+	var zero V
+	return zero, ctx.Err()
+}
+
+// leave takes a caller off cl, the execution for k, with s.mu held, and
+// releases the lock. The last caller to leave abandons the execution: later
+// callers must not join one whose context is cancelled, so they start afresh.
+func (s *shard[K, V]) leave(k K, cl *call[V]) {
 	cl.waiters--
 	abandoned := cl.waiters == 0
 	if abandoned && s.registered(cl) {
-		// Later callers must not join an execution whose context is
-		// cancelled: they start afresh.
 		s.release(k, cl)
 	}
 	s.unlock()
 	if abandoned && cl.cancel != nil {
 		cl.cancel()
 	}
-	var zero V
-	return zero, ctx.Err()
+}
+
+// ErrCycle is wrapped by the error of a call that would wait for its own
+// execution: a function that calls itself with its own key, or a(1) calling
+// b(1) calling a(1), through a context passed down (see MemoizeCtx). Without
+// a context to follow, such a call waits forever, as sync.Once does.
+var ErrCycle = errors.New("memo: a call would wait for its own execution")
+
+// link is an execution in progress, as the contexts of the executions it
+// started carry it: the chain of links is the chain of calls that led here.
+type link struct {
+	cache, key any
+	name       string // the memoized function's
+	parent     *link
+}
+
+// chainKey is the context key of the innermost link.
+type chainKey struct{}
+
+// chainOf returns the innermost execution ctx runs in, or nil.
+func chainOf(ctx context.Context) *link {
+	l, _ := ctx.Value(chainKey{}).(*link)
+	return l
+}
+
+// enter returns ctx, for fn's execution for k in c, carrying that execution
+// for the calls fn makes.
+func enter[K comparable, V any](ctx context.Context, c *Cache[K, V], k K) context.Context {
+	return context.WithValue(ctx, chainKey{}, &link{cache: c, key: k, name: c.name, parent: chainOf(ctx)})
+}
+
+// cycle returns an error wrapping ErrCycle if the execution for k in c is
+// among those ctx runs in, naming the calls from it to this one.
+func cycle[K comparable, V any](ctx context.Context, c *Cache[K, V], k K) error {
+	var calls []string
+	for l := chainOf(ctx); l != nil; l = l.parent {
+		calls = append(calls, fmt.Sprintf("%s(%v)", l.name, l.key))
+		if l.cache == any(c) && l.key == any(k) {
+			slices.Reverse(calls)
+			calls = append(calls, calls[0])
+			return fmt.Errorf("%w: %s", ErrCycle, strings.Join(calls, " -> "))
+		}
+	}
+	return nil
 }
 
 // run executes fn for k and records the outcome in cl, turning a panic or a

@@ -3,12 +3,20 @@ package memo
 import (
 	"context"
 	"reflect"
+	"runtime"
+	"strings"
 )
 
 // nilArg is the panic of constructor given a nil function for its argument
 // arg.
 func nilArg(constructor, arg string) string {
 	return "memo: " + constructor + " was given a nil " + arg
+}
+
+// funcName returns the name of fn, without its package path, for messages.
+func funcName(fn any) string {
+	name := runtime.FuncForPC(reflect.ValueOf(fn).Pointer()).Name()
+	return name[strings.LastIndexByte(name, '/')+1:]
 }
 
 // The arguments a constructor may be given nil.
@@ -78,7 +86,12 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 // callers wait for that execution and share its result. fn never runs while
 // the cache's lock is held, so it may call the memoized function for other
 // keys, as a recursive function does. If fn calls the memoized function with
-// its own key it waits for itself forever, as sync.Once does.
+// its own key (or a(1) calls b(1), which calls a(1)) it waits for itself
+// forever, as sync.Once does. A function memoized with MemoizeCtx (or
+// another constructor of functions that take a context) and called with the
+// context it was given fails at once instead, with an error wrapping
+// ErrCycle that names the calls; to find such cycles while testing, memoize
+// with MemoizeCtx and pass the context down.
 //
 // If fn panics, nothing is cached, and every caller waiting on that execution
 // panics with a *PanicError holding the original value and stack. A panic
@@ -144,6 +157,7 @@ func MemoizeCtx[K comparable, V any](fn func(context.Context, K) (V, error), opt
 		panic(nilArg("MemoizeCtx", argFn))
 	}
 	c := newCache(fn, opts)
+	c.traced, c.name = true, funcName(fn)
 	return func(ctx context.Context, k K) (V, error) { return c.do(ctx, ctx.Done(), k, c.fn) }, c
 }
 
@@ -184,6 +198,7 @@ func Memoize2Ctx[A, B comparable, V any](fn func(context.Context, A, B) (V, erro
 		panic(nilArg("Memoize2Ctx", argFn))
 	}
 	f, c := MemoizeCtx(func(ctx context.Context, k Args2[A, B]) (V, error) { return fn(ctx, k.A, k.B) }, opts...)
+	c.name = funcName(fn)
 	return func(ctx context.Context, a A, b B) (V, error) { return f(ctx, Args2[A, B]{a, b}) }, c
 }
 
@@ -212,6 +227,7 @@ func Memoize3Ctx[A, B, C comparable, V any](fn func(context.Context, A, B, C) (V
 		panic(nilArg("Memoize3Ctx", argFn))
 	}
 	f, c := MemoizeCtx(func(ctx context.Context, k Args3[A, B, C]) (V, error) { return fn(ctx, k.A, k.B, k.C) }, opts...)
+	c.name = funcName(fn)
 	return func(ctx context.Context, a A, b B, cc C) (V, error) { return f(ctx, Args3[A, B, C]{a, b, cc}) }, c
 }
 
@@ -243,6 +259,7 @@ func MemoizeKeyedCtx[A any, K comparable, V any](fn func(context.Context, A) (V,
 		panic(nilArg("MemoizeKeyedCtx", argKey))
 	}
 	c := newCache[K, V](nil, opts)
+	c.traced, c.name = true, funcName(fn)
 	return func(ctx context.Context, a A) (V, error) { return keyed(c, ctx, ctx.Done(), a, key, fn) }, c
 }
 

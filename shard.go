@@ -116,7 +116,22 @@ func (s *shard[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, r 
 		if cl.done == nil {
 			cl.done = make(chan struct{})
 		}
+		gen := s.gen
 		s.unlock()
+		if s.c.traced {
+			// Looked for outside the lock: a Context's Value is the user's code.
+			if err := cycle(ctx, s.c, k); err != nil {
+				s.mu.Lock()
+				if gen == s.gen {
+					s.st.hits--
+					s.st.coalesced--
+					s.st.misses++
+				}
+				s.leave(k, cl)
+				var zero V
+				return zero, err
+			}
+		}
 		return s.wait(ctxDone, ctx, k, cl)
 	}
 	s.st.misses++
