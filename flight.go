@@ -101,7 +101,7 @@ func (s *shard[K, V]) execute(ctx context.Context, ctxDone <-chan struct{}, k K,
 		}
 		s.unlock()
 		if s.c.traced && shared {
-			ctx = enter(ctx, s.c, k)
+			ctx = &execCtx[K, V]{ctx, s.c, k}
 		}
 		var out ending[V]
 		s.run(ctx, k, fn, cl, shared, &out)
@@ -117,7 +117,7 @@ func (s *shard[K, V]) execute(ctx context.Context, ctxDone <-chan struct{}, k K,
 	cl.cancel = cancel
 	s.unlock()
 	if s.c.traced && shared {
-		fctx = enter(fctx, s.c, k)
+		fctx = &execCtx[K, V]{fctx, s.c, k}
 	}
 	go s.run(fctx, k, fn, cl, shared, nil)
 	return s.wait(ctxDone, ctx, k, cl)
@@ -221,40 +221,55 @@ func (s *shard[K, V]) leave(k K, cl *call[V]) {
 // a context to follow, such a call waits forever, as sync.Once does.
 var ErrCycle = errors.New("memo: a call would wait for its own execution")
 
-// link is an execution in progress, as the contexts of the executions it
-// started carry it: the chain of links is the chain of calls that led here.
-type link struct {
-	cache, key any
-	name       string // the memoized function's
-	parent     *link
+// execCtx is the context an execution's function runs in: the context it was
+// given, carrying the execution, so that a call made with it can tell that
+// it would wait for an execution it runs in (see cycle).
+type execCtx[K comparable, V any] struct {
+	context.Context
+	c *Cache[K, V]
+	k K
 }
 
-// chainKey is the context key of the innermost link.
+// chainKey is the context key under which an execCtx answers with itself.
 type chainKey struct{}
 
-// chainOf returns the innermost execution ctx runs in, or nil.
-func chainOf(ctx context.Context) *link {
-	l, _ := ctx.Value(chainKey{}).(*link)
-	return l
+// Value answers chainKey with f, and every other key as f's context does.
+func (f *execCtx[K, V]) Value(key any) any {
+	if _, ok := key.(chainKey); ok {
+		return f
+	}
+	return f.Context.Value(key)
 }
 
-// enter returns ctx, for fn's execution for k in c, carrying that execution
-// for the calls fn makes.
-func enter[K comparable, V any](ctx context.Context, c *Cache[K, V], k K) context.Context {
-	return context.WithValue(ctx, chainKey{}, &link{cache: c, key: k, name: c.name, parent: chainOf(ctx)})
+// outer returns the context f wraps.
+func (f *execCtx[K, V]) outer() context.Context { return f.Context }
+
+// is reports whether f is the execution for k in c.
+func (f *execCtx[K, V]) is(c any, k any) bool { return any(f.c) == c && any(f.k) == k }
+
+// String names f's call, as the memoized function's name and its key.
+func (f *execCtx[K, V]) String() string { return fmt.Sprintf("%s(%v)", f.c.name, f.k) }
+
+// execution is an execCtx of any key and value types.
+type execution interface {
+	outer() context.Context
+	is(c, k any) bool
+	String() string
 }
 
 // cycle returns an error wrapping ErrCycle if the execution for k in c is
 // among those ctx runs in, naming the calls from it to this one.
 func cycle[K comparable, V any](ctx context.Context, c *Cache[K, V], k K) error {
 	var calls []string
-	for l := chainOf(ctx); l != nil; l = l.parent {
-		calls = append(calls, fmt.Sprintf("%s(%v)", l.name, l.key))
-		if l.cache == any(c) && l.key == any(k) {
+	for v := ctx.Value(chainKey{}); v != nil; {
+		e := v.(execution)
+		calls = append(calls, e.String())
+		if e.is(c, k) {
 			slices.Reverse(calls)
 			calls = append(calls, calls[0])
 			return fmt.Errorf("%w: %s", ErrCycle, strings.Join(calls, " -> "))
 		}
+		v = e.outer().Value(chainKey{})
 	}
 	return nil
 }
