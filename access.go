@@ -45,7 +45,9 @@ func (c *Cache[K, V]) Len() int {
 // Put stores v under k as if a call had computed it, without running the
 // function: to warm a cache at start-up, or to write a new value through
 // after an update. It reports whether it stored v; a key that cannot be
-// cached (NaN, uncomparable, a cache of size 0 or SingleFlight) is not.
+// cached (NaN, uncomparable, a cache of size 0 or SingleFlight) is not, nor
+// a value that ExpireAfter says not to cache or that MaxWeight finds too
+// heavy.
 //
 // The entry obeys the size bound, expiry (from now, with ExpireAfter asked
 // about v) and invalidation as a computed one does; an entry k had is
@@ -67,11 +69,17 @@ func (c *Cache[K, V]) Put(k K, v V) bool {
 			return false
 		}
 	}
+	var w int
+	if c.weigher != nil {
+		if w = c.weigh(k, v); !s.fits(w) {
+			return false
+		}
+	}
 	var now, wall int64
 	if c.timed {
 		now, wall = c.stamp()
 	}
-	s.put(k, v, now, c.expiryAt(now, wall, 0, life))
+	s.put(k, v, now, c.expiryAt(now, wall, 0, life), w)
 	if t := c.tier; t != nil {
 		t.forget(c, k)
 		if key, err := t.key(k); err == nil {

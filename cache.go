@@ -57,6 +57,7 @@ type Cache[K comparable, V any] struct {
 	traced      bool                  // fn takes a context: executions carry their link (ErrCycle)
 	name        string                // fn's name, for ErrCycle
 	expireAfter func(V) time.Duration // see ExpireAfter; nil without
+	weigher     func(K, V) int        // see MaxWeight; nil without
 
 	hash   func(K) uint64 // chooses the shard of a key; nil with one shard
 	shards []*shard[K, V] // at least one; shards[0] is &first
@@ -215,13 +216,17 @@ func (c *Cache[K, V]) CacheInfo() CacheInfo {
 	c.lockAll()
 	defer c.unlockAll()
 	var total stats
-	size := 0
+	size, weight := 0, 0
 	for _, s := range c.shards {
 		s.purge(now)
 		total.add(s.st)
 		size += s.l.len()
+		if s.l.wt != nil {
+			weight += s.l.wt.total
+		}
 	}
 	info := total.info(c.params, size)
+	info.Weight = weight
 	if t := c.tier; t != nil {
 		info.StoreHits = count(t.hits.Load())
 		info.StoreMisses = count(t.misses.Load())

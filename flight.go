@@ -54,6 +54,7 @@ type ending[V any] struct {
 	goexit   bool
 	until    int64 // for a value from the store, its expiry there (see tier.load)
 	life     int64 // from ExpireAfter: how long the value stays fresh; < 0: not cached
+	weight   int   // from MaxWeight's function
 	wrote    bool  // the value was written to the store
 }
 
@@ -321,6 +322,9 @@ func (s *shard[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) 
 		if f := s.c.expireAfter; f != nil && shared && cl.err == nil && cl.until == 0 {
 			// In the recovered region: a panic here is the execution's.
 			cl.life = lifeOf(f(cl.val))
+		}
+		if s.c.weigher != nil && shared && cl.err == nil {
+			cl.weight = s.c.weigh(k, cl.val)
 		}
 		if shared && s.c.timed {
 			// Read here, where a panicking clock is the execution's panic:

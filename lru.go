@@ -39,6 +39,7 @@ type list[K comparable, V any] struct {
 	exp    *expiries // when entries expire, if they do (ttl.go)
 	used   int32     // how many hits recent holds
 	recent [recentLen]int32
+	wt     *weights // the entries' weights, if bounded by weight (weight.go)
 }
 
 // ref is what a list's items hold for a key: ref(i) > 0 for the entry in
@@ -62,7 +63,8 @@ type node[K comparable, V any] struct {
 // sentinel).
 const maxEntries = math.MaxInt32 - 1
 
-// init empties the list and sets its bound, keeping its expiry settings.
+// init empties the list and sets its bound, keeping its expiry and weight
+// settings.
 func (l *list[K, V]) init(max int) {
 	l.max = max
 	l.items = make(map[K]ref)
@@ -72,6 +74,9 @@ func (l *list[K, V]) init(max int) {
 	l.used = 0
 	if l.exp != nil {
 		l.exp.init(cap(l.nodes))
+	}
+	if l.wt != nil {
+		l.wt.init(cap(l.nodes))
 	}
 }
 
@@ -208,6 +213,9 @@ func (l *list[K, V]) detach(i int32) {
 	if l.exp != nil {
 		l.exp.unlink(i)
 	}
+	if l.wt != nil {
+		l.wt.set(i, 0)
+	}
 }
 
 // grow makes room for more nodes, doubling the slice but never past the
@@ -228,6 +236,9 @@ func (l *list[K, V]) grow() {
 	l.nodes = nodes
 	if l.exp != nil {
 		l.exp.grow(n)
+	}
+	if l.wt != nil {
+		l.wt.grow(n)
 	}
 }
 

@@ -37,6 +37,7 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 		check:       mayPanicOnEqual(reflect.TypeFor[K]()),
 		slots:       numberSlots[K](p.Typed),
 		expireAfter: expirer[V](&cfg),
+		weigher:     weigher[K, V](&cfg),
 		clock:       cfg.clock,
 	}
 	c.timed = p.TTL > 0 || p.Window > 0 || p.CacheErrors > 0 || c.expireAfter != nil
@@ -61,6 +62,13 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 		s := &c.first
 		if i > 0 {
 			s = new(shard[K, V])
+		}
+		if c.weigher != nil {
+			share := p.MaxWeight / n
+			if i < p.MaxWeight%n {
+				share++
+			}
+			s.l.wt = &weights{max: share}
 		}
 		s.init(c, max)
 		c.shards[i] = s

@@ -10,9 +10,9 @@ import (
 // the same default as Python's functools.lru_cache.
 const DefaultMaxSize = 128
 
-// Option configures a memoized function: MaxSize, Unbounded, Shards, TTL,
-// Window, StaleWhileRevalidate, CacheErrors, ExpireAfter, SingleFlight,
-// Clock, Typed, MeasureExecTime, Share, Observe.
+// Option configures a memoized function: MaxSize, Unbounded, MaxWeight,
+// Shards, TTL, Window, StaleWhileRevalidate, CacheErrors, ExpireAfter,
+// SingleFlight, Clock, Typed, MeasureExecTime, Share, Observe.
 //
 // Options only record what they are given; the constructor checks them all
 // together, and panics with a message starting "memo:" that names the option
@@ -29,6 +29,7 @@ type config struct {
 	negative   string   // why the first negative duration given is refused
 	sharing    *Sharing // given to Share
 	expire     any      // the func(V) time.Duration given to ExpireAfter
+	weigh      any      // the func(K, V) int given to MaxWeight
 }
 
 // duration returns d, given to option, noting it if it is negative: a later
@@ -74,8 +75,12 @@ func (c *config) invalid() string {
 		return fmt.Sprintf("memo: Shards(%d) needs MaxSize of at least %d, got %d", n, n, c.MaxSize)
 	case c.clock == nil:
 		return "memo: Clock was given a nil function (now)"
-	case c.SingleFlight && (c.TTL > 0 || c.Window > 0 || c.StaleWhileRevalidate > 0 || c.CacheErrors > 0 || c.expire != nil || c.sharing != nil):
-		return "memo: SingleFlight keeps no results, so it cannot be combined with TTL, Window, StaleWhileRevalidate, CacheErrors, ExpireAfter or Share"
+	case c.weigh != nil && c.MaxWeight <= 0:
+		return fmt.Sprintf("memo: MaxWeight's total must be positive, got %d", c.MaxWeight)
+	case c.weigh != nil && n > 1 && c.MaxWeight < n:
+		return fmt.Sprintf("memo: Shards(%d) needs a MaxWeight of at least %d, got %d", n, n, c.MaxWeight)
+	case c.SingleFlight && (c.TTL > 0 || c.Window > 0 || c.StaleWhileRevalidate > 0 || c.CacheErrors > 0 || c.expire != nil || c.sharing != nil || c.weigh != nil):
+		return "memo: SingleFlight keeps no results, so it cannot be combined with TTL, Window, StaleWhileRevalidate, CacheErrors, ExpireAfter, MaxWeight or Share"
 	}
 	return ""
 }
@@ -143,6 +148,9 @@ type Parameters struct {
 	// SingleFlight reports that concurrent calls share executions but
 	// nothing is kept: see SingleFlight.
 	SingleFlight bool
+	// MaxWeight is the bound on the total weight of the entries; 0 when
+	// the cache is not bounded by weight (see MaxWeight).
+	MaxWeight int
 }
 
 // TTL makes every stored value expire d after it was stored. A hit does not

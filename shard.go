@@ -168,8 +168,9 @@ func (s *shard[K, V]) settle(k K, cl *call[V], failed bool, now, wall int64) {
 		return
 	}
 	switch {
-	case !failed && cl.life >= 0 && !s.c.params.SingleFlight:
+	case !failed && cl.life >= 0 && !s.c.params.SingleFlight && s.fits(cl.weight):
 		s.storeValue(k, cl.val, now, s.c.expiryAt(now, wall, cl.until, cl.life), true)
+		s.weighed(k, cl.weight)
 	case cl.err != nil && cl.panicked == nil && s.errs != nil:
 		// (An error returned before the clock panicked is not cached: the
 		// execution's outcome is the panic.)
@@ -218,10 +219,10 @@ func (s *shard[K, V]) peek(k K, now int64) (v V, ok bool) {
 	return s.l.nodes[i].val, true
 }
 
-// put is Cache.Put for a key of this shard: v stored at now, to expire at
-// at, over whatever k had; an execution in progress for k is released, so
-// that its older result is not stored over v.
-func (s *shard[K, V]) put(k K, v V, now, at int64) {
+// put is Cache.Put for a key of this shard: v, of weight w, stored at now,
+// to expire at at, over whatever k had; an execution in progress for k is
+// released, so that its older result is not stored over v.
+func (s *shard[K, V]) put(k K, v V, now, at int64, w int) {
 	s.mu.Lock()
 	defer s.unlock()
 	if f, ok := s.refreshOf(k); ok {
@@ -237,6 +238,7 @@ func (s *shard[K, V]) put(k K, v V, now, at int64) {
 		s.errs.remove(k)
 	}
 	s.storeValue(k, v, now, at, false)
+	s.weighed(k, w)
 }
 
 // forget is Cache.Forget for a key of this shard.

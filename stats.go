@@ -47,6 +47,10 @@ type CacheInfo struct {
 	ExecTime time.Duration `json:"exec_time_ns"`
 	// Expirations counts entries dropped because they had expired.
 	Expirations int `json:"expirations"`
+	// Weight is the total weight of the entries, and MaxWeight its bound,
+	// for a cache bounded by weight (see MaxWeight); both 0 otherwise.
+	Weight    int `json:"weight"`
+	MaxWeight int `json:"maxweight"`
 
 	// The counters of a shared cache's store (see Share), all 0 without
 	// one. Each execution of a shared cache (a miss) first looks in the
@@ -132,6 +136,7 @@ func (st *stats) info(p Parameters, size int) CacheInfo {
 		Errors:      count(st.errors),
 		ExecTime:    st.execTime,
 		Expirations: count(st.expirations),
+		MaxWeight:   p.MaxWeight,
 	}
 }
 

@@ -264,8 +264,9 @@ func (s *shard[K, V]) settleRefresh(k K, cl *call[V], failed bool, now, wall int
 	if i, held := s.l.items[k].entry(); held {
 		s.note(Replaced, k, s.l.nodes[i].val)
 	}
-	if cl.life >= 0 {
+	if cl.life >= 0 && s.fits(cl.weight) {
 		s.storeValue(k, cl.val, now, s.c.expiryAt(now, wall, cl.until, cl.life), false)
+		s.weighed(k, cl.weight)
 	}
 }
 
