@@ -150,7 +150,7 @@ func TestSingleFlightOption(t *testing.T) {
 	assert.False(t, c.Put(4, 1), "a SingleFlight cache keeps nothing")
 	assert.True(t, c.Parameters().SingleFlight)
 
-	assert.PanicsWithValue(t, "memo: SingleFlight keeps no results, so it cannot be combined with TTL, Window, StaleWhileRevalidate, CacheErrors, ExpireAfter or Share",
+	assert.PanicsWithValue(t, "memo: SingleFlight keeps no results, so it cannot be combined with TTL, Window, StaleWhileRevalidate, CacheErrors, ExpireAfter, MaxWeight or Share",
 		func() { Memoize(func(n int) int { return n }, SingleFlight(), TTL(time.Second)) })
 }
 

@@ -269,8 +269,8 @@ func Share(s Sharing) Option {
 // is not that: as in Python, every call of a cache of size 0 runs the
 // function on its own.) A SingleFlight cache holds nothing, so it cannot be
 // combined with the options about keeping results (TTL, Window,
-// StaleWhileRevalidate, CacheErrors, ExpireAfter, Share), and MaxSize does
-// not matter.
+// StaleWhileRevalidate, CacheErrors, ExpireAfter, MaxWeight, Share), and
+// MaxSize does not matter.
 func SingleFlight() Option {
 	return func(c *config) { c.SingleFlight = true }
 }
