@@ -11,6 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// Peek and Contains behave as otter's GetIfPresent and golang-lru's Peek and
+// Contains: no loading, no recency update; memo also counts neither a hit
+// nor a miss, so tests can look without side effects.
 func TestPeekContainsLenTouchNothing(t *testing.T) {
 	f, c := Memoize(func(n int) int { return n * n }, MaxSize(2))
 	f(1)
@@ -50,6 +53,9 @@ func TestPeekHonoursExpiry(t *testing.T) {
 	assert.Equal(t, 0, c.Len())
 }
 
+// Put behaves as otter's Set and golang-lru's Add on a memoized cache: the
+// value answers later calls, replaces what the key had, and counts against
+// the bound like any entry.
 func TestPut(t *testing.T) {
 	var runs atomic.Int32
 	var events []Event[int, int]
@@ -117,6 +123,9 @@ func TestPutWithTTL(t *testing.T) {
 	assert.Equal(t, 1, f(1), "a value Put expires as a computed one")
 }
 
+// SingleFlight behaves as x/sync/singleflight's Group.Do: callers that
+// arrive while an execution for their key runs share its result; once it
+// returns, nothing is retained and the next call executes again.
 func TestSingleFlightOption(t *testing.T) {
 	g := newGate()
 	f, c := MemoizeErr(g.fn, SingleFlight())
@@ -154,6 +163,8 @@ func TestSingleFlightOption(t *testing.T) {
 		func() { Memoize(func(n int) int { return n }, SingleFlight(), TTL(time.Second)) })
 }
 
+// ExpireAfter behaves as otter's per-entry ExpiryCalculator on creation:
+// each entry's life comes from its value.
 func TestExpireAfter(t *testing.T) {
 	clk := newFakeClock(t0)
 	var runs atomic.Int32

@@ -19,6 +19,10 @@ func pages(t *testing.T, budget int, opts ...Option) (func(int) string, *Cache[i
 	return f, c, &events
 }
 
+// MaxWeight is otter's MaximumWeight with a Weigher (and golang-lru users'
+// byte budget), but exact: otter evicts by its admission policy and may
+// briefly exceed the bound, memo evicts exactly the least recently used
+// entries until the total fits.
 func TestMaxWeightEvictsLeastRecentlyUsed(t *testing.T) {
 	f, c, events := pages(t, 100)
 	f(40)
