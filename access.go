@@ -80,7 +80,7 @@ func (c *Cache[K, V]) Put(k K, v V) bool {
 		now, wall = c.stamp()
 	}
 	s.put(k, v, now, c.expiryAt(now, wall, 0, life), w)
-	if t := c.tier; t != nil {
+	if t := c.tier; t != nil && !t.paused() {
 		t.forget(c, k)
 		if key, err := t.key(k); err == nil {
 			t.put(c, context.Background(), k, key, v, life)
