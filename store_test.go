@@ -589,3 +589,21 @@ func TestShareLongKeysCompact(t *testing.T) {
 	assert.Equal(t, int64(2), runs.Load(), "b ran: a's value was not served for it")
 	assert.Equal(t, 1, cg.CacheInfo().StoreErrors)
 }
+
+func TestSharePutWritesThrough(t *testing.T) {
+	ctx := context.Background()
+	st := newMemStore()
+	var runsA, runsB atomic.Int64
+	a, ca := process(t, st, &runsA)
+	b, cb := process(t, st, &runsB)
+	_, err := a(ctx, 3)
+	require.NoError(t, err)
+	v, err := b(ctx, 3)
+	require.NoError(t, err)
+	require.Equal(t, 9, v)
+
+	require.True(t, ca.Put(3, 1000), "an update written through")
+	soon(t, func() bool { v, _ := b(ctx, 3); return v == 1000 }, "b sees the value Put in a")
+	assert.Equal(t, int64(0), runsB.Load())
+	assert.Positive(t, cb.CacheInfo().StoreHits)
+}
