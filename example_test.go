@@ -306,14 +306,14 @@ func ExampleHashKeyOf() {
 	f, cache := memo.MemoizeKeyed(sum, func(xs []int) (memo.KeyHash, error) { return memo.HashKeyOf(xs) })
 	big := make([]int, 1_000_000)
 	for i := range big {
-		big[i] = i
+		big[i] = i % 10
 	}
 	fmt.Println(f(big))
 	fmt.Println(f(big))
 	fmt.Println(cache.CacheInfo())
 	// Output:
-	// 499999500000 <nil>
-	// 499999500000 <nil>
+	// 4500000 <nil>
+	// 4500000 <nil>
 	// CacheInfo(hits=1, misses=1, maxsize=128, currsize=1)
 }
 
