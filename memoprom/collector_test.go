@@ -1,0 +1,58 @@
+package memoprom
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/gomemo/memo"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCollector(t *testing.T) {
+	square, sq := memo.Memoize(func(n int) int { return n * n }, memo.MaxSize(2))
+	square(1)
+	square(1)
+	square(2)
+	square(3) // evicts 1
+	_, other := memo.Memoize(func(s string) int { return len(s) }, memo.Unbounded())
+
+	col := New()
+	col.Add("square", sq.CacheInfo)
+	col.Add("len", other.CacheInfo)
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(col), "the metrics follow Prometheus's rules")
+
+	want := `
+# HELP memo_entries Entries in the cache.
+# TYPE memo_entries gauge
+memo_entries{cache="len"} 0
+memo_entries{cache="square"} 2
+# HELP memo_evictions_total Entries dropped to make room.
+# TYPE memo_evictions_total counter
+memo_evictions_total{cache="len"} 0
+memo_evictions_total{cache="square"} 1
+# HELP memo_hits_total Calls answered without running the function.
+# TYPE memo_hits_total counter
+memo_hits_total{cache="len"} 0
+memo_hits_total{cache="square"} 1
+# HELP memo_max_entries The most entries the cache holds; 0 when unbounded.
+# TYPE memo_max_entries gauge
+memo_max_entries{cache="len"} 0
+memo_max_entries{cache="square"} 2
+# HELP memo_misses_total Calls the cache could not answer from memory.
+# TYPE memo_misses_total counter
+memo_misses_total{cache="len"} 0
+memo_misses_total{cache="square"} 3
+`
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"memo_entries", "memo_evictions_total", "memo_hits_total", "memo_max_entries", "memo_misses_total"))
+	n, err := testutil.GatherAndCount(reg)
+	require.NoError(t, err)
+	require.Equal(t, 2*len(metrics), n, "every CacheInfo field, for each cache")
+
+	problems, err := testutil.GatherAndLint(reg)
+	require.NoError(t, err)
+	require.Empty(t, problems, "promlint finds nothing to fix")
+}
