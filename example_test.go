@@ -376,3 +376,44 @@ func ExampleMemoize2Ctx() {
 	// acme's report for 2026-10 (trace t-1) <nil>
 	// CacheInfo(hits=1, misses=2, maxsize=128, currsize=2)
 }
+
+// Log sends a cache's events to a log/slog logger in one option. Here the
+// store is down: its first failure (the cache's first reading of the store,
+// when it is built, for no key) reaches the logger at level Warn, calls then
+// leave the store alone for a while, and every call gets its result.
+func ExampleLog() {
+	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{} // for an output that does not change
+			}
+			return a
+		},
+	}))
+	square, cache := memo.Memoize(func(n int) int { return n * n },
+		memo.Share(memo.Sharing{Store: downStore{}, Name: "square"}), memo.Log(logger))
+	defer cache.Close()
+	fmt.Println(square(3))
+	// Output:
+	// level=WARN msg="memo: the store failed" key=0 err="disk on fire"
+	// 9
+}
+
+// downStore is a memo.Store whose every operation fails.
+type downStore struct{}
+
+var errDown = errors.New("disk on fire")
+
+func (downStore) Get(context.Context, string, string) ([]byte, time.Time, bool, error) {
+	return nil, time.Time{}, false, errDown
+}
+func (downStore) Set(context.Context, string, string, []byte, time.Time) error { return errDown }
+func (downStore) Delete(context.Context, string, string) error                 { return errDown }
+func (downStore) Clear(context.Context, string) error                          { return errDown }
+func (downStore) Lease(context.Context, string, string, string, time.Duration) (bool, error) {
+	return false, errDown
+}
+func (downStore) Unlease(context.Context, string, string, string) error { return errDown }
+func (downStore) Changes(context.Context, string, uint64) ([]string, bool, uint64, error) {
+	return nil, false, 0, errDown
+}

@@ -41,7 +41,7 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 		clock:       cfg.clock,
 	}
 	c.timed = p.TTL > 0 || p.Window > 0 || p.CacheErrors > 0 || c.expireAfter != nil
-	c.observe = observer[K, V](&cfg)
+	c.observe = logged(observer[K, V](&cfg), cfg.logger)
 	c.plain = !c.off && !c.check && c.slots == nil && !c.timed
 	if c.timed {
 		c.base = c.clock()

@@ -1,7 +1,9 @@
 package memo
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"time"
 )
@@ -12,7 +14,7 @@ const DefaultMaxSize = 128
 
 // Option configures a memoized function: MaxSize, Unbounded, MaxWeight,
 // Shards, TTL, Window, StaleWhileRevalidate, CacheErrors, ExpireAfter,
-// SingleFlight, Clock, Typed, MeasureExecTime, Share, Observe.
+// SingleFlight, Clock, Typed, MeasureExecTime, Share, Observe, Log.
 //
 // Options only record what they are given; the constructor checks them all
 // together, and panics with a message starting "memo:" that names the option
@@ -30,6 +32,7 @@ type config struct {
 	sharing    *Sharing // given to Share
 	expire     any      // the func(V) time.Duration given to ExpireAfter
 	weigh      any      // the func(K, V) int given to MaxWeight
+	logger     *slog.Logger
 }
 
 // duration returns d, given to option, noting it if it is negative: a later
@@ -299,6 +302,43 @@ func expirer[V any](cfg *config) func(V) time.Duration {
 		panic(fmt.Sprintf("memo: ExpireAfter was given a %T, but this cache needs a non-nil %v", cfg.expire, reflect.TypeFor[func(V) time.Duration]()))
 	}
 	return f
+}
+
+// Log sends the cache's events to logger, for a log line per event in one
+// option: StoreFailed (with the error) at level Warn, PanicLost (with the
+// panic) at level Error, and the entries leaving (Evicted, Expired,
+// Forgotten, Cleared, Replaced) at level Debug, each with its kind and key
+// (values are not logged). It works alongside Observe. A nil logger is
+// slog.Default().
+func Log(logger *slog.Logger) Option {
+	return func(c *config) {
+		if logger == nil {
+			logger = slog.Default()
+		}
+		c.logger = logger
+	}
+}
+
+// logged returns obs, or, with a logger given to Log, an observer that also
+// logs each event.
+func logged[K comparable, V any](obs func(Event[K, V]), logger *slog.Logger) func(Event[K, V]) {
+	if logger == nil {
+		return obs
+	}
+	return func(e Event[K, V]) {
+		if obs != nil {
+			obs(e)
+		}
+		ctx := context.Background()
+		switch e.Kind {
+		case StoreFailed:
+			logger.Log(ctx, slog.LevelWarn, "memo: the store failed", "key", e.Key, "err", e.Err)
+		case PanicLost:
+			logger.Log(ctx, slog.LevelError, "memo: a panic no caller received", "key", e.Key, "panic", e.Panic.Value)
+		default:
+			logger.Log(ctx, slog.LevelDebug, "memo: "+e.Kind.String(), "key", e.Key)
+		}
+	}
 }
 
 // Observe makes fn receive every Event of the cache: the one way to watch
