@@ -2,6 +2,8 @@ package memo
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -137,4 +139,61 @@ func TestObserveTypes(t *testing.T) {
 	_, c := Memoize(func(n int) int { return n }, Observe[int, int](nil))
 	assert.Nil(t, c.observe, "a nil observer is none")
 	assert.Equal(t, "EventKind(0)", EventKind(0).String())
+}
+
+// syncBuffer is a strings.Builder that goroutines may share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
+}
+
+func TestLogLevels(t *testing.T) {
+	var buf syncBuffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var seen []EventKind
+	f, c := Memoize(func(n int) int { return n }, MaxSize(1), Log(logger),
+		Observe(func(e Event[int, int]) { seen = append(seen, e.Kind) }))
+	f(1)
+	f(2) // evicts 1
+	c.Forget(2)
+	out := buf.String()
+	assert.Contains(t, out, `level=DEBUG msg="memo: Evicted" key=1`)
+	assert.Contains(t, out, `level=DEBUG msg="memo: Forgotten" key=2`)
+	assert.NotContains(t, out, "value", "values are not logged")
+	assert.Equal(t, []EventKind{Evicted, Forgotten}, seen, "Observe still receives every event")
+
+	buf.Reset()
+	release, started := make(chan struct{}), make(chan struct{})
+	g, _ := MemoizeCtx(func(ctx context.Context, n int) (int, error) { close(started); <-release; panic("lost") }, Log(logger))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { g(ctx, 1); close(done) }()
+	<-started
+	cancel() // the only caller gives up: nobody will receive the panic
+	within(t, timeout, func() { <-done })
+	close(release)
+	within(t, timeout, func() {
+		for !strings.Contains(buf.String(), "level=ERROR") {
+			time.Sleep(time.Millisecond)
+		}
+	})
+	assert.Contains(t, buf.String(), `msg="memo: a panic no caller received" key=1 panic=lost`)
 }
