@@ -54,3 +54,25 @@ func TestDiskExampleRunsTwice(t *testing.T) {
 		assert.Contains(t, string(out), "memo       e7af4e3af53f557c", "run %d: the same result, computed or stored", i+1)
 	}
 }
+
+// TestMultiprocessExampleRunsTwice runs the pipeline twice on one directory:
+// the first run computes each distinct key once across its four worker
+// processes, the second computes nothing.
+func TestMultiprocessExampleRunsTwice(t *testing.T) {
+	dir := t.TempDir()
+	for i, want := range []string{
+		"40 executions in all for 40 distinct addresses, 80 calls: 40 saved by the shared cache",
+		"0 executions in all for 40 distinct addresses, 80 calls: 80 saved by the shared cache",
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		cmd := exec.CommandContext(ctx, "go", "run", ".", "-dir", dir)
+		cmd.Dir = "multiprocess" // a module of its own, for its SQLite dependency
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if !assert.NoError(t, err, "run %d of go run ./multiprocess:\n%s", i+1, out) {
+			return
+		}
+		assert.Contains(t, string(out), "600 records, 40 distinct addresses", "run %d", i+1)
+		assert.Contains(t, string(out), want, "run %d", i+1)
+	}
+}
