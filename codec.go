@@ -9,18 +9,167 @@ import (
 	"fmt"
 	"hash/crc32"
 	"hash/fnv"
+	"math"
 	"reflect"
 )
 
 // Codec turns the values of a shared cache into bytes and back (see
 // Sharing). Unmarshal is given a pointer to a zero value of the cache's value
-// type. A Codec must give back a value equal to the one it was given, or fail:
-// a value that comes back different is a wrong answer served to every
-// process. encoding/json's Marshal and Unmarshal have the right shape for a
-// Codec of types that JSON carries exactly.
+// type. memo does not take a Codec at its word: before a value is written,
+// its bytes are decoded again and compared with it (as reflect.DeepEqual
+// does, but with types that have an Equal method, such as time.Time,
+// compared by it), and a value that comes back different is not stored, and
+// reported, so that no process is ever served a changed value. The zero
+// value is stored without the Codec. A panic in a Codec is an error.
+// encoding/json's Marshal and Unmarshal have the right shape for a Codec.
 type Codec interface {
 	Marshal(v any) ([]byte, error)
 	Unmarshal(data []byte, v any) error
+}
+
+// The first byte of an encoded value: the zero value of the type (nothing
+// follows), or the Codec's bytes.
+const (
+	bodyZero  = 'z'
+	bodyCodec = 'c'
+)
+
+// encodeValue encodes v for a store: the zero value by a byte of its own
+// (gob cannot encode a nil pointer, say), any other through codec, refused
+// unless codec gives it back equal (see same), so that a value that would
+// come back different is never stored. A panic in codec is an error.
+func encodeValue[V any](codec Codec, v V) (body []byte, err error) {
+	rv := reflect.ValueOf(&v).Elem()
+	if rv.IsZero() {
+		return []byte{bodyZero}, nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			body, err = nil, fmt.Errorf("memo: encoding the value panicked: %v", r)
+		}
+	}()
+	b, err := codec.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("memo: encoding the value: %w", err)
+	}
+	body = append([]byte{bodyCodec}, b...)
+	back, err := decodeValue[V](codec, body)
+	if err != nil {
+		return nil, fmt.Errorf("memo: the value does not decode from its encoding: %w", err)
+	}
+	if !same(rv, reflect.ValueOf(&back).Elem(), 0) {
+		return nil, fmt.Errorf("memo: the value of type %T does not survive its codec unchanged (a nil and an empty slice or map, or a pointer to a zero value, inside it?), so it is not stored", v)
+	}
+	return body, nil
+}
+
+// decodeValue decodes what encodeValue made. A panic in codec is an error.
+func decodeValue[V any](codec Codec, body []byte) (v V, err error) {
+	if len(body) == 0 {
+		return v, errors.New("memo: the stored value is empty")
+	}
+	switch body[0] {
+	case bodyZero:
+		if len(body) != 1 {
+			return v, errors.New("memo: the stored zero value is damaged")
+		}
+		return v, nil
+	case bodyCodec:
+	default:
+		return v, fmt.Errorf("memo: the stored value starts with %q", body[0])
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("memo: decoding the value panicked: %v", r)
+		}
+	}()
+	err = codec.Unmarshal(body[1:], &v)
+	return v, err
+}
+
+// maxSameDepth bounds how deep same compares; deeper values count as
+// different, and are not stored.
+const maxSameDepth = 1000
+
+// same reports whether a and b, of one type, are the same value, as a caller
+// would see them: reflect.DeepEqual's rules (a nil slice or map differs from
+// an empty one, pointers are followed), except that a type with an
+// Equal(T) bool method (time.Time) is compared by it, and a NaN equals a NaN
+// with the same bits.
+func same(a, b reflect.Value, depth int) bool {
+	if depth > maxSameDepth {
+		return false
+	}
+	t := a.Type()
+	if m, ok := t.MethodByName("Equal"); ok && a.CanInterface() &&
+		m.Type.NumIn() == 2 && m.Type.In(1) == t && m.Type.NumOut() == 1 && m.Type.Out(0).Kind() == reflect.Bool {
+		return a.Method(m.Index).Call([]reflect.Value{b})[0].Bool()
+	}
+	switch t.Kind() {
+	case reflect.Float32, reflect.Float64:
+		return a.Float() == b.Float() || math.Float64bits(a.Float()) == math.Float64bits(b.Float())
+	case reflect.Complex64, reflect.Complex128:
+		x, y := a.Complex(), b.Complex()
+		return x == y || (math.Float64bits(real(x)) == math.Float64bits(real(y)) && math.Float64bits(imag(x)) == math.Float64bits(imag(y)))
+	case reflect.Pointer, reflect.Interface:
+		if a.IsNil() || b.IsNil() {
+			return a.IsNil() == b.IsNil()
+		}
+		if t.Kind() == reflect.Interface && a.Elem().Type() != b.Elem().Type() {
+			return false
+		}
+		return same(a.Elem(), b.Elem(), depth+1)
+	case reflect.Slice:
+		if a.IsNil() != b.IsNil() || a.Len() != b.Len() {
+			return false
+		}
+		fallthrough
+	case reflect.Array:
+		for i := range a.Len() {
+			if !same(a.Index(i), b.Index(i), depth+1) {
+				return false
+			}
+		}
+		return true
+	case reflect.Map:
+		if a.IsNil() != b.IsNil() || a.Len() != b.Len() {
+			return false
+		}
+		for it := a.MapRange(); it.Next(); {
+			w := b.MapIndex(it.Key())
+			if !w.IsValid() || !same(it.Value(), w, depth+1) {
+				return false
+			}
+		}
+		return true
+	case reflect.Struct:
+		for i := range a.NumField() {
+			if !same(a.Field(i), b.Field(i), depth+1) {
+				return false
+			}
+		}
+		return true
+	case reflect.Func, reflect.Chan, reflect.UnsafePointer:
+		return a.Pointer() == b.Pointer()
+	}
+	return reflect.DeepEqual(valueOf(a), valueOf(b))
+}
+
+// valueOf returns v's value as an interface, for the kinds same leaves to
+// reflect.DeepEqual (booleans, numbers, strings), even from an unexported
+// field.
+func valueOf(v reflect.Value) any {
+	switch v.Kind() {
+	case reflect.Bool:
+		return v.Bool()
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return v.Int()
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return v.Uint()
+	case reflect.String:
+		return v.String()
+	}
+	return nil
 }
 
 // gobCodec is the default Codec: encoding/gob, for value types that

@@ -65,9 +65,11 @@ type Sharing struct {
 	// Version is part of the namespace: bump it when the function's
 	// results change meaning, and every result stored before is ignored.
 	Version int
-	// Codec turns values into bytes and back. nil means the default, gob,
-	// for which the constructor refuses value types gob cannot carry
-	// exactly (unexported fields, interfaces, funcs, channels).
+	// Codec turns values into bytes and back (see Codec). nil means the
+	// default, gob, for which the constructor refuses value types gob
+	// cannot carry (unexported fields, interfaces, funcs, channels); each
+	// value is then checked as it is written (a nil and an empty slice, or
+	// a pointer to a zero value, inside a struct do not survive gob).
 	Codec Codec
 	// Timeout bounds each store operation, so that a slow store holds a
 	// call up by at most about this long per operation before the call goes
@@ -349,7 +351,7 @@ func (t *tier[K, V]) get(c *Cache[K, V], ctx context.Context, k K, key storeKey)
 		return v, 0, false, false
 	}
 	if err == nil {
-		err = t.Codec.Unmarshal(body, &v)
+		v, err = decodeValue[V](t.Codec, body)
 	}
 	if err != nil {
 		t.fail(c, k, err)
@@ -368,9 +370,9 @@ func (t *tier[K, V]) put(c *Cache[K, V], ctx context.Context, k K, key storeKey,
 	if life < 0 {
 		return false // not to be cached
 	}
-	body, err := t.Codec.Marshal(v)
+	body, err := encodeValue(t.Codec, v)
 	if err != nil {
-		t.fail(c, k, fmt.Errorf("memo: encoding the value: %w", err))
+		t.fail(c, k, err)
 		return false
 	}
 	if len(body) > t.MaxValue {

@@ -607,3 +607,58 @@ func TestSharePutWritesThrough(t *testing.T) {
 	assert.Equal(t, int64(0), runsB.Load())
 	assert.Positive(t, cb.CacheInfo().StoreHits)
 }
+
+func TestShareValuesExactlyOrNotAtAll(t *testing.T) {
+	type Node struct {
+		Count *int
+		Tags  []string
+		When  time.Time
+	}
+	zero := 0
+	for _, tc := range []struct {
+		name   string
+		value  *Node
+		stored bool
+	}{
+		{"nil pointer: the zero value, stored as such", nil, true},
+		{"plain value", &Node{Tags: []string{"a"}, When: t0}, true},
+		{"time in another zone comes back equal", &Node{When: t0.In(time.FixedZone("X", 3600))}, true},
+		{"pointer to a zero value: gob gives back nil", &Node{Count: &zero}, false},
+		{"empty slice: gob gives back nil", &Node{Tags: []string{}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newMemStore()
+			sh := Sharing{Store: st, Name: "node", Poll: time.Hour}
+			var runs atomic.Int64
+			fn := func(string) *Node { runs.Add(1); return tc.value }
+			a, ca := Memoize(fn, Share(sh))
+			defer ca.Close()
+			b, cb := Memoize(fn, Share(sh))
+			defer cb.Close()
+			assert.Equal(t, tc.value, a("k"), "the call gets its value either way")
+			got := b("k")
+			assert.True(t, same(reflect.ValueOf(tc.value), reflect.ValueOf(got), 0), "b gets an equal value: %+v", got)
+			if tc.stored {
+				assert.Equal(t, int64(1), runs.Load(), "b read it from the store")
+				assert.Zero(t, ca.CacheInfo().StoreErrors)
+			} else {
+				assert.Equal(t, int64(2), runs.Load(), "not stored: b computed it")
+				assert.Positive(t, ca.CacheInfo().StoreErrors, "the refusal is reported")
+			}
+		})
+	}
+}
+
+func TestShareCodecPanicIsAnError(t *testing.T) {
+	st := newMemStore()
+	f, c := Memoize(func(n int) int { return n }, Share(Sharing{Store: st, Name: "p", Codec: panicCodec{}}))
+	defer c.Close()
+	assert.Equal(t, 7, f(7), "a codec that panics fails no call")
+	assert.Equal(t, 1, c.CacheInfo().StoreErrors)
+}
+
+// panicCodec is a Codec that panics.
+type panicCodec struct{}
+
+func (panicCodec) Marshal(any) ([]byte, error) { panic("codec bug") }
+func (panicCodec) Unmarshal([]byte, any) error { panic("codec bug") }
