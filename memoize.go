@@ -77,7 +77,7 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 		c.hash, c.sharded = shardHash[K](), true
 	}
 	if cfg.sharing != nil {
-		t := newTier[K, V](*cfg.sharing, p.Typed) // checked even if unused
+		t := newTier[K, V](*cfg.sharing) // checked even if unused
 		if !c.off {
 			c.tier = t
 			go t.poll(c, t.apply(c, 0))

@@ -246,9 +246,9 @@ func Typed() Option {
 // Sharing.Poll, the memory of the other processes. A cache of size 0
 // (MaxSize(0)) does not use the store.
 //
-// Keys are stored as KeyOf encodes them (TypedKeyOf with Typed; a long
-// encoding by its SHA-256, see Sharing.Namespace), so two calls share a
-// stored value when they would share an entry in memory.
+// Keys are stored as TypedKeyOf encodes them (a long encoding by its
+// SHA-256, see Sharing.Namespace), so two calls share a stored value exactly
+// when they would share an entry in memory.
 // Keys compared by address (pointers, channels, funcs) mean nothing to
 // another process: a key type that holds one makes the constructor panic,
 // and a key whose interface holds one fails its call with an error wrapping

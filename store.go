@@ -99,9 +99,10 @@ const (
 
 // Namespace returns the namespace under which s's values are stored: the
 // Name, a slash, and the Version in decimal. Stores keep each value under
-// this namespace and the key of its call: KeyOf's encoding of the key, or
-// TypedKeyOf's for a cache built with Typed; for an encoding longer than 256
-// bytes, the byte 'h' and the encoding's SHA-256 instead.
+// this namespace and the key of its call: TypedKeyOf's encoding of the key
+// (of its numbers made one type first, in a cache without Typed); for an
+// encoding longer than 256 bytes, the byte 'h' and the encoding's SHA-256
+// instead.
 func (s Sharing) Namespace() string { return s.Name + "/" + strconv.Itoa(s.Version) }
 
 // tier is a cache's use of its Store. It keeps no lock: its counters are
@@ -109,7 +110,6 @@ func (s Sharing) Namespace() string { return s.Name + "/" + strconv.Itoa(s.Versi
 type tier[K comparable, V any] struct {
 	Sharing        // normalised: a Codec, no zero durations or sizes
 	ns      string // Sharing.Namespace()
-	typed   bool   // keys are TypedKeyOf's encoding, not KeyOf's
 	check   bool   // K holds interfaces: keys are checked call by call
 	fp      uint64 // the fingerprint of V
 
@@ -128,7 +128,7 @@ type tier[K comparable, V any] struct {
 
 // newTier checks sh for a cache of K and V, panicking with a "memo: Share"
 // message if it cannot work. The caller starts its poller.
-func newTier[K comparable, V any](sh Sharing, typed bool) *tier[K, V] {
+func newTier[K comparable, V any](sh Sharing) *tier[K, V] {
 	switch {
 	case sh.Store == nil:
 		panic("memo: Share was given a nil Store")
@@ -154,7 +154,6 @@ func newTier[K comparable, V any](sh Sharing, typed bool) *tier[K, V] {
 	return &tier[K, V]{
 		Sharing: sh,
 		ns:      sh.Namespace(),
-		typed:   typed,
 		check:   mayPanicOnEqual(kt),
 		fp:      fingerprint(vt),
 		stop:    make(chan struct{}),
@@ -162,10 +161,12 @@ func newTier[K comparable, V any](sh Sharing, typed bool) *tier[K, V] {
 	}
 }
 
-// storeKey is a key as the store sees it: KeyOf's encoding (full), or, for
-// one longer than compactAbove bytes, its compact form: the byte 'h' then
-// the SHA-256 of the encoding. (An encoding starts with KeyVersion, never
-// 'h'.) The frame's checksum covers the full encoding, so two keys whose
+// storeKey is a key as the store sees it: TypedKeyOf's encoding (full), or,
+// for one longer than compactAbove bytes, its compact form: the byte 'h'
+// then the SHA-256 of the encoding. (An encoding starts with KeyVersion,
+// never 'h'.) TypedKeyOf, not KeyOf, because KeyOf merges values that memory
+// keeps apart (ID("a") and "a" held in an any); the numbers that a cache
+// without Typed merges in memory are made one type before they get here. The frame's checksum covers the full encoding, so two keys whose
 // compact forms collide never read each other's values.
 type storeKey struct{ store, full string }
 
@@ -179,13 +180,7 @@ func (t *tier[K, V]) key(k K) (storeKey, error) {
 			return storeKey{}, fmt.Errorf("%w: the key %T cannot be shared between processes: %s", ErrUnsupportedArgument, k, why)
 		}
 	}
-	var full string
-	var err error
-	if t.typed {
-		full, err = TypedKeyOf(k)
-	} else {
-		full, err = KeyOf(k)
-	}
+	full, err := TypedKeyOf(k)
 	if err != nil || len(full) <= compactAbove {
 		return storeKey{full, full}, err
 	}

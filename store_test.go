@@ -214,10 +214,10 @@ func soon(t *testing.T, cond func() bool, msg string) {
 	}
 }
 
-// mustKey returns the store key of k in an untyped cache.
+// mustKey returns the store key of k, a short key.
 func mustKey(t *testing.T, k any) string {
 	t.Helper()
-	key, err := KeyOf(k)
+	key, err := TypedKeyOf(k)
 	require.NoError(t, err)
 	return key
 }
@@ -543,7 +543,8 @@ func TestShareCodec(t *testing.T) {
 	assert.Equal(t, Point{2, -2}, f(2))
 	body, err := unframe("p/0", mustKey(t, 2), fingerprint(reflect.TypeFor[Point]()), st.only(t))
 	require.NoError(t, err)
-	assert.JSONEq(t, `{"X":2,"Y":-2}`, string(body))
+	assert.Equal(t, byte(bodyCodec), body[0], "the codec's bytes, marked")
+	assert.JSONEq(t, `{"X":2,"Y":-2}`, string(body[1:]))
 }
 
 func TestShareCloseStopsThePoller(t *testing.T) {
@@ -662,3 +663,20 @@ type panicCodec struct{}
 
 func (panicCodec) Marshal(any) ([]byte, error) { panic("codec bug") }
 func (panicCodec) Unmarshal([]byte, any) error { panic("codec bug") }
+
+func TestShareKeysApartAsInMemory(t *testing.T) {
+	type ID string
+	st := newMemStore()
+	sh := Sharing{Store: st, Name: "kind", Poll: time.Hour}
+	kind := func(k any) string { return fmt.Sprintf("%T", k) }
+	a, ca := Memoize(kind, Share(sh))
+	defer ca.Close()
+	b, cb := Memoize(kind, Share(sh))
+	defer cb.Close()
+	assert.Equal(t, "memo.ID", a(ID("a")))
+	assert.Equal(t, "string", b("a"), "ID(\"a\") and \"a\" are apart in memory, so in the store too")
+	// Numbers that memory merges (Typed off) are stored as one key.
+	assert.Equal(t, "int", a(1))
+	assert.Equal(t, "int", b(int64(1)), "1 and int64(1) share an entry in memory, and in the store")
+	assert.Equal(t, 1, cb.CacheInfo().StoreHits)
+}
