@@ -246,10 +246,15 @@ func gobRefuses(t reflect.Type, seen map[reflect.Type]bool) string {
 // something only inside one process (it holds a pointer, a channel, a func
 // or an unsafe.Pointer, compared by address), or "". An interface type is
 // accepted, since what it holds is only known call by call: v is then
-// checked by its dynamic values. seen guards recursive types.
+// checked by its dynamic values. A type that encodes itself for keys
+// (MarshalBinary, as time.Time does) is taken at its encoding, as KeyOf
+// takes it.
 func localOnly(t reflect.Type, v reflect.Value) string {
 	if t == nil {
 		t = v.Type()
+	}
+	if t.Implements(binaryMarshalerType) {
+		return ""
 	}
 	switch t.Kind() {
 	case reflect.Pointer, reflect.Chan, reflect.Func, reflect.UnsafePointer:

@@ -249,8 +249,9 @@ func Typed() Option {
 // Keys are stored as TypedKeyOf encodes them (a long encoding by its
 // SHA-256, see Sharing.Namespace), so two calls share a stored value exactly
 // when they would share an entry in memory.
-// Keys compared by address (pointers, channels, funcs) mean nothing to
-// another process: a key type that holds one makes the constructor panic,
+// A key type that encodes itself (MarshalBinary, as time.Time does) is stored
+// by that encoding. Keys compared by address (pointers, channels, funcs)
+// mean nothing to another process: a key type that holds one makes the constructor panic,
 // and a key whose interface holds one fails its call with an error wrapping
 // ErrUnsupportedArgument. Values go through s.Codec, framed with a checksum
 // and a fingerprint of the value type, so a damaged or foreign value is

@@ -680,3 +680,17 @@ func TestShareKeysApartAsInMemory(t *testing.T) {
 	assert.Equal(t, "int", b(int64(1)), "1 and int64(1) share an entry in memory, and in the store")
 	assert.Equal(t, 1, cb.CacheInfo().StoreHits)
 }
+
+func TestShareTimeKeys(t *testing.T) {
+	st := newMemStore()
+	sh := Sharing{Store: st, Name: "day", Poll: time.Hour}
+	day := func(t time.Time) string { return t.Weekday().String() }
+	a, ca := Memoize(day, Share(sh))
+	defer ca.Close()
+	b, cb := Memoize(day, Share(sh))
+	defer cb.Close()
+	assert.Equal(t, "Wednesday", a(t0))
+	assert.Equal(t, "Wednesday", b(t0), "a time.Time key is shared by its MarshalBinary encoding")
+	assert.Equal(t, 1, cb.CacheInfo().StoreHits)
+	assert.Zero(t, cb.CacheInfo().StoreErrors)
+}
