@@ -105,8 +105,9 @@ const (
 // instead.
 func (s Sharing) Namespace() string { return s.Name + "/" + strconv.Itoa(s.Version) }
 
-// tier is a cache's use of its Store. It keeps no lock: its counters are
-// atomic, and everything else is fixed at construction.
+// tier is a cache's use of its Store. Its counters are atomic, mine has a
+// lock of its own (held for no user code), and the rest is fixed at
+// construction.
 type tier[K comparable, V any] struct {
 	Sharing        // normalised: a Codec, no zero durations or sizes
 	ns      string // Sharing.Namespace()
@@ -114,6 +115,9 @@ type tier[K comparable, V any] struct {
 	fp      uint64 // the fingerprint of V
 
 	hits, misses, errors, waits atomic.Uint64
+
+	mu   sync.Mutex
+	mine map[string]int // see own
 
 	// After a failure, executions leave the store alone until downUntil
 	// (Unix nanoseconds), a pause that doubles with each failure from
@@ -407,9 +411,45 @@ func (t *tier[K, V]) forget(c *Cache[K, V], k K) {
 	if err != nil {
 		return // such a key is never stored
 	}
+	// Noted before the deletion, so that the poller, which may read it at
+	// once, knows it as this process's own and does not drop what this
+	// process stores for k afterwards (a value Put, a new result).
+	t.own(key.store, 1)
 	if err := t.op(context.Background(), func(ctx context.Context) error { return t.Store.Delete(ctx, t.ns, key.store) }); err != nil {
+		t.own(key.store, -1)
 		t.fail(c, k, err)
 	}
+}
+
+// own counts n more of this process's deletions of key in the store that
+// the poller has yet to read.
+func (t *tier[K, V]) own(key string, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.mine == nil {
+		t.mine = map[string]int{}
+	}
+	if t.mine[key] += n; t.mine[key] <= 0 {
+		delete(t.mine, key)
+	}
+}
+
+// others returns the keys of deletions not made by this process, counting
+// off this process's own.
+func (t *tier[K, V]) others(keys []string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for _, k := range keys {
+		if t.mine[k] > 0 {
+			if t.mine[k]--; t.mine[k] == 0 {
+				delete(t.mine, k)
+			}
+			continue
+		}
+		out = append(out, k)
+	}
+	return out
 }
 
 // clear clears the namespace in the store, for Clear.
@@ -455,8 +495,13 @@ func (t *tier[K, V]) apply(c *Cache[K, V], cursor uint64) uint64 {
 		return cursor
 	case all || cursor == 0:
 		c.clearLocal(false)
-	case len(keys) > 0:
-		c.forgetEncoded(keys)
+		t.mu.Lock()
+		t.mine = nil // whatever this process deleted is gone too
+		t.mu.Unlock()
+	default:
+		if keys = t.others(keys); len(keys) > 0 {
+			c.forgetEncoded(keys)
+		}
 	}
 	return next
 }

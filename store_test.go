@@ -694,3 +694,23 @@ func TestShareTimeKeys(t *testing.T) {
 	assert.Equal(t, 1, cb.CacheInfo().StoreHits)
 	assert.Zero(t, cb.CacheInfo().StoreErrors)
 }
+
+func TestShareOwnDeletionsKeepNewValues(t *testing.T) {
+	st := newMemStore()
+	var runs atomic.Int64
+	f, c := process(t, st, &runs) // Poll 10ms
+	ctx := context.Background()
+	_, err := f(ctx, 2)
+	require.NoError(t, err)
+	require.True(t, c.Put(2, 1000))
+	c.Forget(3)
+	_, err = f(ctx, 3)
+	require.NoError(t, err)
+	// Let the poller read both deletions: they are this process's own.
+	before := st.ops.Load()
+	soon(t, func() bool { return st.ops.Load() >= before+3 }, "the poller read the store a few times")
+	v, ok := c.Peek(2)
+	assert.True(t, ok, "the value Put stays")
+	assert.Equal(t, 1000, v)
+	assert.True(t, c.Contains(3), "the result computed after the Forget stays")
+}
