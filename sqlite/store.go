@@ -24,8 +24,10 @@
 // runs in the background.
 //
 // Faults never fail a memoized call: memo runs the function when the store
-// errs. A database that is busy past its timeout, full, read-only or missing
-// gives errors that memo counts and reports. A file that is not a database or
+// errs. A database that is busy past its timeout, full, missing, or that
+// cannot be written (its file's permissions) gives errors that memo counts
+// and reports; one opened with Options.ReadOnly is a snapshot instead, and
+// gives none. A file that is not a database or
 // is corrupt is set aside (renamed memo.db.corrupt-<time>) and a new one is
 // created, when Open finds it so or when an operation does; values whose
 // bytes were damaged inside an intact database fail memo's checksum and count
@@ -60,8 +62,10 @@ type Options struct {
 	// MaxEntries bounds the number of entries; 0 means no bound but
 	// MaxBytes.
 	MaxEntries int64
-	// ReadOnly opens the database for reading only: values are looked up
-	// but never written, and every write reports an error.
+	// ReadOnly opens the database for reading only, as a snapshot: values
+	// are looked up, and Set, Delete, Clear and Unlease do nothing, while
+	// Lease always grants (with nothing written, the processes of a
+	// read-only store do not coordinate their executions).
 	ReadOnly bool
 	// BusyTimeout is how long an operation waits for another process's
 	// write to finish before it fails (5s by default). memo bounds each
@@ -405,6 +409,9 @@ func (s *Store) Get(ctx context.Context, ns, key string) (value []byte, expires 
 // the bounds, in the same transaction, and every so often deletes expired
 // entries, ended leases and old deletions.
 func (s *Store) Set(ctx context.Context, ns, key string, value []byte, expires time.Time) error {
+	if s.opts.ReadOnly {
+		return nil
+	}
 	size := int64(len(key) + len(value))
 	if size > s.opts.MaxBytes {
 		return fmt.Errorf("memo/sqlite: an entry of %d bytes is larger than MaxBytes (%d)", size, s.opts.MaxBytes)
@@ -500,6 +507,9 @@ func tx(ctx context.Context, db *sql.DB, f func(*sql.Tx) error) error {
 
 // Delete implements memo.Store.
 func (s *Store) Delete(ctx context.Context, ns, key string) error {
+	if s.opts.ReadOnly {
+		return nil
+	}
 	return s.do(func(db *handle) error {
 		return tx(ctx, db.DB, func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, "DELETE FROM entries WHERE ns = ? AND key = ?", ns, []byte(key)); err != nil {
@@ -513,6 +523,9 @@ func (s *Store) Delete(ctx context.Context, ns, key string) error {
 
 // Clear implements memo.Store.
 func (s *Store) Clear(ctx context.Context, ns string) error {
+	if s.opts.ReadOnly {
+		return nil
+	}
 	return s.do(func(db *handle) error {
 		return tx(ctx, db.DB, func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, "DELETE FROM entries WHERE ns = ?", ns); err != nil {
@@ -526,6 +539,9 @@ func (s *Store) Clear(ctx context.Context, ns string) error {
 
 // Lease implements memo.Store.
 func (s *Store) Lease(ctx context.Context, ns, key, token string, d time.Duration) (bool, error) {
+	if s.opts.ReadOnly {
+		return true, nil
+	}
 	var owner bool
 	err := s.do(func(db *handle) error {
 		t := now()
@@ -545,6 +561,9 @@ func (s *Store) Lease(ctx context.Context, ns, key, token string, d time.Duratio
 
 // Unlease implements memo.Store.
 func (s *Store) Unlease(ctx context.Context, ns, key, token string) error {
+	if s.opts.ReadOnly {
+		return nil
+	}
 	return s.do(func(db *handle) error {
 		_, err := db.ExecContext(ctx, "DELETE FROM leases WHERE ns = ? AND key = ? AND token = ?", ns, []byte(key), token)
 		return err
