@@ -56,7 +56,9 @@ func (c *Cache[K, V]) Len() int {
 // the newer, stays. Put and Clear are each one step: a Put before a Clear is
 // cleared, one after it stays. A shared cache (see Share) also writes v to
 // the store, after deleting what the store held for k, so that the other
-// processes drop their copies within Sharing.Poll.
+// processes drop their copies within Sharing.Poll; it tries even while the
+// store is paused after a failure, and reports a failure as a StoreFailed
+// event, as Forget does.
 func (c *Cache[K, V]) Put(k K, v V) bool {
 	s, k, ok := c.locate(k)
 	if !ok || c.params.SingleFlight {
@@ -80,7 +82,7 @@ func (c *Cache[K, V]) Put(k K, v V) bool {
 		now, wall = c.stamp()
 	}
 	s.put(k, v, now, c.expiryAt(now, wall, 0, life), w)
-	if t := c.tier; t != nil && !t.paused() {
+	if t := c.tier; t != nil {
 		t.forget(c, k)
 		if key, err := t.key(k); err == nil {
 			t.put(c, context.Background(), k, key, v, life)

@@ -193,6 +193,8 @@ func TestExpireAfter(t *testing.T) {
 	clk.Advance(1000 * time.Hour)
 	assert.True(t, cg.Contains(1))
 
-	assert.PanicsWithValue(t, "memo: ExpireAfter was given a func(string) time.Duration, but this cache needs a non-nil func(int) time.Duration",
+	assert.PanicsWithValue(t, "memo: ExpireAfter was given a func(string) time.Duration, but this cache needs a func(int) time.Duration",
 		func() { Memoize(func(n int) int { return n }, ExpireAfter(func(string) time.Duration { return 0 })) })
+	assert.PanicsWithValue(t, "memo: ExpireAfter was given a nil function",
+		func() { Memoize(func(n int) int { return n }, ExpireAfter[int](nil)) })
 }

@@ -286,6 +286,16 @@ func HashKeyOf(args ...any) (KeyHash, error) {
 	})
 }
 
+// TypedHashKeyOf is HashKeyOf of TypedKeyOf's encoding: arguments of
+// different types stay apart, as with Typed. (Typed has no effect on keys
+// that a MemoizeKeyed key function builds: choose the function.)
+func TypedHashKeyOf(args ...any) (KeyHash, error) {
+	return encode(true, args, func(b []byte) KeyHash {
+		sum := sha256.Sum256(b)
+		return KeyHash(sum[:16])
+	})
+}
+
 // encode encodes args with a pooled encoder and returns what done makes of
 // the encoding, which it must not keep.
 func encode[R any](typed bool, args []any, done func([]byte) R) (R, error) {

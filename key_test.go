@@ -1190,4 +1190,11 @@ func TestHashKeyOf(t *testing.T) {
 	assert.NotEqual(t, a, c)
 	_, err := HashKeyOf(func() {})
 	assert.ErrorIs(t, err, ErrUnsupportedArgument, "KeyOf's errors")
+
+	ta, _ := TypedHashKeyOf(1, "a")
+	tb, _ := TypedHashKeyOf(1.0, "a")
+	assert.NotEqual(t, ta, tb, "TypedKeyOf's rules: 1 and 1.0 differ")
+	key, _ := TypedKeyOf(1, "a")
+	sum := sha256.Sum256([]byte(key))
+	assert.Equal(t, KeyHash(sum[:16]), ta)
 }

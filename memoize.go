@@ -160,6 +160,11 @@ func MemoizeErr[K comparable, V any](fn func(K) (V, error), opts ...Option) (fun
 // result depends on such a value, make the value an argument (as the example
 // of Memoize2Ctx does with a tenant), so that it is part of the key; if it
 // must not be shared at all, do not memoize the function.
+//
+// A call made with the context fn was given, for an execution that fn runs
+// in (fn calls itself with its own key, or a(1) calls b(1), which calls
+// a(1)), would wait for itself: it fails at once instead, with an error
+// wrapping ErrCycle that names the calls.
 func MemoizeCtx[K comparable, V any](fn func(context.Context, K) (V, error), opts ...Option) (func(context.Context, K) (V, error), *Cache[K, V]) {
 	if fn == nil {
 		panic(nilArg("MemoizeCtx", argFn))

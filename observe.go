@@ -39,8 +39,8 @@ const (
 	// Cleared: Clear dropped the entry, in this process or, for a shared
 	// cache, in another one.
 	Cleared
-	// Replaced: a background refresh stored a new value over the entry's
-	// stale one.
+	// Replaced: a new value took the entry's place: stored by a background
+	// refresh over a stale value, or by Put.
 	Replaced
 	// PanicLost: the function panicked where no caller was left to receive
 	// the panic (a background refresh, or an execution whose callers all

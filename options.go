@@ -60,6 +60,8 @@ func configure(opts []Option) config {
 	}
 	if c.SingleFlight {
 		c.MaxSize, c.Unbounded = 0, false // nothing is kept
+	} else if c.MaxSize == 0 && !c.Unbounded {
+		c.MaxWeight = 0 // caching is off
 	}
 	return c
 }
@@ -74,7 +76,7 @@ func (c *config) invalid() string {
 		return fmt.Sprintf("memo: MaxSize(%d) is larger than the %d entries a cache can index; use Unbounded()", c.MaxSize, maxEntries)
 	case n < 1:
 		return fmt.Sprintf("memo: Shards must be at least 1, got %d", n)
-	case n > 1 && !c.Unbounded && c.MaxSize > 0 && c.MaxSize < n:
+	case n > 1 && !c.Unbounded && !c.SingleFlight && c.MaxSize > 0 && c.MaxSize < n:
 		return fmt.Sprintf("memo: Shards(%d) needs MaxSize of at least %d, got %d", n, n, c.MaxSize)
 	case c.clock == nil:
 		return "memo: Clock was given a nil function (now)"
@@ -182,8 +184,9 @@ func Window(d time.Duration) Option {
 // values forever. The refresh keeps the values of the context of the call
 // that started it, but not its deadline or cancellation. Once the stale
 // value can no longer be served, later calls join the refresh; if they all
-// give up, its context is cancelled and the next call starts afresh. A grace of 0 serves nothing stale; so does any grace when
-// neither TTL nor Window makes values expire.
+// give up, its context is cancelled and the next call starts afresh. A grace
+// of 0 serves nothing stale; so does any grace when nothing makes values
+// expire (neither TTL, Window nor ExpireAfter).
 func StaleWhileRevalidate(grace time.Duration) Option {
 	return func(c *config) { c.StaleWhileRevalidate = c.duration("StaleWhileRevalidate", grace) }
 }
@@ -299,8 +302,11 @@ func expirer[V any](cfg *config) func(V) time.Duration {
 		return nil
 	}
 	f, ok := cfg.expire.(func(V) time.Duration)
-	if !ok || f == nil {
-		panic(fmt.Sprintf("memo: ExpireAfter was given a %T, but this cache needs a non-nil %v", cfg.expire, reflect.TypeFor[func(V) time.Duration]()))
+	switch {
+	case !ok:
+		panic(fmt.Sprintf("memo: ExpireAfter was given a %T, but this cache needs a %v", cfg.expire, reflect.TypeFor[func(V) time.Duration]()))
+	case f == nil:
+		panic("memo: ExpireAfter was given a nil function")
 	}
 	return f
 }

@@ -18,7 +18,8 @@ import (
 // an expiry. A memoized function given one with Share looks a key up in its
 // own cache first, then in the store, and only then runs; what it computes,
 // it writes to the store for the others. The disk store (module
-// github.com/gomemo/memo/sqlite) implements Store; so can any other.
+// github.com/gomemo/memo/sqlite) and the Redis store (module
+// github.com/gomemo/memo/redisstore) implement Store; so can any other.
 //
 // memo never passes a Store a value it has not framed itself: the bytes
 // carry a checksum and the fingerprint of the value's type, and memo

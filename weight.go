@@ -15,7 +15,8 @@ import (
 // weight of at least 0; a panic in it, or a negative weight, is the
 // execution's panic. weigh's key and value types must be the cache's, and
 // total must be positive; the constructor panics otherwise. A sharded cache
-// gives each shard an equal share of total.
+// gives each shard an equal share of total, so that an entry heavier than
+// that share is not kept.
 func MaxWeight[K comparable, V any](total int, weigh func(K, V) int) Option {
 	return func(c *config) { c.MaxWeight, c.weigh = total, weigh }
 }
@@ -27,8 +28,11 @@ func weigher[K comparable, V any](cfg *config) func(K, V) int {
 		return nil
 	}
 	f, ok := cfg.weigh.(func(K, V) int)
-	if !ok || f == nil {
-		panic(fmt.Sprintf("memo: MaxWeight was given a %T, but this cache needs a non-nil %v", cfg.weigh, reflect.TypeFor[func(K, V) int]()))
+	switch {
+	case !ok:
+		panic(fmt.Sprintf("memo: MaxWeight was given a %T, but this cache needs a %v", cfg.weigh, reflect.TypeFor[func(K, V) int]()))
+	case f == nil:
+		panic("memo: MaxWeight was given a nil weigh function")
 	}
 	return f
 }

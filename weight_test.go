@@ -96,8 +96,10 @@ func TestMaxWeightSharded(t *testing.T) {
 func TestMaxWeightMisuse(t *testing.T) {
 	require.PanicsWithValue(t, "memo: MaxWeight's total must be positive, got 0",
 		func() { Memoize(func(n int) int { return n }, MaxWeight(0, func(_, v int) int { return v })) })
-	require.PanicsWithValue(t, "memo: MaxWeight was given a func(string, int) int, but this cache needs a non-nil func(int, int) int",
+	require.PanicsWithValue(t, "memo: MaxWeight was given a func(string, int) int, but this cache needs a func(int, int) int",
 		func() { Memoize(func(n int) int { return n }, MaxWeight(10, func(string, int) int { return 0 })) })
+	require.PanicsWithValue(t, "memo: MaxWeight was given a nil weigh function",
+		func() { Memoize(func(n int) int { return n }, MaxWeight[int, int](10, nil)) })
 	f, _ := Memoize(func(n int) int { return n }, MaxWeight(10, func(_, v int) int { return v }))
 	defer func() {
 		p, _ := recover().(*PanicError)
