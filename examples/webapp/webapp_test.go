@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The test binary stands in for the program when the app starts workers.
+func TestMain(m *testing.M) {
+	if os.Getenv("MEMO_WEBAPP_WORKER") != "" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// get fetches url and decodes its JSON into v.
+func get(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, url)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(v))
+}
+
+func TestHandlers(t *testing.T) {
+	srv := httptest.NewServer(newApp(0, nil, "").handler())
+	defer srv.Close()
+
+	var first, second answer
+	get(t, srv.URL+"/api/query?q=hello", &first)
+	get(t, srv.URL+"/api/query?q=hello", &second)
+	assert.Equal(t, analyse("hello"), first.Result)
+	assert.Equal(t, "computed", first.Source)
+	assert.Equal(t, first.Result, second.Result)
+	assert.Equal(t, "memory", second.Source)
+
+	var s stats
+	get(t, srv.URL+"/stats.json", &s)
+	assert.Equal(t, 1, s.Cache.Hits)
+	assert.Equal(t, 1, s.Cache.Misses)
+	assert.Equal(t, 0.5, s.HitRatio)
+	assert.Equal(t, 1, s.Saved)
+	assert.Equal(t, int64(1), s.Computed)
+	assert.Equal(t, int64(1), s.FromMemory)
+
+	resp, err := http.Get(srv.URL + "/metrics")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Contains(t, string(body), `memo_hits_total{cache="analyse"} 1`)
+
+	resp, err = http.Get(srv.URL + "/api/query?q=")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+
+	resp, err = http.Get(srv.URL + "/")
+	require.NoError(t, err)
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Contains(t, string(body), `<button id="go"`)
+}
+
+// workers starts two worker processes sharing a SQLite file behind a
+// round-robin proxy, stopped at the end of the test.
+func workers(t *testing.T) *httptest.Server {
+	t.Helper()
+	addrs, stop, err := startWorkers(2, t.TempDir(), "")
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	srv := httptest.NewServer(roundRobin(addrs))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestWorkersShareThroughTheDisk(t *testing.T) {
+	srv := workers(t)
+	var first, second answer
+	get(t, srv.URL+"/api/query?q=shared", &first)
+	get(t, srv.URL+"/api/query?q=shared", &second)
+	assert.Equal(t, "computed", first.Source)
+	assert.Equal(t, "disk", second.Source, "the other worker found it in the shared tier")
+	assert.NotEqual(t, first.Worker, second.Worker)
+	assert.Equal(t, first.Result, second.Result)
+}
+
+// browser returns a chromedp context on a headless Chromium, failing the test
+// with how to install one if there is none.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	var path string
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		t.Fatal("the browser test needs Chromium: apt-get install chromium (Debian; ./test.sh does it when run as root), or Google Chrome")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.Headless)
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// ask types q into the page, presses the button, and returns what the page
+// then shows: the source, the worker, and the panel's hits.
+func ask(t *testing.T, ctx context.Context, q string) (source, worker string) {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	require.NoError(t, chromedp.Do(tctx,
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('q').value = ''`),
+		chromedp.SendKeys("#q", q),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('source').textContent = ''`),
+		chromedp.Click("#go"),
+	))
+	_, err := chromedp.Run(tctx, chromedp.Poll[bool](`['computed', 'memory', 'disk', 'redis'].includes(document.getElementById('source').textContent)`))
+	require.NoError(t, err)
+	source, err = chromedp.Run(tctx, chromedp.Text("#source"))
+	require.NoError(t, err)
+	worker, err = chromedp.Run(tctx, chromedp.Text("#worker"))
+	require.NoError(t, err)
+	return strings.TrimSpace(source), strings.TrimSpace(worker)
+}
+
+func TestBrowser(t *testing.T) {
+	ctx := browser(t)
+
+	t.Run("one process", func(t *testing.T) {
+		srv := httptest.NewServer(newApp(0, nil, "").handler())
+		defer srv.Close()
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.URL), chromedp.WaitVisible("#go")))
+		source, _ := ask(t, ctx, "browser")
+		assert.Equal(t, "computed", source)
+		source, _ = ask(t, ctx, "browser")
+		assert.Equal(t, "memory", source, "pressed again: served from the cache")
+		answer, err := chromedp.Run(ctx, chromedp.Text("#answer"))
+		require.NoError(t, err)
+		assert.Equal(t, analyse("browser"), answer)
+		hits, err := chromedp.Run(ctx, chromedp.Poll[string](`document.getElementById('hits').textContent === '1' && document.getElementById('hits').textContent`))
+		require.NoError(t, err)
+		ratio, err := chromedp.Run(ctx, chromedp.Text("#ratio"))
+		require.NoError(t, err)
+		t.Logf("one process: the page read %q, then %q; panel: hits %s, hit ratio %s", "computed", source, hits, ratio)
+		assert.Equal(t, "0.500", ratio)
+		points, err := chromedp.Run(ctx, chromedp.Poll[string](`document.getElementById('line').getAttribute('points')`))
+		require.NoError(t, err)
+		assert.NotEmpty(t, points, "the chart draws the hit ratio")
+	})
+
+	t.Run("workers", func(t *testing.T) {
+		srv := workers(t)
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.URL), chromedp.WaitVisible("#go")))
+		source1, worker1 := ask(t, ctx, "across workers")
+		assert.Equal(t, "computed", source1)
+		// The page's own statistics requests go through the round robin
+		// too, so press until another worker answers.
+		for range 8 {
+			source, worker := ask(t, ctx, "across workers")
+			if worker == worker1 {
+				assert.Equal(t, "memory", source, "worker %s again: from its memory", worker)
+				continue
+			}
+			t.Logf("workers: worker %s answered %q, then worker %s answered %q", worker1, source1, worker, source)
+			assert.Equal(t, "disk", source, "another worker found the result in the shared tier")
+			return
+		}
+		t.Fatal("no other worker answered in 8 presses")
+	})
+}
