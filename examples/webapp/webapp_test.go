@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/gomemo/memo/redisstore/redistest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -96,6 +97,21 @@ func TestWorkersShareThroughTheDisk(t *testing.T) {
 	assert.Equal(t, "disk", second.Source, "the other worker found it in the shared tier")
 	assert.NotEqual(t, first.Worker, second.Worker)
 	assert.Equal(t, first.Result, second.Result)
+}
+
+func TestWorkersShareThroughRedis(t *testing.T) {
+	redis := redistest.Start(t)
+	addrs, stop, err := startWorkers(2, t.TempDir(), redis.Addr())
+	require.NoError(t, err)
+	defer stop()
+	srv := httptest.NewServer(roundRobin(addrs))
+	defer srv.Close()
+	var first, second answer
+	get(t, srv.URL+"/api/query?q=via-redis", &first)
+	get(t, srv.URL+"/api/query?q=via-redis", &second)
+	assert.Equal(t, "computed", first.Source)
+	assert.Equal(t, "redis", second.Source, "the other worker found it in Redis")
+	assert.NotEqual(t, first.Worker, second.Worker)
 }
 
 // browser returns a chromedp context on a headless Chromium, failing the test
