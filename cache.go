@@ -55,6 +55,7 @@ type Cache[K comparable, V any] struct {
 	base        time.Time             // the clock's reading at construction; times are nanoseconds since
 	observe     func(Event[K, V])     // see Observe; nil without
 	traced      bool                  // fn takes a context: executions carry their link (ErrCycle)
+	extra       bool                  // tier, expireAfter, weigher or SingleFlight: see runExtra, keeps
 	name        string                // fn's name, for ErrCycle
 	expireAfter func(V) time.Duration // see ExpireAfter; nil without
 	weigher     func(K, V) int        // see MaxWeight; nil without

@@ -314,17 +314,10 @@ func (s *shard[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) 
 				}
 			}
 		}()
-		if t := s.c.tier; shared && t != nil {
-			cl.val, cl.until, cl.wrote, cl.err = t.load(s.c, ctx, k, fn)
+		if shared && s.c.extra {
+			s.runExtra(ctx, k, fn, cl)
 		} else {
 			cl.val, cl.err = fn(ctx, k)
-		}
-		if f := s.c.expireAfter; f != nil && shared && cl.err == nil && cl.until == 0 {
-			// In the recovered region: a panic here is the execution's.
-			cl.life = lifeOf(f(cl.val))
-		}
-		if s.c.weigher != nil && shared && cl.err == nil {
-			cl.weight = s.c.weigh(k, cl.val)
 		}
 		if shared && s.c.timed {
 			// Read here, where a panicking clock is the execution's panic:
@@ -333,6 +326,27 @@ func (s *shard[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) 
 		}
 		returned = true
 	}()
+}
+
+// runExtra is run's call of fn for a cache with a shared store, ExpireAfter
+// or MaxWeight: through the store, and with the value's life and weight
+// recorded. It runs where run recovers panics: a panic in the user's
+// functions here is the execution's.
+func (s *shard[K, V]) runExtra(ctx context.Context, k K, fn func(context.Context, K) (V, error), cl *call[V]) {
+	if t := s.c.tier; t != nil {
+		cl.val, cl.until, cl.wrote, cl.err = t.load(s.c, ctx, k, fn)
+	} else {
+		cl.val, cl.err = fn(ctx, k)
+	}
+	if cl.err != nil {
+		return
+	}
+	if f := s.c.expireAfter; f != nil && cl.until == 0 {
+		cl.life = lifeOf(f(cl.val))
+	}
+	if s.c.weigher != nil {
+		cl.weight = s.c.weigh(k, cl.val)
+	}
 }
 
 // finish records the end of cl's execution, stores a successful result unless

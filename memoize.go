@@ -80,8 +80,11 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 		t := newTier[K, V](*cfg.sharing) // checked even if unused
 		if !c.off {
 			c.tier = t
-			go t.poll(c, t.apply(c, 0))
 		}
+	}
+	c.extra = c.tier != nil || c.expireAfter != nil || c.weigher != nil || p.SingleFlight
+	if t := c.tier; t != nil {
+		go t.poll(c, t.apply(c, 0))
 	}
 	return c
 }

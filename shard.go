@@ -2,6 +2,7 @@ package memo
 
 import (
 	"context"
+	"math"
 	"sync"
 )
 
@@ -168,9 +169,15 @@ func (s *shard[K, V]) settle(k K, cl *call[V], failed bool, now, wall int64) {
 		return
 	}
 	switch {
-	case !failed && cl.life >= 0 && !s.c.params.SingleFlight && s.fits(cl.weight):
-		s.storeValue(k, cl.val, now, s.c.expiryAt(now, wall, cl.until, cl.life), true)
-		s.weighed(k, cl.weight)
+	case !failed && (!s.c.extra || s.keeps(cl)):
+		at := int64(math.MaxInt64)
+		if s.l.exp != nil {
+			at = s.c.expiryAt(now, wall, cl.until, cl.life)
+		}
+		s.storeValue(k, cl.val, now, at, true)
+		if s.l.wt != nil {
+			s.weighed(k, cl.weight)
+		}
 	case cl.err != nil && cl.panicked == nil && s.errs != nil:
 		// (An error returned before the clock panicked is not cached: the
 		// execution's outcome is the panic.)
@@ -179,6 +186,12 @@ func (s *shard[K, V]) settle(k K, cl *call[V], failed bool, now, wall int64) {
 	default:
 		s.l.unmark(k)
 	}
+}
+
+// keeps reports whether cl's value is to be kept: not for SingleFlight, nor
+// when ExpireAfter says so or MaxWeight finds it too heavy.
+func (s *shard[K, V]) keeps(cl *call[V]) bool {
+	return cl.life >= 0 && !s.c.params.SingleFlight && s.fits(cl.weight)
 }
 
 // storeValue stores v under k at now to expire at at, as store does, noting
