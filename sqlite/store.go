@@ -18,10 +18,9 @@
 // past a bound evicts the least recently used entries first. Recency is
 // approximate: a read records its time when the entry's last recorded use is
 // more than a second old, so entries used within the same second may leave
-// in either order. On a Zipf trace replayed within a second or two (the worst
-// case), the store hit 0.634 of the time where an exact LRU of the same size
-// hit 0.678 (TestApproximateRecencyHitRatio). Freed pages go back to the file system and the WAL is
-// truncated after checkpoints, so the file stays near the bound. Expired
+// in either order; TestApproximateRecencyHitRatio measures what that costs
+// against an exact LRU. Freed pages go back to the file system and the WAL
+// is truncated after checkpoints, so the file stays near the bound. Expired
 // entries are never returned, and are deleted by later writes; no goroutine
 // runs in the background.
 //
