@@ -64,12 +64,9 @@ func (c *Cache[K, V]) Put(k K, v V) bool {
 	if !ok || c.params.SingleFlight {
 		return false
 	}
-	var life int64
-	if f := c.expireAfter; f != nil {
-		// Asked before the lock is taken: it is the user's code.
-		if life = lifeOf(f(v)); life < 0 {
-			return false
-		}
+	life := c.lifeOf(v) // asked before the lock is taken: it is the user's code
+	if life < 0 {
+		return false
 	}
 	var w int
 	if c.weigher != nil {

@@ -334,17 +334,11 @@ func (s *shard[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) 
 // functions here is the execution's.
 func (s *shard[K, V]) runExtra(ctx context.Context, k K, fn func(context.Context, K) (V, error), cl *call[V]) {
 	if t := s.c.tier; t != nil {
-		cl.val, cl.until, cl.wrote, cl.err = t.load(s.c, ctx, k, fn)
-	} else {
-		cl.val, cl.err = fn(ctx, k)
+		cl.val, cl.until, cl.life, cl.wrote, cl.err = t.load(s.c, ctx, k, fn)
+	} else if cl.val, cl.err = fn(ctx, k); cl.err == nil {
+		cl.life = s.c.lifeOf(cl.val)
 	}
-	if cl.err != nil {
-		return
-	}
-	if f := s.c.expireAfter; f != nil && cl.until == 0 {
-		cl.life = lifeOf(f(cl.val))
-	}
-	if s.c.weigher != nil {
+	if cl.err == nil && s.c.weigher != nil {
 		cl.weight = s.c.weigh(k, cl.val)
 	}
 }

@@ -288,9 +288,9 @@ func SingleFlight() Option {
 // in place of TTL or Window; 0 leaves it to TTL or Window (or to no expiry
 // without them); a negative one means the value is not cached at all (the
 // call still returns it). An HTTP response's max-age or a token's expiry fits
-// here. f may be called more than once for one value, and must not panic: a
-// panic in it is the execution's. f's value type must be the cache's; the
-// constructor panics otherwise.
+// here. f is asked once about each value; a panic in it is the execution's
+// (or Put's). f's value type must be the cache's; the constructor panics
+// otherwise.
 func ExpireAfter[V any](f func(V) time.Duration) Option {
 	return func(c *config) { c.expire = f }
 }

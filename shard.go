@@ -170,14 +170,7 @@ func (s *shard[K, V]) settle(k K, cl *call[V], failed bool, now, wall int64) {
 	}
 	switch {
 	case !failed && (!s.c.extra || s.keeps(cl)):
-		at := int64(math.MaxInt64)
-		if s.l.exp != nil {
-			at = s.c.expiryAt(now, wall, cl.until, cl.life)
-		}
-		s.storeValue(k, cl.val, now, at, true)
-		if s.l.wt != nil {
-			s.weighed(k, cl.weight)
-		}
+		s.storeResult(k, cl, now, wall, true)
 	case cl.err != nil && cl.panicked == nil && s.errs != nil:
 		// (An error returned before the clock panicked is not cached: the
 		// execution's outcome is the panic.)
@@ -192,6 +185,17 @@ func (s *shard[K, V]) settle(k K, cl *call[V], failed bool, now, wall int64) {
 // when ExpireAfter says so or MaxWeight finds it too heavy.
 func (s *shard[K, V]) keeps(cl *call[V]) bool {
 	return cl.life >= 0 && !s.c.params.SingleFlight && s.fits(cl.weight)
+}
+
+// storeResult stores cl's value under k at now (wall on the wall clock), in
+// place of k's mark if marked, with its expiry and weight.
+func (s *shard[K, V]) storeResult(k K, cl *call[V], now, wall int64, marked bool) {
+	at := int64(math.MaxInt64)
+	if s.l.exp != nil {
+		at = s.c.expiryAt(now, wall, cl.until, cl.life)
+	}
+	s.storeValue(k, cl.val, now, at, marked)
+	s.weighed(k, cl.weight)
 }
 
 // storeValue stores v under k at now to expire at at, as store does, noting

@@ -247,22 +247,25 @@ const (
 // store: with the value stored by any process, or, failing that, with fn's,
 // which it writes to the store for the others. until is, for a value from
 // the store, when it expires there, on the wall clock in Unix nanoseconds
-// (0: never, or the value is fn's). wrote reports that it wrote the store.
+// (0: never, or the value is fn's); life is, for fn's value, its life from
+// ExpireAfter (see Cache.lifeOf). wrote reports that it wrote the store.
 // Whatever the store does, the call gets fn's result or a stored one; while
 // the store is paused after a failure, fn's, without trying the store.
-func (t *tier[K, V]) load(c *Cache[K, V], ctx context.Context, k K, fn func(context.Context, K) (V, error)) (v V, until int64, wrote bool, err error) {
+func (t *tier[K, V]) load(c *Cache[K, V], ctx context.Context, k K, fn func(context.Context, K) (V, error)) (v V, until, life int64, wrote bool, err error) {
 	key, err := t.key(k)
 	if err != nil {
-		return v, 0, false, err
+		return v, 0, 0, false, err
 	}
 	if t.paused() {
-		v, err = fn(ctx, k)
-		return v, 0, false, err
+		if v, err = fn(ctx, k); err == nil {
+			life = c.lifeOf(v)
+		}
+		return v, 0, life, false, err
 	}
 	v, until, ok, absent := t.get(c, ctx, k, key)
 	if ok {
 		t.hits.Add(1)
-		return v, until, false, nil
+		return v, until, 0, false, nil
 	}
 	t.misses.Add(1)
 	token := strconv.FormatUint(rand.Uint64(), 36)
@@ -275,7 +278,7 @@ func (t *tier[K, V]) load(c *Cache[K, V], ctx context.Context, k K, fn func(cont
 		})
 		if err != nil {
 			if ctx.Err() != nil {
-				return v, 0, false, ctx.Err()
+				return v, 0, 0, false, ctx.Err()
 			}
 			t.fail(c, k, err)
 			break // compute without the lease
@@ -292,7 +295,7 @@ func (t *tier[K, V]) load(c *Cache[K, V], ctx context.Context, k K, fn func(cont
 			if absent {
 				if v, until, ok, _ := t.get(c, ctx, k, key); ok {
 					t.waits.Add(1)
-					return v, until, false, nil
+					return v, until, 0, false, nil
 				}
 			}
 			break
@@ -301,24 +304,24 @@ func (t *tier[K, V]) load(c *Cache[K, V], ctx context.Context, k K, fn func(cont
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return v, 0, false, ctx.Err()
+			return v, 0, 0, false, ctx.Err()
 		case <-timer.C:
 		}
 		delay = min(2*delay, leaseMaxPoll)
 		if v, until, ok, _ := t.get(c, ctx, k, key); ok {
 			t.waits.Add(1)
-			return v, until, false, nil
+			return v, until, 0, false, nil
 		}
 	}
 	v, err = fn(ctx, k)
-	if err != nil || t.paused() {
-		return v, 0, false, err
+	if err != nil {
+		return v, 0, 0, false, err
 	}
-	var life int64
-	if f := c.expireAfter; f != nil {
-		life = lifeOf(f(v))
+	life = c.lifeOf(v)
+	if t.paused() {
+		return v, 0, life, false, nil
 	}
-	return v, 0, t.put(c, ctx, k, key, v, life), nil
+	return v, 0, life, t.put(c, ctx, k, key, v, life), nil
 }
 
 // get looks key up in the store and decodes what it finds. A value that is

@@ -3,7 +3,6 @@ package memo
 import (
 	"context"
 	"math"
-	"time"
 )
 
 // expiries records when each entry of a list expires. The entries are kept
@@ -133,13 +132,14 @@ func (c *Cache[K, V]) stamp() (now, wall int64) {
 	return int64(t.Sub(c.base)), t.UnixNano()
 }
 
-// lifeOf turns what ExpireAfter's function returned into an entry's life:
-// d itself if positive, 0 for the cache's TTL or Window, -1 for not cached.
-func lifeOf(d time.Duration) int64 {
-	if d < 0 {
-		return -1
+// lifeOf returns v's life, as ExpireAfter's function tells it: the duration
+// itself if positive, 0 for the cache's TTL or Window (and without
+// ExpireAfter), -1 for not cached.
+func (c *Cache[K, V]) lifeOf(v V) int64 {
+	if c.expireAfter == nil {
+		return 0
 	}
-	return int64(d)
+	return max(int64(c.expireAfter(v)), -1)
 }
 
 // expiryAt returns when a value stored at now (wall on the wall clock)
@@ -264,9 +264,8 @@ func (s *shard[K, V]) settleRefresh(k K, cl *call[V], failed bool, now, wall int
 	if i, held := s.l.items[k].entry(); held {
 		s.note(Replaced, k, s.l.nodes[i].val)
 	}
-	if cl.life >= 0 && s.fits(cl.weight) {
-		s.storeValue(k, cl.val, now, s.c.expiryAt(now, wall, cl.until, cl.life), false)
-		s.weighed(k, cl.weight)
+	if s.keeps(cl) {
+		s.storeResult(k, cl, now, wall, false)
 	}
 }
 
