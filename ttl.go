@@ -261,12 +261,13 @@ func (s *shard[K, V]) settleRefresh(k K, cl *call[V], failed bool, now, wall int
 	if failed {
 		return
 	}
+	if !s.keeps(cl) {
+		return // the stale value stays until its grace ends
+	}
 	if i, held := s.l.items[k].entry(); held {
 		s.note(Replaced, k, s.l.nodes[i].val)
 	}
-	if s.keeps(cl) {
-		s.storeResult(k, cl, now, wall, false)
-	}
+	s.storeResult(k, cl, now, wall, false)
 }
 
 // purge drops every expired entry, with s.mu held, and returns how many.
