@@ -76,11 +76,12 @@ func TestHandlers(t *testing.T) {
 	assert.Contains(t, string(body), `<button id="go"`)
 }
 
-// workers starts two worker processes sharing a SQLite file behind a
-// round-robin proxy, stopped at the end of the test.
-func workers(t *testing.T) *httptest.Server {
+// workers starts two worker processes sharing a SQLite file, or the Redis
+// at redisAddr if not empty, behind a round-robin proxy, stopped at the end
+// of the test.
+func workers(t *testing.T, redisAddr string) *httptest.Server {
 	t.Helper()
-	addrs, stop, err := startWorkers(2, t.TempDir(), "")
+	addrs, stop, err := startWorkers(2, t.TempDir(), redisAddr)
 	require.NoError(t, err)
 	t.Cleanup(stop)
 	srv := httptest.NewServer(roundRobin(addrs))
@@ -89,7 +90,7 @@ func workers(t *testing.T) *httptest.Server {
 }
 
 func TestWorkersShareThroughTheDisk(t *testing.T) {
-	srv := workers(t)
+	srv := workers(t, "")
 	var first, second answer
 	get(t, srv.URL+"/api/query?q=shared", &first)
 	get(t, srv.URL+"/api/query?q=shared", &second)
@@ -100,12 +101,7 @@ func TestWorkersShareThroughTheDisk(t *testing.T) {
 }
 
 func TestWorkersShareThroughRedis(t *testing.T) {
-	redis := redistest.Start(t)
-	addrs, stop, err := startWorkers(2, t.TempDir(), redis.Addr())
-	require.NoError(t, err)
-	defer stop()
-	srv := httptest.NewServer(roundRobin(addrs))
-	defer srv.Close()
+	srv := workers(t, redistest.Start(t).Addr())
 	var first, second answer
 	get(t, srv.URL+"/api/query?q=via-redis", &first)
 	get(t, srv.URL+"/api/query?q=via-redis", &second)
@@ -183,7 +179,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("workers", func(t *testing.T) {
-		srv := workers(t)
+		srv := workers(t, "")
 		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.URL), chromedp.WaitVisible("#go")))
 		source1, worker1 := ask(t, ctx, "across workers")
 		assert.Equal(t, "computed", source1)
