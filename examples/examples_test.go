@@ -37,42 +37,38 @@ func TestExamplesRun(t *testing.T) {
 	}
 }
 
-// TestDiskExampleRunsTwice runs the disk example twice on one directory: the
-// second run answers everything from the disk.
-func TestDiskExampleRunsTwice(t *testing.T) {
-	dir := t.TempDir()
-	for i, want := range []string{"4 computed, 0 from the disk", "0 computed, 4 from the disk"} {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		cmd := exec.CommandContext(ctx, "go", "run", ".", "-dir", dir)
-		cmd.Dir = "disk" // a module of its own, for its SQLite dependency
-		out, err := cmd.CombinedOutput()
-		cancel()
-		if !assert.NoError(t, err, "run %d of go run ./disk:\n%s", i+1, out) {
-			return
-		}
-		assert.Contains(t, string(out), want, "run %d", i+1)
-		assert.Contains(t, string(out), "memo       e7af4e3af53f557c", "run %d: the same result, computed or stored", i+1)
-	}
-}
-
-// TestMultiprocessExampleRunsTwice runs the pipeline twice on one directory:
-// the first run computes each distinct key once across its four worker
-// processes, the second computes nothing.
-func TestMultiprocessExampleRunsTwice(t *testing.T) {
-	dir := t.TempDir()
-	for i, want := range []string{
-		"40 executions in all for 40 distinct addresses, 80 calls: 40 saved by the shared cache",
-		"0 executions in all for 40 distinct addresses, 80 calls: 80 saved by the shared cache",
+// TestExamplesRunTwice runs the examples that keep their results on disk
+// twice on one directory each: the second run computes nothing. Each is a
+// module of its own, for its SQLite dependency, and runs from its folder.
+func TestExamplesRunTwice(t *testing.T) {
+	for name, runs := range map[string][2][]string{
+		"disk": {
+			{"4 computed, 0 from the disk", "memo       e7af4e3af53f557c"},
+			// The same result, computed or stored.
+			{"0 computed, 4 from the disk", "memo       e7af4e3af53f557c"},
+		},
+		// The first run computes each distinct key once across its four
+		// worker processes.
+		"multiprocess": {
+			{"600 records, 40 distinct addresses", "40 executions in all for 40 distinct addresses, 80 calls: 40 saved by the shared cache"},
+			{"600 records, 40 distinct addresses", "0 executions in all for 40 distinct addresses, 80 calls: 80 saved by the shared cache"},
+		},
 	} {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		cmd := exec.CommandContext(ctx, "go", "run", ".", "-dir", dir)
-		cmd.Dir = "multiprocess" // a module of its own, for its SQLite dependency
-		out, err := cmd.CombinedOutput()
-		cancel()
-		if !assert.NoError(t, err, "run %d of go run ./multiprocess:\n%s", i+1, out) {
-			return
-		}
-		assert.Contains(t, string(out), "600 records, 40 distinct addresses", "run %d", i+1)
-		assert.Contains(t, string(out), want, "run %d", i+1)
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			for i, want := range runs {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				cmd := exec.CommandContext(ctx, "go", "run", ".", "-dir", dir)
+				cmd.Dir = name
+				out, err := cmd.CombinedOutput()
+				cancel()
+				if !assert.NoError(t, err, "run %d of go run ./%s:\n%s", i+1, name, out) {
+					return
+				}
+				for _, line := range want {
+					assert.Contains(t, string(out), line, "run %d of %s", i+1, name)
+				}
+			}
+		})
 	}
 }
