@@ -221,19 +221,17 @@ func gobRefuses(t reflect.Type, seen map[reflect.Type]bool) string {
 		}
 		return gobRefuses(t.Elem(), seen)
 	case reflect.Struct:
-		exported := 0
+		if t.NumField() == 0 {
+			return fmt.Sprintf("%v has no fields, which gob refuses", t)
+		}
 		for i := range t.NumField() {
 			f := t.Field(i)
 			if !f.IsExported() {
 				return fmt.Sprintf("%v's field %s is unexported, and gob would drop it", t, f.Name)
 			}
-			exported++
 			if why := gobRefuses(f.Type, seen); why != "" {
 				return why
 			}
-		}
-		if exported == 0 {
-			return fmt.Sprintf("%v has no fields, which gob refuses", t)
 		}
 		return ""
 	case reflect.Interface:
