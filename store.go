@@ -171,8 +171,9 @@ func newTier[K comparable, V any](sh Sharing) *tier[K, V] {
 // then the SHA-256 of the encoding. (An encoding starts with KeyVersion,
 // never 'h'.) TypedKeyOf, not KeyOf, because KeyOf merges values that memory
 // keeps apart (ID("a") and "a" held in an any); the numbers that a cache
-// without Typed merges in memory are made one type before they get here. The frame's checksum covers the full encoding, so two keys whose
-// compact forms collide never read each other's values.
+// without Typed merges in memory are made one type before they get here.
+// The frame's checksum covers the full encoding, so two keys whose compact
+// forms collide never read each other's values.
 type storeKey struct{ store, full string }
 
 // compactAbove is the longest key the store is given in full.
