@@ -16,7 +16,8 @@
 //
 // Every key of a namespace ns (memo's Sharing.Namespace(): name/version)
 // starts with Prefix:{ns}:, so that Redis Cluster keeps a namespace in one
-// hash slot and the scripts below touch keys of one slot only:
+// hash slot, and every operation (a Lua script, or for Get a pipeline)
+// touches keys of one slot only:
 //
 //	Prefix:{ns}:g        the namespace's generation, a counter; Clear increments it
 //	Prefix:{ns}:v:KEY    the value for KEY (memo's key encoding): "GEN:" then memo's frame,
@@ -99,6 +100,15 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	return &Store{client: client, prefix: opts.Prefix, keep: opts.KeepChanges}, nil
 }
 
+// failed returns err, a failure of Redis, named as the store's; nil if err
+// is nil.
+func failed(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("memo/redisstore: %w", err)
+}
+
 // keys of a namespace: see the package documentation.
 func (s *Store) space(ns string) string      { return s.prefix + ":{" + ns + "}:" }
 func (s *Store) gen(ns string) string        { return s.space(ns) + "g" }
@@ -115,7 +125,7 @@ func (s *Store) Get(ctx context.Context, ns, key string) ([]byte, time.Time, boo
 	val := pipe.Get(ctx, vkey)
 	exp := pipe.PExpireTime(ctx, vkey)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, time.Time{}, false, fmt.Errorf("memo/redisstore: %w", err)
+		return nil, time.Time{}, false, failed(err)
 	}
 	v, err := val.Bytes()
 	if errors.Is(err, redis.Nil) {
@@ -126,7 +136,7 @@ func (s *Store) Get(ctx context.Context, ns, key string) ([]byte, time.Time, boo
 		g, gerr = "0", nil
 	}
 	if err = cmp.Or(err, gerr, exp.Err()); err != nil {
-		return nil, time.Time{}, false, fmt.Errorf("memo/redisstore: %w", err)
+		return nil, time.Time{}, false, failed(err)
 	}
 	// The value's generation must be the namespace's: an older one was
 	// cleared.
@@ -158,11 +168,7 @@ func (s *Store) Set(ctx context.Context, ns, key string, value []byte, expires t
 	if !expires.IsZero() {
 		at = max(expires.UnixMilli(), 1)
 	}
-	err := setScript.Run(ctx, s.client, []string{s.gen(ns), s.value(ns, key)}, value, at).Err()
-	if err != nil {
-		return fmt.Errorf("memo/redisstore: %w", err)
-	}
-	return nil
+	return failed(setScript.Run(ctx, s.client, []string{s.gen(ns), s.value(ns, key)}, value, at).Err())
 }
 
 var deleteScript = redis.NewScript(`
@@ -172,11 +178,7 @@ return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'k', ARGV[1])
 
 // Delete implements memo.Store.
 func (s *Store) Delete(ctx context.Context, ns, key string) error {
-	err := deleteScript.Run(ctx, s.client, []string{s.value(ns, key), s.changes(ns)}, key, s.keep).Err()
-	if err != nil {
-		return fmt.Errorf("memo/redisstore: %w", err)
-	}
-	return nil
+	return failed(deleteScript.Run(ctx, s.client, []string{s.value(ns, key), s.changes(ns)}, key, s.keep).Err())
 }
 
 var clearScript = redis.NewScript(`
@@ -189,7 +191,7 @@ return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'all', '1')
 // documentation).
 func (s *Store) Clear(ctx context.Context, ns string) error {
 	if err := clearScript.Run(ctx, s.client, []string{s.gen(ns), s.changes(ns)}, s.keep).Err(); err != nil {
-		return fmt.Errorf("memo/redisstore: %w", err)
+		return failed(err)
 	}
 	s.sweep(ctx, ns)
 	return nil
@@ -234,7 +236,7 @@ return 1
 func (s *Store) Lease(ctx context.Context, ns, key, token string, d time.Duration) (bool, error) {
 	n, err := leaseScript.Run(ctx, s.client, []string{s.lease(ns, key)}, token, max(d.Milliseconds(), 1)).Int()
 	if err != nil {
-		return false, fmt.Errorf("memo/redisstore: %w", err)
+		return false, failed(err)
 	}
 	return n == 1, nil
 }
@@ -246,10 +248,7 @@ return 0
 
 // Unlease implements memo.Store.
 func (s *Store) Unlease(ctx context.Context, ns, key, token string) error {
-	if err := unleaseScript.Run(ctx, s.client, []string{s.lease(ns, key)}, token).Err(); err != nil {
-		return fmt.Errorf("memo/redisstore: %w", err)
-	}
-	return nil
+	return failed(unleaseScript.Run(ctx, s.client, []string{s.lease(ns, key)}, token).Err())
 }
 
 // Cursors are stream entry IDs, milliseconds and sequence number packed as
@@ -283,7 +282,7 @@ func (s *Store) Changes(ctx context.Context, ns string, cursor uint64) (keys []s
 	if cursor == 0 {
 		last, err := s.client.XRevRangeN(ctx, stream, "+", "-", 1).Result()
 		if err != nil {
-			return nil, false, 0, fmt.Errorf("memo/redisstore: %w", err)
+			return nil, false, 0, failed(err)
 		}
 		if len(last) == 0 {
 			return nil, false, 1, nil // after 0-0
@@ -299,7 +298,7 @@ func (s *Store) Changes(ctx context.Context, ns string, cursor uint64) (keys []s
 	for {
 		entries, err := s.client.XRangeN(ctx, stream, "("+after, "+", 1000).Result()
 		if err != nil {
-			return nil, false, 0, fmt.Errorf("memo/redisstore: %w", err)
+			return nil, false, 0, failed(err)
 		}
 		for _, e := range entries {
 			if k, ok := e.Values["k"].(string); ok {
@@ -324,7 +323,7 @@ func (s *Store) Changes(ctx context.Context, ns string, cursor uint64) (keys []s
 		if strings.Contains(err.Error(), "no such key") {
 			return keys, all, next, nil
 		}
-		return nil, false, 0, fmt.Errorf("memo/redisstore: %w", err)
+		return nil, false, 0, failed(err)
 	}
 	// Entries were trimmed (more were added than are left), and the oldest
 	// left is newer than the old cursor: what came between is lost.
