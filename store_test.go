@@ -202,18 +202,6 @@ func process(t *testing.T, st Store, runs *atomic.Int64, opts ...Option) (func(c
 	return f, c
 }
 
-// soon fails the test unless cond holds within the timeout.
-func soon(t *testing.T, cond func() bool, msg string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not so after %v: %s", timeout, msg)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // mustKey returns the store key of k, a short key.
 func mustKey(t *testing.T, k any) string {
 	t.Helper()
