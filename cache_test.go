@@ -664,6 +664,12 @@ func TestMissAllocatesNothing(t *testing.T) {
 	assert.Zero(t, testing.AllocsPerRun(1000, func() { f(k % 256); fe(k % 256); k++ }))
 	assert.Zero(t, c.CacheInfo().Hits)
 
+	// A MemoizeCtx miss allocates once: the context its function runs in,
+	// which carries the execution (see ErrCycle).
+	fc, _ := MemoizeCtx(func(_ context.Context, n int) (int, error) { return n, nil }, MaxSize(128))
+	ctx := context.Background()
+	assert.Equal(t, 1.0, testing.AllocsPerRun(1000, func() { fc(ctx, 1000+k%256); k++ }))
+
 	// Calls that cannot use the cache run fn the same way.
 	off, _ := Memoize(func(n int) int { return n }, MaxSize(0))
 	nan, _ := Memoize(func(x float64) float64 { return x })
