@@ -41,7 +41,8 @@ echo "== building the benchmarks and writing the traces" >&2
 go test -c -o "$tmp/bench.test" .
 go run ./cmd/trace -dir "$tmp"
 procs=$(go run ./cmd/trace -gomaxprocs)
-: > "$out"
+# What the run ran on, as configuration lines benchstat shows.
+{ echo "go: $(go version | cut -d' ' -f3)"; echo "python: $(python3 -V | cut -d' ' -f2)"; } > "$out"
 for round in $(seq "$COUNT"); do
   echo "== round $round of $COUNT (benchtime $BENCHTIME): Go, then Python's functools.lru_cache" >&2
   # -test.timeout 0: the whole run takes longer than go test's default 10 minutes.
