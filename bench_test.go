@@ -35,6 +35,16 @@ func BenchmarkHit(b *testing.B) {
 			f(keys[i%benchKeys])
 		}
 	})
+	b.Run("MemoizeEstimateSizes", func(b *testing.B) {
+		f, _ := Memoize(func(n int) int { return n }, MaxSize(1024), EstimateSizes(0))
+		for i := range 1024 {
+			f(i)
+		}
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			f(keys[i%benchKeys])
+		}
+	})
 	b.Run("MemoizeCtx", func(b *testing.B) {
 		f, _ := MemoizeCtx(func(_ context.Context, n int) (int, error) { return n, nil }, MaxSize(1024))
 		ctx := context.Background()

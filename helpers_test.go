@@ -1,14 +1,20 @@
 package memo
 
 import (
+	"bufio"
+	"compress/gzip"
 	"math/rand/v2"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // Helpers shared by the package's tests.
@@ -151,4 +157,60 @@ type counts struct {
 func countsOf(ci CacheInfo) counts {
 	return counts{ci.Hits, ci.Misses, ci.Evictions, ci.Coalesced, ci.Errors, ci.Expirations,
 		ci.StoreHits, ci.StoreMisses, ci.StoreWaits, ci.StoreErrors}
+}
+
+// readTrace reads a trace of testdata/traces (see its README): one key per
+// line, or "start count ignored id" lines covering keys start..start+count-1.
+func readTrace(t *testing.T, name string) []int {
+	t.Helper()
+	f, err := os.Open("testdata/traces/" + name)
+	require.NoError(t, err)
+	defer f.Close()
+	z, err := gzip.NewReader(f)
+	require.NoError(t, err)
+	var keys []int
+	sc := bufio.NewScanner(z)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 {
+			continue
+		}
+		start, err := strconv.Atoi(fields[0])
+		require.NoError(t, err)
+		count := 1
+		if len(fields) >= 2 {
+			count, err = strconv.Atoi(fields[1])
+			require.NoError(t, err)
+		}
+		for i := range count {
+			keys = append(keys, start+i)
+		}
+	}
+	require.NoError(t, sc.Err())
+	return keys
+}
+
+// exactHitRatio replays keys through an exact LRU of size entries (0:
+// unbounded) and returns its hit ratio.
+func exactHitRatio(keys []int, size int) float64 {
+	hits := 0
+	if size == 0 {
+		seen := map[int]bool{}
+		for _, k := range keys {
+			if seen[k] {
+				hits++
+			}
+			seen[k] = true
+		}
+		return float64(hits) / float64(len(keys))
+	}
+	l := NewLRU[int, struct{}](size, nil)
+	for _, k := range keys {
+		if _, ok := l.Get(k); ok {
+			hits++
+		} else {
+			l.Add(k, struct{}{})
+		}
+	}
+	return float64(hits) / float64(len(keys))
 }

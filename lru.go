@@ -39,7 +39,8 @@ type list[K comparable, V any] struct {
 	exp    *expiries // when entries expire, if they do (ttl.go)
 	used   int32     // how many hits recent holds
 	recent [recentLen]int32
-	wt     *weights // the entries' weights, if bounded by weight (weight.go)
+	wt     *weights     // the entries' weights, if bounded by weight (weight.go)
+	sz     *sizer[K, V] // follows the order for EstimateSizes (sizes.go)
 }
 
 // ref is what a list's items hold for a key: ref(i) > 0 for the entry in
@@ -66,6 +67,7 @@ const maxEntries = math.MaxInt32 - 1
 // init empties the list and sets its bound, keeping its expiry and weight
 // settings.
 func (l *list[K, V]) init(max int) {
+	l.flush() // so that a sizer counts the hits noted
 	l.max = max
 	l.items = make(map[K]ref)
 	l.nodes = make([]node[K, V], 1, 1+min(max, 16))
@@ -77,6 +79,9 @@ func (l *list[K, V]) init(max int) {
 	}
 	if l.wt != nil {
 		l.wt.init(cap(l.nodes))
+	}
+	if l.sz != nil {
+		l.sz.init(cap(l.nodes))
 	}
 }
 
@@ -115,8 +120,12 @@ func (l *list[K, V]) touch(i int32) {
 // flush makes the moves touch noted, oldest first. Every method that reads
 // the order or unlinks a node calls it first.
 func (l *list[K, V]) flush() {
-	for _, i := range l.recent[:l.used] {
-		l.promote(i)
+	if l.sz != nil {
+		l.sz.flush(l)
+	} else {
+		for _, i := range l.recent[:l.used] {
+			l.promote(i)
+		}
 	}
 	l.used = 0
 }
@@ -163,6 +172,9 @@ func (l *list[K, V]) add(k K, v V, at int64) (old node[K, V], evicted bool) {
 	case held:
 		l.flush()
 		l.nodes[i].val = v
+		if l.sz != nil {
+			l.sz.front(l, i)
+		}
 		l.promote(i)
 		if l.exp != nil {
 			l.exp.unlink(i)
@@ -179,6 +191,9 @@ func (l *list[K, V]) add(k K, v V, at int64) (old node[K, V], evicted bool) {
 // the caller counts it out.
 func (l *list[K, V]) insert(k K, v V, at int64) (old node[K, V], evicted bool) {
 	l.flush()
+	if l.sz != nil {
+		l.sz.missed(k)
+	}
 	var i int32
 	switch {
 	case l.max > 0 && l.len() >= l.max:
@@ -187,6 +202,9 @@ func (l *list[K, V]) insert(k K, v V, at int64) (old node[K, V], evicted bool) {
 		i = l.nodes[0].prev
 		old, evicted = l.nodes[i], true
 		l.detach(i)
+		if l.sz != nil {
+			l.sz.evicted(old.key)
+		}
 	case l.free != 0:
 		i = l.free
 		l.free = l.nodes[i].next
@@ -200,6 +218,9 @@ func (l *list[K, V]) insert(k K, v V, at int64) (old node[K, V], evicted bool) {
 	l.nodes[i].key, l.nodes[i].val = k, v
 	l.items[k] = ref(i)
 	l.pushFront(i)
+	if l.sz != nil {
+		l.sz.pushed(l, i)
+	}
 	if l.exp != nil {
 		l.exp.push(i, at)
 	}
@@ -209,6 +230,9 @@ func (l *list[K, V]) insert(k K, v V, at int64) (old node[K, V], evicted bool) {
 // detach takes node i out of the map, the recency list and the expiry order.
 func (l *list[K, V]) detach(i int32) {
 	delete(l.items, l.nodes[i].key)
+	if l.sz != nil {
+		l.sz.removing(l, i)
+	}
 	l.unlink(i)
 	if l.exp != nil {
 		l.exp.unlink(i)
@@ -239,6 +263,9 @@ func (l *list[K, V]) grow() {
 	}
 	if l.wt != nil {
 		l.wt.grow(n)
+	}
+	if l.sz != nil {
+		l.sz.grow(n)
 	}
 }
 

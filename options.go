@@ -14,7 +14,8 @@ const DefaultMaxSize = 128
 
 // Option configures a memoized function: MaxSize, Unbounded, MaxWeight,
 // Shards, TTL, Window, StaleWhileRevalidate, CacheErrors, ExpireAfter,
-// SingleFlight, Clock, Typed, MeasureExecTime, Share, Observe, Log.
+// SingleFlight, Clock, Typed, MeasureExecTime, EstimateSizes, Share, Observe,
+// Log.
 //
 // Options only record what they are given; the constructor checks them all
 // together, and panics with a message starting "memo:" that names the option
@@ -84,6 +85,10 @@ func (c *config) invalid() string {
 		return fmt.Sprintf("memo: MaxWeight's total must be positive, got %d", c.MaxWeight)
 	case c.weigh != nil && n > 1 && c.MaxWeight < n:
 		return fmt.Sprintf("memo: Shards(%d) needs a MaxWeight of at least %d, got %d", n, n, c.MaxWeight)
+	case c.EstimateSizes < 0:
+		return fmt.Sprintf("memo: EstimateSizes's budget must not be negative, got %d", c.EstimateSizes)
+	case c.EstimateSizes > 0 && c.weigh != nil:
+		return "memo: EstimateSizes counts entries, so it cannot be combined with MaxWeight"
 	case c.SingleFlight && (c.TTL > 0 || c.Window > 0 || c.StaleWhileRevalidate > 0 || c.CacheErrors > 0 || c.expire != nil || c.sharing != nil || c.weigh != nil):
 		return "memo: SingleFlight keeps no results, so it cannot be combined with TTL, Window, StaleWhileRevalidate, CacheErrors, ExpireAfter, MaxWeight or Share"
 	}
@@ -156,6 +161,8 @@ type Parameters struct {
 	// MaxWeight is the bound on the total weight of the entries; 0 when
 	// the cache is not bounded by weight (see MaxWeight).
 	MaxWeight int
+	// EstimateSizes is the sample budget of EstimateSizes; 0 without it.
+	EstimateSizes int
 }
 
 // TTL makes every stored value expire d after it was stored. A hit does not

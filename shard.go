@@ -311,5 +311,8 @@ func (s *shard[K, V]) reset(counters bool) {
 	if counters {
 		s.st = stats{}
 		s.gen++
+		if s.l.sz != nil {
+			s.l.sz.reset()
+		}
 	}
 }
