@@ -220,15 +220,19 @@ func (z *sizer[K, V]) pushed(l *list[K, V], i int32) {
 // is not its last node crosses no boundary, which is the common case the
 // loop keeps short.
 func (z *sizer[K, V]) flush(l *list[K, V]) {
-	seg, hits, last := z.seg, z.hits, z.last
+	seg, last := z.seg, z.last
+	deeper := 0 // hits past the first segment, counted in z.hits as they come
 	for _, i := range l.recent[:l.used] {
-		sg := seg[i]
-		hits[sg]++
-		if sg != 0 || (len(last) > 0 && last[0] == i) {
+		if sg := seg[i]; sg != 0 {
+			z.hits[sg]++
+			deeper++
+			z.front(l, i)
+		} else if len(last) > 0 && last[0] == i {
 			z.front(l, i)
 		}
 		l.promote(i)
 	}
+	z.hits[0] += uint64(int(l.used) - deeper)
 }
 
 // front notes that node i is about to move to the front of l.
