@@ -130,17 +130,17 @@ func (c *Cache[K, V]) SizeAdvice() Advice {
 // holds the entries at positions bounds[j-1] to bounds[j]-1 (0 to
 // bounds[0]-1 for the first), and the last segment every position from the
 // last bound on. A hit in segment j would have been a hit at every size above
-// bounds[j-1]. Each node knows its segment (seg), and each full segment its
-// last node (last): a move to the front passes the last node of every
-// segment above the moved node down into the next one, and a removal passes
-// the first node of every segment below up, so a move costs one step per
-// boundary it crosses.
+// bounds[j-1]. Each node knows its segment (seg), and each boundary the node
+// just past it (first): a move to the front from segment j passes the node
+// before each of the j boundaries above it across, and a removal passes the
+// first node past each boundary below it back. A hit in the first segment,
+// the common one, moves no boundary.
 //
 // Above the bound, the ghost follows a sample of the evicted keys.
 type sizer[K comparable, V any] struct {
 	sizes  []float64 // the sizes estimated, in entries: bounds, the list's bound, the ghost's sizes, +Inf
 	bounds []int32   // the sizes below the list's bound, ascending
-	last   []int32   // last[j]: the node at position bounds[j]-1; 0 while the list is shorter
+	first  []int32   // first[j]: the node at position bounds[j]; 0 while the list is not longer
 	seg    []uint8   // seg[i]: the segment of node i
 	n      int32     // nodes in the list
 	hits   []uint64  // hits by segment
@@ -174,7 +174,7 @@ func newSizer[K comparable, V any](bound, least, shards, budget int, hash func(K
 		}
 	}
 	z.sizes = append(z.sizes, math.Inf(1))
-	z.last = make([]int32, len(z.bounds))
+	z.first = make([]int32, len(z.bounds))
 	z.hits = make([]uint64, len(z.bounds)+1)
 	return z
 }
@@ -183,7 +183,7 @@ func newSizer[K comparable, V any](bound, least, shards, budget int, hash func(K
 // nodes, keeping the counts.
 func (z *sizer[K, V]) init(n int) {
 	z.seg = make([]uint8, n)
-	clear(z.last)
+	clear(z.first)
 	z.n = 0
 }
 
@@ -201,33 +201,34 @@ func (z *sizer[K, V]) reset() {
 	}
 }
 
-// pushed notes that node i, a new entry, was pushed to the front of l.
+// pushed notes that node i, a new entry, was pushed to the front of l: the
+// node before each boundary crosses it.
 func (z *sizer[K, V]) pushed(l *list[K, V], i int32) {
 	z.seg[i] = 0
 	z.n++
 	for j, b := range z.bounds {
-		if m := z.last[j]; m != 0 {
-			z.seg[m] = uint8(j + 1)
-			z.last[j] = l.nodes[m].prev
-		} else if z.n == b {
-			z.last[j] = l.nodes[0].prev
+		f := z.first[j]
+		switch {
+		case f != 0:
+			f = l.nodes[f].prev
+		case z.n == b+1:
+			f = l.nodes[0].prev
+		default:
+			continue
 		}
+		z.first[j], z.seg[f] = f, uint8(j+1)
 	}
 }
 
 // flush is list.flush for a list with a sizer: it counts each hit by the
-// segment of its node, then makes the move. A hit in the first segment that
-// is not its last node crosses no boundary, which is the common case the
-// loop keeps short.
+// segment of its node, then makes the move.
 func (z *sizer[K, V]) flush(l *list[K, V]) {
-	seg, last := z.seg, z.last
+	seg := z.seg
 	deeper := 0 // hits past the first segment, counted in z.hits as they come
 	for _, i := range l.recent[:l.used] {
 		if sg := seg[i]; sg != 0 {
 			z.hits[sg]++
 			deeper++
-			z.front(l, i)
-		} else if len(last) > 0 && last[0] == i {
 			z.front(l, i)
 		}
 		l.promote(i)
@@ -235,41 +236,39 @@ func (z *sizer[K, V]) flush(l *list[K, V]) {
 	z.hits[0] += uint64(int(l.used) - deeper)
 }
 
-// front notes that node i is about to move to the front of l.
+// front notes that node i, past the first segment, is about to move to the
+// front of l: the node before each boundary above it crosses it.
 func (z *sizer[K, V]) front(l *list[K, V], i int32) {
-	if l.nodes[0].next == i {
-		return
-	}
-	sg := int(z.seg[i])
-	for j := range sg {
-		m := z.last[j]
-		z.seg[m] = uint8(j + 1)
-		p := l.nodes[m].prev
-		if p == 0 { // m was in front: i takes its place
-			p = i
-		}
-		z.last[j] = p
-	}
-	if sg < len(z.last) && z.last[sg] == i {
-		z.last[sg] = l.nodes[i].prev
+	for j := range int(z.seg[i]) {
+		f := l.nodes[z.first[j]].prev
+		z.first[j], z.seg[f] = f, uint8(j+1)
 	}
 	z.seg[i] = 0
 }
 
-// removing notes that node i is about to be unlinked from l.
+// removing notes that node i is about to be unlinked from l: the node past
+// each boundary below it crosses back.
 func (z *sizer[K, V]) removing(l *list[K, V], i int32) {
-	for j := int(z.seg[i]); j < len(z.last); j++ {
-		m := z.last[j]
-		if m == 0 {
+	sg := int(z.seg[i])
+	for j, f := range z.first {
+		if j < sg {
+			if f == i { // the node after i takes its place
+				f = l.nodes[i].next
+				z.first[j] = f
+				if f != 0 {
+					z.seg[f] = uint8(j + 1)
+				}
+			}
+			continue
+		}
+		if f == 0 {
 			break
 		}
-		next := l.nodes[m].next
-		if next == 0 { // the list ends in segment j, which is no longer full
-			z.last[j] = 0
-			break
+		next := l.nodes[f].next
+		z.seg[f], z.first[j] = uint8(j), next
+		if next != 0 {
+			z.seg[next] = uint8(j + 1)
 		}
-		z.seg[next] = uint8(j)
-		z.last[j] = next
 	}
 	z.n--
 }

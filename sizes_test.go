@@ -14,7 +14,7 @@ import (
 )
 
 // checkSizer fails unless z's view of l is what l's order says: each node in
-// the segment its position gives, each full segment's last node known.
+// the segment its position gives, the node past each boundary known.
 func checkSizer(t *testing.T, l *list[int, int], z *sizer[int, int]) {
 	t.Helper()
 	l.flush()
@@ -31,10 +31,10 @@ func checkSizer(t *testing.T, l *list[int, int], z *sizer[int, int]) {
 	}
 	for j, b := range z.bounds {
 		want := int32(0)
-		if int32(len(order)) >= b {
-			want = int32(l.items[order[b-1]])
+		if int32(len(order)) > b {
+			want = int32(l.items[order[b]])
 		}
-		require.Equal(t, want, z.last[j], "last node of segment %d", j)
+		require.Equal(t, want, z.first[j], "node past boundary %d", j)
 	}
 }
 
