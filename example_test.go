@@ -417,3 +417,32 @@ func (downStore) Unlease(context.Context, string, string, string) error { return
 func (downStore) Changes(context.Context, string, uint64) ([]string, bool, uint64, error) {
 	return nil, false, 0, errDown
 }
+
+// What the cache would do at other sizes: three passes over 150 keys thrash
+// an LRU of 100 entries, while one of 200 would hit on every pass after the
+// first.
+func ExampleCache_SizeAdvice() {
+	square, cache := memo.Memoize(func(n int) int { return n * n }, memo.MaxSize(100), memo.EstimateSizes(0))
+	for range 3 {
+		for n := range 150 {
+			square(n)
+		}
+	}
+	advice := cache.SizeAdvice()
+	for _, e := range advice.Sizes {
+		size := fmt.Sprint(e.Size)
+		if e.Size == 0 {
+			size = "unbounded"
+		}
+		fmt.Printf("%9s: %.2f\n", size, e.HitRatio)
+	}
+	fmt.Println(advice.Calls, "calls")
+	// Output:
+	//        50: 0.00
+	//       100: 0.00
+	//       200: 0.67
+	//       400: 0.67
+	//       800: 0.67
+	// unbounded: 0.67
+	// 450 calls
+}

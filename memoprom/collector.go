@@ -9,9 +9,15 @@
 //
 // Counters restart from 0 when a cache is cleared (Clear resets CacheInfo),
 // which Prometheus's rate and increase read as a counter reset.
+//
+// A cache built with memo.EstimateSizes can also export its size advice:
+// the estimated hit ratio at each size, and the time it saved.
+//
+//	col.AddAdvice("render", renderCache.SizeAdvice)
 package memoprom
 
 import (
+	"strconv"
 	"sync"
 
 	"github.com/gomemo/memo"
@@ -21,8 +27,14 @@ import (
 // Collector is a prometheus.Collector of the caches added to it. It is safe
 // for concurrent use.
 type Collector struct {
-	mu     sync.Mutex
-	caches []cache
+	mu      sync.Mutex
+	caches  []cache
+	advised []advised
+}
+
+type advised struct {
+	name   string
+	advice func() memo.Advice
 }
 
 type cache struct {
@@ -40,6 +52,24 @@ func (c *Collector) Add(name string, info func() memo.CacheInfo) {
 	defer c.mu.Unlock()
 	c.caches = append(c.caches, cache{name, info})
 }
+
+// AddAdvice adds the size advice of a cache under name: advice is its
+// SizeAdvice method, as in c.AddAdvice("render", cache.SizeAdvice). The
+// cache's CacheInfo is added apart, with Add.
+func (c *Collector) AddAdvice(name string, advice func() memo.Advice) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.advised = append(c.advised, advised{name, advice})
+}
+
+var (
+	hitRatioDesc = prometheus.NewDesc("memo_size_hit_ratio",
+		"Estimated hit ratio of the cache at size entries (memo.EstimateSizes); size=\"unbounded\" for no bound.",
+		[]string{"cache", "size"}, nil)
+	savedDesc = prometheus.NewDesc("memo_saved_seconds",
+		"Estimated time the cache saved its callers: mean execution time times hits (with memo.MeasureExecTime).",
+		[]string{"cache"}, nil)
+)
 
 // metric is one CacheInfo field as a Prometheus metric.
 type metric struct {
@@ -80,13 +110,28 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range metrics {
 		ch <- m.desc
 	}
+	ch <- hitRatioDesc
+	ch <- savedDesc
 }
 
-// Collect implements prometheus.Collector: one CacheInfo snapshot per cache.
+// Collect implements prometheus.Collector: one CacheInfo snapshot per cache,
+// and one SizeAdvice per cache added with AddAdvice.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	caches := append([]cache(nil), c.caches...)
+	advisedCaches := append([]advised(nil), c.advised...)
 	c.mu.Unlock()
+	for _, ac := range advisedCaches {
+		a := ac.advice()
+		for _, e := range a.Sizes {
+			size := "unbounded"
+			if e.Size > 0 {
+				size = strconv.Itoa(e.Size)
+			}
+			ch <- prometheus.MustNewConstMetric(hitRatioDesc, prometheus.GaugeValue, e.HitRatio, ac.name, size)
+		}
+		ch <- prometheus.MustNewConstMetric(savedDesc, prometheus.GaugeValue, a.TimeSaved.Seconds(), ac.name)
+	}
 	for _, cc := range caches {
 		ci := cc.info()
 		for _, m := range metrics {

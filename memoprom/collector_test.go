@@ -56,3 +56,33 @@ memo_misses_total{cache="square"} 3
 	require.NoError(t, err)
 	require.Empty(t, problems, "promlint finds nothing to fix")
 }
+
+func TestCollectorAdvice(t *testing.T) {
+	square, sq := memo.Memoize(func(n int) int { return n * n }, memo.MaxSize(4), memo.EstimateSizes(0))
+	for range 2 {
+		for n := range 6 { // 6 keys: too many for 4 entries, few enough for 8
+			square(n)
+		}
+	}
+	col := New()
+	col.AddAdvice("square", sq.SizeAdvice)
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(col))
+	want := `
+# HELP memo_size_hit_ratio Estimated hit ratio of the cache at size entries (memo.EstimateSizes); size="unbounded" for no bound.
+# TYPE memo_size_hit_ratio gauge
+memo_size_hit_ratio{cache="square",size="2"} 0
+memo_size_hit_ratio{cache="square",size="4"} 0
+memo_size_hit_ratio{cache="square",size="8"} 0.5
+memo_size_hit_ratio{cache="square",size="16"} 0.5
+memo_size_hit_ratio{cache="square",size="32"} 0.5
+memo_size_hit_ratio{cache="square",size="unbounded"} 0.5
+# HELP memo_saved_seconds Estimated time the cache saved its callers: mean execution time times hits (with memo.MeasureExecTime).
+# TYPE memo_saved_seconds gauge
+memo_saved_seconds{cache="square"} 0
+`
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want), "memo_size_hit_ratio", "memo_saved_seconds"))
+	problems, err := testutil.GatherAndLint(reg)
+	require.NoError(t, err)
+	require.Empty(t, problems, "promlint finds nothing to fix")
+}

@@ -1,7 +1,9 @@
 // Command webapp is the article's web app, in Go: a page where a person types
 // a query and gets the result of a slow computation, with a panel that shows
 // the cache working (hits, misses, hit ratio over time, executions saved, how
-// long the last answer took and which tier answered).
+// long the last answer took and which tier answered) and what another size
+// would give it (the hit ratio memo.EstimateSizes estimates at other sizes,
+// and the time the cache saved).
 //
 //	go run .                      # one process, the in-process cache only
 //	go run . -workers 4           # four worker processes behind a round-robin proxy,
@@ -79,7 +81,7 @@ type probeKey struct{}
 // newApp builds the app on store (nil: in-process cache only).
 func newApp(worker int, store memo.Store, shared string) *app {
 	a := &app{worker: worker, shared: shared}
-	opts := []memo.Option{memo.MaxSize(1000)}
+	opts := []memo.Option{memo.MaxSize(1000), memo.EstimateSizes(0), memo.MeasureExecTime()}
 	if store != nil {
 		opts = append(opts, memo.Share(memo.Sharing{Store: store, Name: "analyse", Poll: 200 * time.Millisecond}))
 	}
@@ -91,6 +93,7 @@ func newApp(worker int, store memo.Store, shared string) *app {
 	}, opts...)
 	col := memoprom.New()
 	col.Add("analyse", a.cache.CacheInfo)
+	col.AddAdvice("analyse", a.cache.SizeAdvice)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(col)
 	a.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
@@ -167,6 +170,7 @@ type stats struct {
 	FromShared int64          `json:"from_shared"`
 	Computed   int64          `json:"computed"`
 	LastTookMS float64        `json:"last_took_ms"`
+	Advice     memo.Advice    `json:"advice"` // the hit ratio at other sizes, the time saved
 }
 
 func (a *app) stats(w http.ResponseWriter, r *http.Request) {
@@ -176,6 +180,7 @@ func (a *app) stats(w http.ResponseWriter, r *http.Request) {
 		Saved:      ci.Hits + ci.StoreHits + ci.StoreWaits,
 		FromMemory: a.fromMemory.Load(), FromShared: a.fromShared.Load(), Computed: a.computed.Load(),
 		LastTookMS: float64(time.Duration(a.lastTook.Load()).Microseconds()) / 1000,
+		Advice:     a.cache.SizeAdvice(),
 	})
 }
 

@@ -57,12 +57,17 @@ func TestHandlers(t *testing.T) {
 	assert.Equal(t, 1, s.Saved)
 	assert.Equal(t, int64(1), s.Computed)
 	assert.Equal(t, int64(1), s.FromMemory)
+	require.Len(t, s.Advice.Sizes, 6, "the hit ratio at 500 to 8000 entries, and unbounded")
+	assert.Equal(t, 500, s.Advice.Sizes[0].Size)
+	assert.Equal(t, 0.5, s.Advice.Sizes[5].HitRatio, "one call of two was for a key seen before")
+	assert.Equal(t, 1, s.Advice.Saved)
 
 	resp, err := http.Get(srv.URL + "/metrics")
 	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	assert.Contains(t, string(body), `memo_hits_total{cache="analyse"} 1`)
+	assert.Contains(t, string(body), `memo_size_hit_ratio{cache="analyse",size="unbounded"} 0.5`)
 
 	resp, err = http.Get(srv.URL + "/api/query?q=")
 	require.NoError(t, err)
@@ -176,6 +181,10 @@ func TestBrowser(t *testing.T) {
 		points, err := chromedp.Run(ctx, chromedp.Poll[string](`document.getElementById('line').getAttribute('points')`))
 		require.NoError(t, err)
 		assert.NotEmpty(t, points, "the chart draws the hit ratio")
+		labels, err := chromedp.Run(ctx, chromedp.Poll[string](`document.querySelectorAll('#sizes .size-bar').length === 6 && document.getElementById('sizes').textContent`))
+		require.NoError(t, err)
+		t.Logf("one process: the size chart reads %q", labels)
+		assert.Contains(t, labels, "unbounded: 0.50", "the chart draws the estimate at every size")
 	})
 
 	t.Run("workers", func(t *testing.T) {
