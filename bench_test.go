@@ -35,16 +35,6 @@ func BenchmarkHit(b *testing.B) {
 			f(keys[i%benchKeys])
 		}
 	})
-	b.Run("MemoizeEstimateSizes", func(b *testing.B) {
-		f, _ := Memoize(func(n int) int { return n }, MaxSize(1024), EstimateSizes(0))
-		for i := range 1024 {
-			f(i)
-		}
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			f(keys[i%benchKeys])
-		}
-	})
 	b.Run("MemoizeCtx", func(b *testing.B) {
 		f, _ := MemoizeCtx(func(_ context.Context, n int) (int, error) { return n, nil }, MaxSize(1024))
 		ctx := context.Background()
@@ -56,6 +46,31 @@ func BenchmarkHit(b *testing.B) {
 			f(ctx, keys[i%benchKeys])
 		}
 	})
+}
+
+// BenchmarkHitEstimateSizes measures what EstimateSizes adds to a hit: the
+// hits of BenchmarkHit's Memoize, with the option off and on, run one after
+// the other so that benchstat -col /sizes compares them.
+func BenchmarkHitEstimateSizes(b *testing.B) {
+	keys := trace.Zipf(benchKeys, 1024, trace.Seed)
+	for _, tc := range []struct {
+		name string
+		opts []Option
+	}{
+		{"sizes=off", []Option{MaxSize(1024)}},
+		{"sizes=on", []Option{MaxSize(1024), EstimateSizes(0)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			f, _ := Memoize(func(n int) int { return n }, tc.opts...)
+			for i := range 1024 {
+				f(i)
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				f(keys[i%benchKeys])
+			}
+		})
+	}
 }
 
 // BenchmarkHitParallel measures hits from all cores at once on one cache,
