@@ -136,7 +136,13 @@ func TestSizeAdviceExactWhenEveryKeyIsFollowed(t *testing.T) {
 // The estimates against exact LRU replays of the same calls, at every
 // advised size, on the Zipf stream and public traces, for three sampling
 // hashes: within 0.02.
+//
+// It has no concurrency for the race detector to check, under which it takes
+// minutes; CI runs it without -race (.ci/run, after ./test.sh).
 func TestSizeAdviceAccuracy(t *testing.T) {
+	if raceEnabled() {
+		t.Skip("pure computation, slow under -race; the runs without -race check it")
+	}
 	type stream struct {
 		name  string
 		keys  []int
