@@ -48,6 +48,16 @@ func BenchmarkHit(b *testing.B) {
 	})
 }
 
+// filled returns the identity on ints memoized with opts, called once for
+// each of the keys 0 to 1023, which the hit benchmarks draw from.
+func filled(opts ...Option) func(int) int {
+	f, _ := Memoize(func(n int) int { return n }, opts...)
+	for i := range 1024 {
+		f(i)
+	}
+	return f
+}
+
 // BenchmarkHitEstimateSizes measures what EstimateSizes adds to a hit: the
 // hits of BenchmarkHit's Memoize, with the option off and on, run one after
 // the other so that benchstat -col /sizes compares them.
@@ -61,10 +71,7 @@ func BenchmarkHitEstimateSizes(b *testing.B) {
 		{"sizes=on", []Option{MaxSize(1024), EstimateSizes(0)}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			f, _ := Memoize(func(n int) int { return n }, tc.opts...)
-			for i := range 1024 {
-				f(i)
-			}
+			f := filled(tc.opts...)
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				f(keys[i%benchKeys])
@@ -85,10 +92,7 @@ func BenchmarkHitParallel(b *testing.B) {
 		{"Memoize/Shards(16)", []Option{MaxSize(1024), Shards(16)}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			f, _ := Memoize(func(n int) int { return n }, tc.opts...)
-			for i := range 1024 {
-				f(i)
-			}
+			f := filled(tc.opts...)
 			b.ReportAllocs()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
