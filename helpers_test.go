@@ -1,19 +1,16 @@
 package memo
 
 import (
-	"bufio"
-	"compress/gzip"
 	"math/rand/v2"
 	"os"
 	"runtime"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gomemo/memo/internal/trace"
 	"github.com/stretchr/testify/require"
 )
 
@@ -159,34 +156,11 @@ func countsOf(ci CacheInfo) counts {
 		ci.StoreHits, ci.StoreMisses, ci.StoreWaits, ci.StoreErrors}
 }
 
-// readTrace reads a trace of testdata/traces (see its README): one key per
-// line, or "start count ignored id" lines covering keys start..start+count-1.
+// readTrace reads a trace of testdata/traces, failing the test if it cannot.
 func readTrace(t *testing.T, name string) []int {
 	t.Helper()
-	f, err := os.Open("testdata/traces/" + name)
+	keys, err := trace.Read("testdata/traces/" + name)
 	require.NoError(t, err)
-	defer f.Close()
-	z, err := gzip.NewReader(f)
-	require.NoError(t, err)
-	var keys []int
-	sc := bufio.NewScanner(z)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 0 {
-			continue
-		}
-		start, err := strconv.Atoi(fields[0])
-		require.NoError(t, err)
-		count := 1
-		if len(fields) >= 2 {
-			count, err = strconv.Atoi(fields[1])
-			require.NoError(t, err)
-		}
-		for i := range count {
-			keys = append(keys, start+i)
-		}
-	}
-	require.NoError(t, sc.Err())
 	return keys
 }
 

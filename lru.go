@@ -39,8 +39,9 @@ type list[K comparable, V any] struct {
 	exp    *expiries // when entries expire, if they do (ttl.go)
 	used   int32     // how many hits recent holds
 	recent [recentLen]int32
-	wt     *weights     // the entries' weights, if bounded by weight (weight.go)
-	sz     *sizer[K, V] // follows the order for EstimateSizes (sizes.go)
+	wt     *weights       // the entries' weights, if bounded by weight (weight.go)
+	sz     *sizer[K, V]   // follows the order for EstimateSizes (sizes.go)
+	pol    *tinyLFU[K, V] // chooses the evictions under WTinyLFU (policy.go); nil for LRU
 }
 
 // ref is what a list's items hold for a key: ref(i) > 0 for the entry in
@@ -70,7 +71,10 @@ func (l *list[K, V]) init(max int) {
 	l.flush() // so that a sizer counts the hits noted
 	l.max = max
 	l.items = make(map[K]ref)
-	l.nodes = make([]node[K, V], 1, 1+min(max, 16))
+	l.nodes = make([]node[K, V], l.sentinels(), l.sentinels()+min(max, 16))
+	for i := range l.nodes {
+		l.nodes[i].prev, l.nodes[i].next = int32(i), int32(i)
+	}
 	l.free = 0
 	l.marks = 0
 	l.used = 0
@@ -83,6 +87,18 @@ func (l *list[K, V]) init(max int) {
 	if l.sz != nil {
 		l.sz.init(cap(l.nodes))
 	}
+	if l.pol != nil {
+		l.pol.init(cap(l.nodes))
+	}
+}
+
+// sentinels returns how many sentinel nodes the list has: one, or one per
+// segment under WTinyLFU.
+func (l *list[K, V]) sentinels() int {
+	if l.pol != nil {
+		return segments
+	}
+	return 1
 }
 
 func (l *list[K, V]) len() int { return len(l.items) - l.marks }
@@ -120,9 +136,14 @@ func (l *list[K, V]) touch(i int32) {
 // flush makes the moves touch noted, oldest first. Every method that reads
 // the order or unlinks a node calls it first.
 func (l *list[K, V]) flush() {
-	if l.sz != nil {
+	switch {
+	case l.pol != nil:
+		for _, i := range l.recent[:l.used] {
+			l.pol.hit(l, i)
+		}
+	case l.sz != nil:
 		l.sz.flush(l)
-	} else {
+	default:
 		for _, i := range l.recent[:l.used] {
 			l.promote(i)
 		}
@@ -138,7 +159,7 @@ func (l *list[K, V]) promote(i int32) {
 	if root.next == i {
 		return
 	}
-	// unlink and pushFront, fused: one load of the slice, fewer bounds checks.
+	// unlink and linkFront, fused: one load of the slice, fewer bounds checks.
 	n := &nodes[i]
 	nodes[n.prev].next = n.next
 	nodes[n.next].prev = n.prev
@@ -154,12 +175,13 @@ func (l *list[K, V]) unlink(i int32) {
 	l.nodes[n.next].prev = n.prev
 }
 
-func (l *list[K, V]) pushFront(i int32) {
-	first := l.nodes[0].next
+// linkFront links node i at the front of the list of sentinel s.
+func (l *list[K, V]) linkFront(s, i int32) {
+	first := l.nodes[s].next
 	n := &l.nodes[i]
-	n.prev, n.next = 0, first
+	n.prev, n.next = s, first
 	l.nodes[first].prev = i
-	l.nodes[0].next = i
+	l.nodes[s].next = i
 }
 
 // add stores v under k as the most recently used entry, expiring at at if
@@ -172,10 +194,15 @@ func (l *list[K, V]) add(k K, v V, at int64) (old node[K, V], evicted bool) {
 	case held:
 		l.flush()
 		l.nodes[i].val = v
-		if l.sz != nil {
+		switch {
+		case l.pol != nil:
+			l.pol.front(l, i)
+		case l.sz != nil:
 			l.sz.front(l, i)
+			l.promote(i)
+		default:
+			l.promote(i)
 		}
-		l.promote(i)
 		if l.exp != nil {
 			l.exp.unlink(i)
 			l.exp.push(i, at)
@@ -200,6 +227,9 @@ func (l *list[K, V]) insert(k K, v V, at int64) (old node[K, V], evicted bool) {
 		// Reuse the least recently used slot in place: no allocation in the
 		// steady state of a full cache.
 		i = l.nodes[0].prev
+		if l.pol != nil {
+			i = l.pol.victim(l)
+		}
 		old, evicted = l.nodes[i], true
 		l.detach(i)
 		if l.sz != nil {
@@ -217,9 +247,14 @@ func (l *list[K, V]) insert(k K, v V, at int64) (old node[K, V], evicted bool) {
 	}
 	l.nodes[i].key, l.nodes[i].val = k, v
 	l.items[k] = ref(i)
-	l.pushFront(i)
-	if l.sz != nil {
+	switch {
+	case l.pol != nil:
+		l.pol.inserted(l, i, k)
+	case l.sz != nil:
+		l.linkFront(0, i)
 		l.sz.pushed(l, i)
+	default:
+		l.linkFront(0, i)
 	}
 	if l.exp != nil {
 		l.exp.push(i, at)
@@ -232,6 +267,9 @@ func (l *list[K, V]) detach(i int32) {
 	delete(l.items, l.nodes[i].key)
 	if l.sz != nil {
 		l.sz.removing(l, i)
+	}
+	if l.pol != nil {
+		l.pol.removing(i)
 	}
 	l.unlink(i)
 	if l.exp != nil {
@@ -247,7 +285,7 @@ func (l *list[K, V]) detach(i int32) {
 func (l *list[K, V]) grow() {
 	n := 2 * cap(l.nodes)
 	if l.max > 0 {
-		n = min(n, l.max+1)
+		n = min(n, l.max+l.sentinels())
 	}
 	if n > maxEntries+1 {
 		if cap(l.nodes) > maxEntries {
@@ -266,6 +304,9 @@ func (l *list[K, V]) grow() {
 	}
 	if l.sz != nil {
 		l.sz.grow(n)
+	}
+	if l.pol != nil {
+		l.pol.grow(n)
 	}
 }
 
@@ -301,24 +342,35 @@ func (l *list[K, V]) removeOldest() (old node[K, V], ok bool) {
 	return old, true
 }
 
-// all yields the entries from most to least recently used.
+// all yields the entries from most to least recently used (under WTinyLFU,
+// the window's, then the protected segment's, then the probation's).
 func (l *list[K, V]) all() iter.Seq2[K, V] {
 	return func(yield func(K, V) bool) {
 		l.flush()
-		for i := l.nodes[0].next; i != 0; i = l.nodes[i].next {
-			if !yield(l.nodes[i].key, l.nodes[i].val) {
-				return
+		for _, s := range l.order() {
+			for i := l.nodes[s].next; i != s; i = l.nodes[i].next {
+				if !yield(l.nodes[i].key, l.nodes[i].val) {
+					return
+				}
 			}
 		}
 	}
 }
 
-// keys returns the keys from most to least recently used.
+// order returns the sentinels of the list's segments, in the order all
+// walks them.
+func (l *list[K, V]) order() []int32 {
+	if l.pol != nil {
+		return []int32{window, protected, probation}
+	}
+	return []int32{0}
+}
+
+// keys returns the keys in the order of all.
 func (l *list[K, V]) keys() []K {
-	l.flush()
 	ks := make([]K, 0, len(l.items))
-	for i := l.nodes[0].next; i != 0; i = l.nodes[i].next {
-		ks = append(ks, l.nodes[i].key)
+	for k := range l.all() {
+		ks = append(ks, k)
 	}
 	return ks
 }

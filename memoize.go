@@ -51,7 +51,7 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 		n = 1 // only counts misses
 	}
 	c.shards = make([]*shard[K, V], n)
-	var hash func(K) uint64 // EstimateSizes's sampling hash, shared by the shards
+	var hash func(K) uint64 // the shards' mixHash, for EstimateSizes and WTinyLFU
 	for i := range c.shards {
 		max := p.MaxSize // 0 when unbounded
 		if n > 1 && !p.Unbounded {
@@ -71,11 +71,14 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 			}
 			s.l.wt = &weights{max: share}
 		}
+		if (p.EstimateSizes > 0 || p.WTinyLFU) && hash == nil {
+			hash = mixHash[K]()
+		}
 		if p.EstimateSizes > 0 && !c.off && !p.SingleFlight {
-			if hash == nil {
-				hash = sampleHash[K]()
-			}
 			s.l.sz = newSizer[K, V](max, p.MaxSize/n, n, p.EstimateSizes, hash)
+		}
+		if p.WTinyLFU && max > 0 {
+			s.l.pol = newTinyLFU[K, V](max, hash)
 		}
 		s.init(c, max)
 		c.shards[i] = s

@@ -314,5 +314,8 @@ func (s *shard[K, V]) reset(counters bool) {
 		if s.l.sz != nil {
 			s.l.sz.reset()
 		}
+		if s.l.pol != nil {
+			s.l.pol.reset()
+		}
 	}
 }

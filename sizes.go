@@ -3,12 +3,9 @@ package memo
 import (
 	"cmp"
 	"container/heap"
-	"hash/maphash"
 	"math"
-	"reflect"
 	"slices"
 	"time"
-	"unsafe"
 )
 
 // EstimateSizes makes the cache estimate, from its own traffic, the hit
@@ -499,46 +496,4 @@ func (h *hashHeap) Pop() any {
 	x := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return x
-}
-
-// sampleHash returns the hash that chooses the keys EstimateSizes follows,
-// one that no key's value biases (the shards' multiplicative hash maps 0,
-// often the most frequent key, to 0, which would always be followed).
-// Integer keys go through splitmix64's mixer, with a random seed; others
-// through maphash.
-func sampleHash[K comparable]() func(K) uint64 {
-	seed := maphash.MakeSeed()
-	t := reflect.TypeFor[K]()
-	switch t.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		salt := maphash.Comparable(seed, 0)
-		widen := integer[K](t.Size())
-		return func(k K) uint64 { return mix(widen(k) + salt) }
-	}
-	return func(k K) uint64 { return maphash.Comparable(seed, k) }
-}
-
-// integer returns a function reading an integer key of size bytes as a
-// uint64.
-func integer[K comparable](size uintptr) func(K) uint64 {
-	switch size {
-	case 8:
-		return func(k K) uint64 { return *(*uint64)(unsafe.Pointer(&k)) }
-	case 4:
-		return func(k K) uint64 { return uint64(*(*uint32)(unsafe.Pointer(&k))) }
-	case 2:
-		return func(k K) uint64 { return uint64(*(*uint16)(unsafe.Pointer(&k))) }
-	}
-	return func(k K) uint64 { return uint64(*(*uint8)(unsafe.Pointer(&k))) }
-}
-
-// mix is splitmix64's finalizer: every bit of x moves every bit of the
-// result.
-func mix(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	return x ^ x>>31
 }

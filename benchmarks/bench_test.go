@@ -7,6 +7,7 @@
 //	memo-LRU      memo.NewLRU: the mutex-guarded LRU core (Get, then Add on a miss)
 //	memo-Memoize  memo.Memoize: the memoized function, counters and single-flight included
 //	memo-Memoize-Shards16  the same with memo.Shards(16), in the hit workloads
+//	memo-WTinyLFU memo.Memoize with memo.WTinyLFU(), in BenchmarkBytesPerEntry and cmd/hitratio
 //	golang-lru    hashicorp/golang-lru/v2 lru.New (Get, then Add on a miss)
 //	otter         maypok86/otter/v2: GetIfPresent for hits, the loader Get for get-or-compute
 //	ristretto     dgraph-io/ristretto/v2 (Get, then Set on a miss); TinyLFU admission, not LRU
@@ -475,6 +476,13 @@ var fillers = []filler{
 	}},
 	{"memo-Memoize", func() (any, func()) {
 		f, c := memo.Memoize(compute, memo.MaxSize(bytesEntries))
+		for k := range bytesEntries {
+			f(k)
+		}
+		return c, func() {}
+	}},
+	{"memo-WTinyLFU", func() (any, func()) {
+		f, c := memo.Memoize(compute, memo.MaxSize(bytesEntries), memo.WTinyLFU())
 		for k := range bytesEntries {
 			f(k)
 		}

@@ -6,9 +6,14 @@ package trace
 
 import (
 	"bufio"
+	"compress/gzip"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
 )
 
 // Parameters of the Zipf distribution of every trace: the skew commonly used
@@ -81,4 +86,42 @@ func Write(w io.Writer, keys []int) error {
 		}
 	}
 	return bw.Flush()
+}
+
+// Read reads a gzip-compressed text trace of the root module's
+// testdata/traces (see its README): one key per line, or "start count
+// ignored id" lines, each covering the keys start to start+count-1.
+func Read(path string) ([]int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var keys []int
+	sc := bufio.NewScanner(z)
+	for line := 1; sc.Scan(); line++ {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 {
+			continue
+		}
+		start, err := strconv.Atoi(fields[0])
+		count := 1
+		if err == nil && len(fields) >= 2 {
+			count, err = strconv.Atoi(fields[1])
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+		for i := range count {
+			keys = append(keys, start+i)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return keys, nil
 }

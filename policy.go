@@ -1,0 +1,286 @@
+package memo
+
+import "math"
+
+// WTinyLFU makes the cache choose what to evict by how often keys are used
+// as well as how recently, instead of exact LRU: the W-TinyLFU policy
+// (Einziger, Friedman and Manes, "TinyLFU: A Highly Efficient Cache Admission
+// Policy", 2017), with the size of its recency window adapted by hill
+// climbing (Einziger, Eytan, Friedman and Manes, "Adaptive Software Cache
+// Management", 2018).
+//
+// A new entry enters a small LRU window. When the window overflows, its
+// least recently used entry may enter the main part only by evicting the
+// main part's least recently used one, and only if its key was used more
+// often recently: a one-off key, a scan or a loop longer than the cache
+// cannot push out the keys that keep coming back, as they do under LRU. How
+// often a key was used is counted for every key, cached or not, in a
+// frequency sketch of about 8 bytes per entry, halved periodically so that
+// old popularity fades. The main part keeps its entries used twice in a
+// protected segment (80% of it). The window's share of the cache starts at
+// 1% and moves, every 10 x MaxSize calls, in whichever direction raised the
+// hit ratio: toward LRU where recency wins (large windows), toward LFU where
+// frequency does.
+//
+// It keeps more of what matters on skewed traffic, scans and loops (the
+// README's table compares it with LRU and otter on public traces); exact
+// LRU, the default, is what Python's lru_cache users expect. Counting,
+// single-flight, invalidation (Forget, Clear) and expiry are the same as
+// with LRU; only the choice of the entry evicted for room changes. It needs a
+// MaxSize, and cannot be combined with MaxWeight or EstimateSizes, which
+// model an LRU.
+func WTinyLFU() Option {
+	return func(c *config) { c.WTinyLFU = true }
+}
+
+// The segments of a list under W-TinyLFU, each a circular list through its
+// sentinel node: the sentinels are nodes 0, 1 and 2 of the list.
+const (
+	window    = 0
+	probation = 1
+	protected = 2
+	segments  = 3
+)
+
+// The hill climber's settings: how far the window moves at first (a share
+// of MaxSize), how much each step shrinks, and the change in hit ratio that
+// starts it over (the traffic changed).
+const (
+	climbStep    = 0.0625
+	climbDecay   = 0.98
+	climbRestart = 0.05
+	climbPeriod  = 10 // calls per step, in multiples of MaxSize
+	protectShare = 0.8
+)
+
+// tinyLFU is the W-TinyLFU policy of one list (see WTinyLFU). It knows each
+// node's segment and how many nodes each segment holds; the list calls it
+// wherever a node enters, moves or leaves.
+type tinyLFU[K comparable, V any] struct {
+	hash        func(K) uint64
+	where       []uint8 // per node: its segment
+	count       [segments]int
+	max         int // entries the list holds at most
+	wmax, pmax  int // the most entries the window and the protected segment hold
+	sketch      sketch
+	hits, calls int     // since the climber's last step
+	last        float64 // the hit ratio of the climber's last period
+	step        float64 // how far the next step moves the window, in entries
+	widen       bool    // whether the next step widens the window
+}
+
+func newTinyLFU[K comparable, V any](max int, hash func(K) uint64) *tinyLFU[K, V] {
+	p := &tinyLFU[K, V]{hash: hash, max: max}
+	p.sketch.init(max)
+	p.reset()
+	return p
+}
+
+// init empties the policy's view of the list, which now has room for n
+// nodes, keeping what it learnt.
+func (p *tinyLFU[K, V]) init(n int) {
+	p.where = make([]uint8, n)
+	p.count = [segments]int{}
+}
+
+// reset forgets what the policy learnt: the sketch and the climber.
+func (p *tinyLFU[K, V]) reset() {
+	p.sketch.clear()
+	p.hits, p.calls, p.last = 0, 0, 0
+	p.step, p.widen = climbStep*float64(p.max), true
+	p.resizeTo(max(1, p.max/100))
+}
+
+// grow makes room for n nodes.
+func (p *tinyLFU[K, V]) grow(n int) {
+	p.where = append(p.where, make([]uint8, n-len(p.where))...)
+}
+
+// hit counts a hit on node i and moves it: to the front of the window or of
+// the protected segment, where an entry of the probation goes when used
+// again.
+func (p *tinyLFU[K, V]) hit(l *list[K, V], i int32) {
+	p.sketch.add(p.hash(l.nodes[i].key))
+	p.hits++
+	p.front(l, i)
+	p.tick(l)
+}
+
+// front moves node i as a use of its entry does.
+func (p *tinyLFU[K, V]) front(l *list[K, V], i int32) {
+	to := p.where[i]
+	if to == probation {
+		to = protected
+	}
+	p.move(l, i, to)
+	if to == protected {
+		p.demote(l)
+	}
+}
+
+// inserted links node i, a new entry for k, at the front of the window,
+// counting the miss. The room was made first (victim).
+func (p *tinyLFU[K, V]) inserted(l *list[K, V], i int32, k K) {
+	p.sketch.add(p.hash(k))
+	p.where[i] = window
+	p.count[window]++
+	l.linkFront(window, i)
+	p.overflow(l)
+	p.tick(l)
+}
+
+// victim returns the node to evict so that a new entry fits in the full
+// list. If the window is full, its least recently used entry (the candidate)
+// moves to the probation, and of it and the probation's least recently used
+// entry, the one whose key was used less often goes (the candidate, on a
+// tie). Otherwise the main part gives up its least recently used entry.
+func (p *tinyLFU[K, V]) victim(l *list[K, V]) int32 {
+	if p.count[window] >= p.wmax && p.count[window] > 0 {
+		c := l.nodes[window].prev
+		p.move(l, c, probation)
+		v := l.nodes[probation].prev
+		if v != c && p.sketch.freq(p.hash(l.nodes[c].key)) > p.sketch.freq(p.hash(l.nodes[v].key)) {
+			return v
+		}
+		return c
+	}
+	for _, s := range []int32{probation, protected, window} {
+		if p.count[s] > 0 {
+			return l.nodes[s].prev
+		}
+	}
+	panic("memo: victim of an empty list")
+}
+
+// removing notes that node i is about to be unlinked.
+func (p *tinyLFU[K, V]) removing(i int32) {
+	p.count[p.where[i]]--
+}
+
+// move makes node i the most recently used entry of segment to.
+func (p *tinyLFU[K, V]) move(l *list[K, V], i int32, to uint8) {
+	p.count[p.where[i]]--
+	l.unlink(i)
+	p.where[i] = to
+	p.count[to]++
+	l.linkFront(int32(to), i)
+}
+
+// overflow moves the window's least recently used entries to the probation
+// while the window holds more than wmax.
+func (p *tinyLFU[K, V]) overflow(l *list[K, V]) {
+	for p.count[window] > p.wmax {
+		p.move(l, l.nodes[window].prev, probation)
+	}
+}
+
+// demote moves the protected segment's least recently used entries to the
+// probation while it holds more than pmax.
+func (p *tinyLFU[K, V]) demote(l *list[K, V]) {
+	for p.count[protected] > p.pmax {
+		p.move(l, l.nodes[protected].prev, probation)
+	}
+}
+
+// tick counts a call, and every climbPeriod x max calls moves the window
+// one step: on in the same direction if the hit ratio of the period rose,
+// back if it fell.
+func (p *tinyLFU[K, V]) tick(l *list[K, V]) {
+	p.calls++
+	if p.calls < climbPeriod*p.max {
+		return
+	}
+	ratio := float64(p.hits) / float64(p.calls)
+	p.hits, p.calls = 0, 0
+	change := ratio - p.last
+	if change < 0 {
+		p.widen = !p.widen
+	}
+	if p.last > 0 && math.Abs(change) >= climbRestart {
+		p.step = climbStep * float64(p.max)
+	} else {
+		p.step *= climbDecay
+	}
+	p.last = ratio
+	d := int(p.step)
+	if !p.widen {
+		d = -d
+	}
+	p.resizeTo(min(max(p.wmax+d, 1), p.max))
+	p.overflow(l)
+	p.demote(l)
+}
+
+// resizeTo gives the window w entries, and the protected segment its share
+// of the rest.
+func (p *tinyLFU[K, V]) resizeTo(w int) {
+	p.wmax = w
+	p.pmax = int(protectShare * float64(p.max-w))
+}
+
+// sketch is a count-min sketch of how often keys were used: 4 rows of 4-bit
+// counters, at least 4 per entry in each row (fewer collisions than 1 or 2;
+// more would keep the counts of keys no longer used from fading). A key's
+// count is the least of its 4 counters. Every 10 x max additions, every
+// counter is halved.
+type sketch struct {
+	rows   []byte // 4 rows of width counters, two per byte
+	mask   uint64 // width - 1
+	adds   int
+	period int
+}
+
+func (s *sketch) init(max int) {
+	w := 16
+	for w < 4*max {
+		w <<= 1
+	}
+	s.rows = make([]byte, 4*w/2)
+	s.mask = uint64(w - 1)
+	s.period = 10 * max
+}
+
+func (s *sketch) clear() {
+	clear(s.rows)
+	s.adds = 0
+}
+
+// slots returns where each row keeps a counter of the key of hash h: the
+// byte, and the shift of its nibble. The rows' indices come from two mixes of
+// h (double hashing).
+func (s *sketch) slots(h uint64) (b [4]int, sh [4]uint) {
+	h1 := mix(h)
+	h2 := mix(h1) | 1
+	for r := range 4 {
+		c := uint64(r)*(s.mask+1) + (h1+uint64(r)*h2)&s.mask
+		b[r], sh[r] = int(c>>1), uint(c&1)*4
+	}
+	return b, sh
+}
+
+// add counts a use of the key of hash h.
+func (s *sketch) add(h uint64) {
+	b, sh := s.slots(h)
+	for r := range 4 {
+		if (s.rows[b[r]]>>sh[r])&15 < 15 {
+			s.rows[b[r]] += 1 << sh[r]
+		}
+	}
+	s.adds++
+	if s.adds >= s.period {
+		for i, v := range s.rows {
+			s.rows[i] = (v >> 1) & 0x77
+		}
+		s.adds /= 2
+	}
+}
+
+// freq returns the count of the key of hash h.
+func (s *sketch) freq(h uint64) int {
+	b, sh := s.slots(h)
+	n := 15
+	for r := range 4 {
+		n = min(n, int(s.rows[b[r]]>>sh[r])&15)
+	}
+	return n
+}
