@@ -119,6 +119,35 @@ func BenchmarkGetOrCompute(b *testing.B) {
 	b.ReportMetric(c.CacheInfo().HitRatio(), "hit-ratio")
 }
 
+// BenchmarkPolicy measures what WTinyLFU costs against the default LRU: a
+// hit (as BenchmarkHit's Memoize) and a get-or-compute (as
+// BenchmarkGetOrCompute), for benchstat -col /policy.
+func BenchmarkPolicy(b *testing.B) {
+	const size = 4096
+	hits := trace.Zipf(benchKeys, 1024, trace.Seed)
+	mixed := trace.Zipf(benchKeys, 16*size, trace.Seed)
+	for _, p := range []struct {
+		name string
+		opts []Option
+	}{{"policy=LRU", nil}, {"policy=WTinyLFU", []Option{WTinyLFU()}}} {
+		b.Run("Hit/"+p.name, func(b *testing.B) {
+			f := filled(append([]Option{MaxSize(1024)}, p.opts...)...)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				f(hits[i%benchKeys])
+			}
+		})
+		b.Run("GetOrCompute/"+p.name, func(b *testing.B) {
+			f, c := Memoize(func(n int) int { return n }, append([]Option{MaxSize(size)}, p.opts...)...)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				f(mixed[i%benchKeys])
+			}
+			b.ReportMetric(c.CacheInfo().HitRatio(), "hit-ratio")
+		})
+	}
+}
+
 // BenchmarkLRUAddEvict measures Add on a full LRU core, each one evicting.
 func BenchmarkLRUAddEvict(b *testing.B) {
 	c := NewLRU[int, int](1024, nil)
