@@ -8,7 +8,10 @@
 // callers can give up through their context, a panic reaches every waiting
 // caller without wedging the cache, Clear and Forget are free of races with
 // calls in progress, results can expire (TTL, Window), and everything that
-// happens inside a cache can be watched through one function (Observe).
+// happens inside a cache can be watched through one function (Observe). A
+// cache can estimate the hit ratio it would have at other sizes from its own
+// traffic (EstimateSizes), and evict by frequency as well as recency where
+// exact LRU keeps too little (WTinyLFU).
 //
 // A cache can also share its results with other processes through a Store
 // (Share): on one machine through a SQLite file (module

@@ -15,7 +15,10 @@ import (
 //
 // nodes[0] is the sentinel: nodes[0].next is the most recently used entry and
 // nodes[0].prev the least recently used, so linking never has to branch on an
-// empty list. Freed slots are chained through next, starting at free.
+// empty list. Freed slots are chained through next, starting at free. Under
+// WTinyLFU (pol), nodes 0, 1 and 2 are the sentinels of the policy's window,
+// probation and protected segments, and the policy chooses which entry an
+// insertion evicts (policy.go).
 //
 // A hit does not move its node at once: touch notes it in recent, and the
 // moves are made in order, all together, before anything reads or changes
@@ -68,7 +71,7 @@ const maxEntries = math.MaxInt32 - 1
 // init empties the list and sets its bound, keeping its expiry and weight
 // settings.
 func (l *list[K, V]) init(max int) {
-	l.flush() // so that a sizer counts the hits noted
+	l.flush() // so that a sizer or policy counts the hits noted
 	l.max = max
 	l.items = make(map[K]ref)
 	l.nodes = make([]node[K, V], l.sentinels(), l.sentinels()+min(max, 16))
@@ -224,8 +227,8 @@ func (l *list[K, V]) insert(k K, v V, at int64) (old node[K, V], evicted bool) {
 	var i int32
 	switch {
 	case l.max > 0 && l.len() >= l.max:
-		// Reuse the least recently used slot in place: no allocation in the
-		// steady state of a full cache.
+		// Reuse the least recently used slot (the policy's victim) in
+		// place: no allocation in the steady state of a full cache.
 		i = l.nodes[0].prev
 		if l.pol != nil {
 			i = l.pol.victim(l)
@@ -330,7 +333,8 @@ func (l *list[K, V]) removeAt(i int32) V {
 	return v
 }
 
-// removeOldest deletes the least recently used entry.
+// removeOldest deletes the least recently used entry (of the window, under
+// WTinyLFU, which neither LRU nor MaxWeight, its callers, use).
 func (l *list[K, V]) removeOldest() (old node[K, V], ok bool) {
 	l.flush()
 	i := l.nodes[0].prev
