@@ -203,3 +203,51 @@ func TestWTinyLFUResistsScans(t *testing.T) {
 		}
 	}
 }
+
+// EstimateSizes and WTinyLFU under concurrent calls, Forget, Put, Clear and
+// SizeAdvice, sharded and not: values stay right, counts add up, and the
+// race detector finds nothing.
+func TestSizesAndPolicyConcurrently(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []Option
+	}{
+		{"EstimateSizes", []Option{MaxSize(32), EstimateSizes(64)}},
+		{"EstimateSizes/Shards(4)", []Option{MaxSize(32), Shards(4), EstimateSizes(64)}},
+		{"EstimateSizes/Unbounded", []Option{Unbounded(), EstimateSizes(64)}},
+		{"WTinyLFU", []Option{MaxSize(32), WTinyLFU()}},
+		{"WTinyLFU/Shards(4)", []Option{MaxSize(32), Shards(4), WTinyLFU()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, c := Memoize(func(k int) int { return k * k }, tc.opts...)
+			const goroutines, calls = 4, 4000
+			hammer(t, goroutines, 60*time.Second, 11, func(g int, rng *rand.Rand) {
+				for i := range calls {
+					k := rng.IntN(100)
+					if v := f(k); v != k*k {
+						t.Errorf("f(%d) = %d, want %d", k, v, k*k)
+					}
+					switch {
+					case g == 0 && i%400 == 0:
+						c.Forget(k)
+					case g == 1 && i%300 == 0:
+						c.Put(k, k*k)
+					case g == 2 && i%200 == 0:
+						c.SizeAdvice()
+					}
+				}
+			})
+			ci := c.CacheInfo()
+			assert.Equal(t, goroutines*calls, ci.Hits+ci.Misses)
+			sizes := c.SizeAdvice().Sizes
+			for i, e := range sizes {
+				assert.True(t, e.HitRatio >= 0 && e.HitRatio <= 1, "a ratio: %v", e.HitRatio)
+				if i > 0 {
+					assert.GreaterOrEqual(t, e.HitRatio, sizes[i-1].HitRatio, "an LRU hits more when larger")
+				}
+			}
+			c.Clear()
+			assert.Zero(t, c.Len())
+		})
+	}
+}
