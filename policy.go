@@ -42,9 +42,10 @@ const (
 	segments  = 3
 )
 
-// The hill climber's settings: how far the window moves at first (a share
-// of MaxSize), how much each step shrinks, and the change in hit ratio that
-// starts it over (the traffic changed).
+// The policy's settings: how far the hill climber moves the window at first
+// (a share of MaxSize), how much each step shrinks, the change in hit ratio
+// that starts it over (the traffic changed), how many calls a step waits for,
+// and the protected segment's share of the main part.
 const (
 	climbStep    = 0.0625
 	climbDecay   = 0.98
