@@ -112,6 +112,8 @@ func (p *tinyLFU[K, V]) front(l *list[K, V], i int32) {
 	to := p.where[i]
 	if to == probation {
 		to = protected
+	} else if l.nodes[to].next == i {
+		return // already first in its segment
 	}
 	p.move(l, i, to)
 	if to == protected {
@@ -251,25 +253,22 @@ func (s *sketch) clear() {
 	s.adds = 0
 }
 
-// slots returns the block of the key of hash h (a well-mixed hash: see
-// mixHash) and its counter in each quarter of it: the word and the shift of
-// its nibble. The low bits of h choose the block, the high ones the
+// counter returns the word and the shift of the nibble that holds, in
+// block b, the counter of quarter q for the key of hash h (a well-mixed
+// hash: see mixHash). The low bits of h choose the block, the high ones the
 // counters.
-func (s *sketch) slots(h uint64) (*sketchBlock, [4]uint8, [4]uint8) {
-	var at, sh [4]uint8
-	for q := range 4 {
-		c := uint8(h>>(40+6*q)) & 31
-		at[q], sh[q] = uint8(2*q)+c>>4, (c&15)*4
-	}
-	return &s.blocks[h&s.mask], at, sh
+func counter(b *sketchBlock, h uint64, q int) (*uint64, uint64) {
+	c := h >> (40 + 6*q)
+	return &b[(2*q+int(c>>4&1))&7], (c & 15) * 4
 }
 
 // add counts a use of the key of hash h.
 func (s *sketch) add(h uint64) {
-	b, at, sh := s.slots(h)
+	b := &s.blocks[h&s.mask]
 	for q := range 4 {
-		if (b[at[q]]>>sh[q])&15 < 15 {
-			b[at[q]] += 1 << sh[q]
+		w, sh := counter(b, h, q)
+		if (*w>>sh)&15 != 15 {
+			*w += 1 << sh
 		}
 	}
 	s.adds++
@@ -285,10 +284,11 @@ func (s *sketch) add(h uint64) {
 
 // freq returns the count of the key of hash h.
 func (s *sketch) freq(h uint64) int {
-	b, at, sh := s.slots(h)
+	b := &s.blocks[h&s.mask]
 	n := uint64(15)
 	for q := range 4 {
-		n = min(n, (b[at[q]]>>sh[q])&15)
+		w, sh := counter(b, h, q)
+		n = min(n, (*w>>sh)&15)
 	}
 	return int(n)
 }

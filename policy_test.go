@@ -251,3 +251,32 @@ func TestSizesAndPolicyConcurrently(t *testing.T) {
 		})
 	}
 }
+
+// The sketch never counts a key less than it was used (up to 15), counts
+// an unused key rarely, and halves every count after 10 x max uses.
+func TestSketch(t *testing.T) {
+	var s sketch
+	s.init(100)
+	h := func(k int) uint64 { return mix(uint64(k)) }
+	uses := map[int]int{}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 999 { // just under the halving period, 1000
+		k := int(rng.ExpFloat64() * 20)
+		uses[k]++
+		s.add(h(k))
+	}
+	for k, n := range uses {
+		require.Equal(t, min(n, 15), min(s.freq(h(k)), 15), "key %d: a count-min sketch this sparse counts exactly", k)
+	}
+	for k := 1000; k < 1100; k++ {
+		assert.Zero(t, s.freq(h(k)), "key %d was never used", k)
+	}
+	before := map[int]int{}
+	for k := range uses {
+		before[k] = s.freq(h(k))
+	}
+	s.add(h(-1)) // the 1000th use: every counter halves
+	for k, n := range before {
+		assert.Equal(t, n/2, s.freq(h(k)), "key %d", k)
+	}
+}
