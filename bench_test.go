@@ -59,16 +59,19 @@ func filled(opts ...Option) func(int) int {
 }
 
 // BenchmarkHitEstimateSizes measures what EstimateSizes adds to a hit: the
-// hits of BenchmarkHit's Memoize, with the option off and on, run one after
-// the other so that benchstat -col /sizes compares them.
+// hits of BenchmarkHit's Memoize, with the option off and on, for a bounded
+// cache (one mark) and an Unbounded one (nine), run one after the other so
+// that benchstat -col /sizes compares them.
 func BenchmarkHitEstimateSizes(b *testing.B) {
 	keys := trace.Zipf(benchKeys, 1024, trace.Seed)
 	for _, tc := range []struct {
 		name string
 		opts []Option
 	}{
-		{"sizes=off", []Option{MaxSize(1024)}},
-		{"sizes=on", []Option{MaxSize(1024), EstimateSizes(0)}},
+		{"MaxSize/sizes=off", []Option{MaxSize(1024)}},
+		{"MaxSize/sizes=on", []Option{MaxSize(1024), EstimateSizes(0)}},
+		{"Unbounded/sizes=off", []Option{Unbounded()}},
+		{"Unbounded/sizes=on", []Option{Unbounded(), EstimateSizes(0)}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			f := filled(tc.opts...)
