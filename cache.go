@@ -214,34 +214,13 @@ func shardHash[K comparable]() func(K) uint64 {
 
 // mixHash returns a hash of keys whose every bit depends on every bit of the
 // key, with a random seed, for the keys EstimateSizes follows and the
-// frequencies WTinyLFU counts. (The shards' multiplicative hash maps 0, often
-// the most frequent key, to 0, which EstimateSizes would always follow.)
-// Integer keys go through splitmix64's mixer; others through maphash.
+// frequencies WTinyLFU counts: shardHash's, salted and mixed. (Alone, the
+// shards' multiplicative hash of an integer maps 0, often the most frequent
+// key, to 0, which EstimateSizes would always follow.)
 func mixHash[K comparable]() func(K) uint64 {
-	seed := maphash.MakeSeed()
-	t := reflect.TypeFor[K]()
-	switch t.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		salt := maphash.Comparable(seed, 0)
-		widen := integer[K](t.Size())
-		return func(k K) uint64 { return mix(widen(k) + salt) }
-	}
-	return func(k K) uint64 { return maphash.Comparable(seed, k) }
-}
-
-// integer returns a function reading an integer key of size bytes as a
-// uint64.
-func integer[K comparable](size uintptr) func(K) uint64 {
-	switch size {
-	case 8:
-		return func(k K) uint64 { return *(*uint64)(unsafe.Pointer(&k)) }
-	case 4:
-		return func(k K) uint64 { return uint64(*(*uint32)(unsafe.Pointer(&k))) }
-	case 2:
-		return func(k K) uint64 { return uint64(*(*uint16)(unsafe.Pointer(&k))) }
-	}
-	return func(k K) uint64 { return uint64(*(*uint8)(unsafe.Pointer(&k))) }
+	h := shardHash[K]()
+	salt := maphash.Comparable(maphash.MakeSeed(), 0)
+	return func(k K) uint64 { return mix(h(k) + salt) }
 }
 
 // mix is splitmix64's finalizer: every bit of x moves every bit of the

@@ -280,20 +280,20 @@ type KeyHash [16]byte
 // n*n/2^129, which is below 10^-20 for a billion keys. Use it when arguments
 // are big; KeyOf's exact keys cost no hashing and are never shared.
 func HashKeyOf(args ...any) (KeyHash, error) {
-	return encode(false, args, func(b []byte) KeyHash {
-		sum := sha256.Sum256(b)
-		return KeyHash(sum[:16])
-	})
+	return encode(false, args, hashKey)
 }
 
 // TypedHashKeyOf is HashKeyOf of TypedKeyOf's encoding: arguments of
 // different types stay apart, as with Typed. (Typed has no effect on keys
 // that a MemoizeKeyed key function builds: choose the function.)
 func TypedHashKeyOf(args ...any) (KeyHash, error) {
-	return encode(true, args, func(b []byte) KeyHash {
-		sum := sha256.Sum256(b)
-		return KeyHash(sum[:16])
-	})
+	return encode(true, args, hashKey)
+}
+
+// hashKey returns the first 128 bits of the SHA-256 of an encoding.
+func hashKey(b []byte) KeyHash {
+	sum := sha256.Sum256(b)
+	return KeyHash(sum[:16])
 }
 
 // encode encodes args with a pooled encoder and returns what done makes of

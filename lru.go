@@ -313,6 +313,10 @@ func (l *list[K, V]) grow() {
 	}
 }
 
+// extend returns s lengthened with zero values to n elements, for the
+// per-node slices kept beside the nodes when grow makes room for n.
+func extend[T any](s []T, n int) []T { return append(s, make([]T, n-len(s))...) }
+
 // remove deletes k and returns its value.
 func (l *list[K, V]) remove(k K) (v V, ok bool) {
 	i, ok := l.items[k].entry()

@@ -52,27 +52,17 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 	}
 	c.shards = make([]*shard[K, V], n)
 	var hash func(K) uint64 // the shards' mixHash, for EstimateSizes and WTinyLFU
+	if p.EstimateSizes > 0 || p.WTinyLFU {
+		hash = mixHash[K]()
+	}
 	for i := range c.shards {
-		max := p.MaxSize // 0 when unbounded
-		if n > 1 && !p.Unbounded {
-			max = p.MaxSize / n
-			if i < p.MaxSize%n {
-				max++
-			}
-		}
+		max := share(p.MaxSize, n, i) // 0 when unbounded
 		s := &c.first
 		if i > 0 {
 			s = new(shard[K, V])
 		}
 		if c.weigher != nil {
-			share := p.MaxWeight / n
-			if i < p.MaxWeight%n {
-				share++
-			}
-			s.l.wt = &weights{max: share}
-		}
-		if (p.EstimateSizes > 0 || p.WTinyLFU) && hash == nil {
-			hash = mixHash[K]()
+			s.l.wt = &weights{max: share(p.MaxWeight, n, i)}
 		}
 		if p.EstimateSizes > 0 && !c.off && !p.SingleFlight {
 			s.l.sz = newSizer[K, V](max, p.MaxSize/n, n, p.EstimateSizes, hash)
@@ -97,6 +87,15 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 		go t.poll(c, t.apply(c, 0))
 	}
 	return c
+}
+
+// share returns shard i's share of total, split between n shards as evenly
+// as whole numbers allow.
+func share(total, n, i int) int {
+	if i < total%n {
+		return total/n + 1
+	}
+	return total / n
 }
 
 // Memoize returns a function that behaves like fn but remembers its results,

@@ -94,7 +94,7 @@ func (p *tinyLFU[K, V]) reset() {
 
 // grow makes room for n nodes.
 func (p *tinyLFU[K, V]) grow(n int) {
-	p.where = append(p.where, make([]uint8, n-len(p.where))...)
+	p.where = extend(p.where, n)
 }
 
 // hit counts a hit on node i and moves it: to the front of the window or of

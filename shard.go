@@ -242,9 +242,7 @@ func (s *shard[K, V]) peek(k K, now int64) (v V, ok bool) {
 func (s *shard[K, V]) put(k K, v V, now, at int64, w int) {
 	s.mu.Lock()
 	defer s.unlock()
-	if f, ok := s.refreshOf(k); ok {
-		s.release(k, s.flights[f])
-	}
+	s.releaseRefresh(k)
 	r := s.l.items[k]
 	if i, held := r.entry(); held {
 		s.note(Replaced, k, s.l.nodes[i].val)
@@ -262,9 +260,7 @@ func (s *shard[K, V]) put(k K, v V, now, at int64, w int) {
 func (s *shard[K, V]) forget(k K, now int64) bool {
 	s.mu.Lock()
 	defer s.unlock()
-	if f, ok := s.refreshOf(k); ok {
-		s.release(k, s.flights[f])
-	}
+	s.releaseRefresh(k)
 	ok := false
 	r := s.l.items[k]
 	if i, held := r.entry(); held {

@@ -186,7 +186,7 @@ func (z *sizer[K, V]) init(n int) {
 
 // grow makes room for n nodes.
 func (z *sizer[K, V]) grow(n int) {
-	z.seg = append(z.seg, make([]uint8, n-len(z.seg))...)
+	z.seg = extend(z.seg, n)
 }
 
 // reset forgets every count, for Clear.

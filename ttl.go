@@ -26,8 +26,8 @@ func (e *expiries) init(n int) {
 }
 
 func (e *expiries) grow(n int) {
-	e.at = append(e.at, make([]int64, n-len(e.at))...)
-	e.slot = append(e.slot, make([]int32, n-len(e.slot))...)
+	e.at = extend(e.at, n)
+	e.slot = extend(e.slot, n)
 	heap := make([]int32, len(e.heap), n)
 	copy(heap, e.heap)
 	e.heap = heap
@@ -239,6 +239,14 @@ func (s *shard[K, V]) refreshOf(k K) (int32, bool) {
 	}
 	f, ok := s.refreshing[k]
 	return f, ok
+}
+
+// releaseRefresh releases the refresh of k in progress, if one runs (see
+// release): its result will not be stored.
+func (s *shard[K, V]) releaseRefresh(k K) {
+	if f, ok := s.refreshOf(k); ok {
+		s.release(k, s.flights[f])
+	}
 }
 
 // joinRefresh readies cl, a refresh whose stale entry has gone, for a caller

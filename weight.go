@@ -58,7 +58,7 @@ func (w *weights) init(n int) {
 	w.total = 0
 }
 
-func (w *weights) grow(n int) { w.of = append(w.of, make([]int, n-len(w.of))...) }
+func (w *weights) grow(n int) { w.of = extend(w.of, n) }
 
 // set gives node i the weight x.
 func (w *weights) set(i int32, x int) {
