@@ -26,20 +26,6 @@ func eventually(cond func() bool) {
 	}
 }
 
-// soon fails the test, saying msg, unless cond holds within the timeout. It
-// polls every millisecond where eventually spins: for conditions that wait
-// on a ticker, or whose check does work (a call).
-func soon(t *testing.T, cond func() bool, msg string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not so after %v: %s", timeout, msg)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // within runs f and fails the test if it has not returned after d, so that a
 // deadlock fails instead of hanging the suite.
 func within(t *testing.T, d time.Duration, f func()) {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomemo/memo/internal/await"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -272,7 +273,7 @@ func TestShareSurvivesStoreFailures(t *testing.T) {
 	// It comes back: within a Poll, executions use it again.
 	st.fail.Store(nil)
 	n := 1000
-	soon(t, func() bool { n++; f(n); return st.sets.Load() > 0 }, "the store is used again")
+	await.Soon(t, func() bool { n++; f(n); return st.sets.Load() > 0 }, "the store is used again")
 }
 
 func TestShareBoundsASlowStore(t *testing.T) {
@@ -418,13 +419,13 @@ func TestShareForgetAndClearReachOtherProcesses(t *testing.T) {
 	require.Equal(t, 3, cb.CacheInfo().CurrSize)
 
 	assert.True(t, ca.Forget(2))
-	soon(t, func() bool { return cb.CacheInfo().CurrSize == 2 }, "b drops 2 after a's Forget")
+	await.Soon(t, func() bool { return cb.CacheInfo().CurrSize == 2 }, "b drops 2 after a's Forget")
 	_, err := b(ctx, 2)
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), runsB.Load(), "2 was deleted from the store too")
 
 	ca.Clear()
-	soon(t, func() bool { return cb.CacheInfo().CurrSize == 0 }, "b drops everything after a's Clear")
+	await.Soon(t, func() bool { return cb.CacheInfo().CurrSize == 0 }, "b drops everything after a's Clear")
 	assert.Equal(t, 4, cb.CacheInfo().Hits+cb.CacheInfo().Misses, "another process's Clear leaves b's counters")
 	_, err = b(ctx, 3)
 	require.NoError(t, err)
@@ -592,7 +593,7 @@ func TestSharePutWritesThrough(t *testing.T) {
 	require.Equal(t, 9, v)
 
 	require.True(t, ca.Put(3, 1000), "an update written through")
-	soon(t, func() bool { v, _ := b(ctx, 3); return v == 1000 }, "b sees the value Put in a")
+	await.Soon(t, func() bool { v, _ := b(ctx, 3); return v == 1000 }, "b sees the value Put in a")
 	assert.Equal(t, int64(0), runsB.Load())
 	assert.Positive(t, cb.CacheInfo().StoreHits)
 }
@@ -696,7 +697,7 @@ func TestShareOwnDeletionsKeepNewValues(t *testing.T) {
 	require.NoError(t, err)
 	// Let the poller read both deletions: they are this process's own.
 	before := st.ops.Load()
-	soon(t, func() bool { return st.ops.Load() >= before+3 }, "the poller read the store a few times")
+	await.Soon(t, func() bool { return st.ops.Load() >= before+3 }, "the poller read the store a few times")
 	v, ok := c.Peek(2)
 	assert.True(t, ok, "the value Put stays")
 	assert.Equal(t, 1000, v)

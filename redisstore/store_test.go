@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gomemo/memo"
+	"github.com/gomemo/memo/internal/await"
 	"github.com/gomemo/memo/redisstore/redistest"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -58,18 +59,6 @@ func newStore(t *testing.T, client redis.UniversalClient) *Store {
 	st, err := New(client, Options{})
 	require.NoError(t, err)
 	return st
-}
-
-// eventually fails the test unless cond holds within the timeout.
-func eventually(t *testing.T, cond func() bool, msg string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not so after %v: %s", timeout, msg)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // report is what a child prints when it is done.
@@ -135,14 +124,14 @@ func TestSharedBetweenClients(t *testing.T) {
 
 	start := time.Now()
 	ca.Forget(3)
-	eventually(t, func() bool { return cb.CacheInfo().CurrSize == 9 }, "b drops 3 after a's Forget")
+	await.Soon(t, func() bool { return cb.CacheInfo().CurrSize == 9 }, "b drops 3 after a's Forget")
 	t.Logf("another client's Forget seen after %v (Poll 20ms)", time.Since(start))
 	assert.Equal(t, expected(3), b(3))
 	assert.Equal(t, int64(1), runsB.Load(), "3 was deleted from Redis too")
 
 	start = time.Now()
 	ca.Clear()
-	eventually(t, func() bool { return cb.CacheInfo().CurrSize == 0 }, "b drops everything after a's Clear")
+	await.Soon(t, func() bool { return cb.CacheInfo().CurrSize == 0 }, "b drops everything after a's Clear")
 	t.Logf("another client's Clear seen after %v (Poll 20ms)", time.Since(start))
 	assert.Equal(t, expected(4), b(4))
 	assert.Equal(t, int64(2), runsB.Load(), "Redis was cleared too")
@@ -174,7 +163,7 @@ func TestServerDownAtStartThenUp(t *testing.T) {
 
 	redistest.StartAt(t, port)
 	k := 100
-	eventually(t, func() bool { k++; f(k); return c.CacheInfo().StoreMisses > 0 }, "Redis is used once it is up")
+	await.Soon(t, func() bool { k++; f(k); return c.CacheInfo().StoreMisses > 0 }, "Redis is used once it is up")
 }
 
 func TestServerKilledAndRestarted(t *testing.T) {
@@ -191,7 +180,7 @@ func TestServerKilledAndRestarted(t *testing.T) {
 	assert.Less(t, errs, 10, "a dead server is not hammered: 20 executions")
 	srv.Restart()
 	k := 100
-	eventually(t, func() bool {
+	await.Soon(t, func() bool {
 		before := c.CacheInfo().StoreMisses
 		k++
 		f(k)
@@ -310,7 +299,7 @@ func TestLeases(t *testing.T) {
 	got, err = st.Lease(ctx, "ns", "k", "b", 10*time.Millisecond)
 	require.NoError(t, err)
 	assert.True(t, got)
-	eventually(t, func() bool {
+	await.Soon(t, func() bool {
 		got, err := st.Lease(ctx, "ns", "k", "c", time.Hour)
 		return err == nil && got
 	}, "an expired lease is taken over")

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gomemo/memo"
+	"github.com/gomemo/memo/internal/await"
 	"github.com/gomemo/memo/internal/trace"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -303,14 +304,14 @@ func TestForgetAndClearReachAnotherProcess(t *testing.T) {
 
 	start := time.Now()
 	ca.Forget(1)
-	eventually(t, func() bool { return cb.CacheInfo().CurrSize == 2 })
+	await.Soon(t, func() bool { return cb.CacheInfo().CurrSize == 2 }, "b drops 1 after a's Forget")
 	t.Logf("another process's Forget seen after %v", time.Since(start))
 	assert.Equal(t, expected(1), b(1))
 	assert.Equal(t, int64(1), runsB.Load())
 
 	start = time.Now()
 	ca.Clear()
-	eventually(t, func() bool { return cb.CacheInfo().CurrSize == 0 })
+	await.Soon(t, func() bool { return cb.CacheInfo().CurrSize == 0 }, "b drops everything after a's Clear")
 	t.Logf("another process's Clear seen after %v", time.Since(start))
 	assert.Equal(t, expected(2), b(2))
 	assert.Equal(t, int64(2), runsB.Load())
@@ -318,18 +319,6 @@ func TestForgetAndClearReachAnotherProcess(t *testing.T) {
 
 // timeout bounds what a test waits for.
 const timeout = 10 * time.Second
-
-// eventually fails the test unless cond holds within the timeout.
-func eventually(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not so after %v", timeout)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 func TestProcessesShareOneFile(t *testing.T) {
 	const procs, keys = 4, 300
@@ -665,12 +654,12 @@ func TestCorruptedWhileOpen(t *testing.T) {
 	// The new database works: once the poller has found so (within its
 	// Poll), what is computed is stored and found.
 	k := 200
-	eventually(t, func() bool {
+	await.Soon(t, func() bool {
 		before := c.CacheInfo().StoreMisses
 		k++
 		f(k)
 		return c.CacheInfo().StoreMisses > before
-	})
+	}, "the new database is used")
 	before := c.CacheInfo()
 	f(100)
 	f(101)
