@@ -36,20 +36,8 @@ type contender struct {
 }
 
 var contenders = []contender{
-	{"memo LRU", func(keys []int, size int) float64 {
-		f, c := memo.Memoize(func(k int) int { return k }, memo.MaxSize(size))
-		for _, k := range keys {
-			f(k)
-		}
-		return c.CacheInfo().HitRatio()
-	}},
-	{"memo WTinyLFU", func(keys []int, size int) float64 {
-		f, c := memo.Memoize(func(k int) int { return k }, memo.MaxSize(size), memo.WTinyLFU())
-		for _, k := range keys {
-			f(k)
-		}
-		return c.CacheInfo().HitRatio()
-	}},
+	{"memo LRU", memoized()},
+	{"memo WTinyLFU", memoized(memo.WTinyLFU())},
 	{"golang-lru v2", func(keys []int, size int) float64 {
 		c, err := lru.New[int, int](size)
 		if err != nil {
@@ -97,6 +85,17 @@ var contenders = []contender{
 		}
 		return float64(hits) / float64(len(keys))
 	}},
+}
+
+// memoized replays keys through a memoized function with opts and a MaxSize.
+func memoized(opts ...memo.Option) func(keys []int, size int) float64 {
+	return func(keys []int, size int) float64 {
+		f, c := memo.Memoize(func(k int) int { return k }, append([]memo.Option{memo.MaxSize(size)}, opts...)...)
+		for _, k := range keys {
+			f(k)
+		}
+		return c.CacheInfo().HitRatio()
+	}
 }
 
 func main() {
