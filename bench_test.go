@@ -3,6 +3,7 @@ package memo
 import (
 	"context"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 	"time"
 
@@ -81,6 +82,36 @@ func BenchmarkHitEstimateSizes(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkEstimateSizesMemory reports the live heap EstimateSizes(0) adds to
+// a cache of 1000 entries once a stream of 1M distinct keys has filled its
+// sample, per key of the sample (B/followed-key) and in all (MB). Nothing is
+// timed: run it with -benchtime=1x.
+func BenchmarkEstimateSizesMemory(b *testing.B) {
+	keys := make([]int, 2_000_000)
+	for i := range keys {
+		keys[i] = int(mix(uint64(i)) % 1_000_000)
+	}
+	live := func(opts ...Option) int64 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		f, c := Memoize(func(k int) int { return k }, append([]Option{MaxSize(1000)}, opts...)...)
+		for _, k := range keys {
+			f(k)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(c)
+		runtime.KeepAlive(keys) // alive at both readings, so that it is in neither difference
+		return int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	}
+	added := float64(live(EstimateSizes(0)) - live())
+	for b.Loop() {
+	}
+	b.ReportMetric(added/defaultBudget, "B/followed-key")
+	b.ReportMetric(added/1e6, "MB")
 }
 
 // BenchmarkHitParallel measures hits from all cores at once on one cache,
