@@ -4,6 +4,7 @@ package examples_test
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"testing"
 	"time"
@@ -24,15 +25,7 @@ func TestExamplesRun(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			out, err := exec.CommandContext(ctx, "go", "run", "./"+name).CombinedOutput()
-			if !assert.NoError(t, err, "go run ./%s:\n%s", name, out) {
-				return
-			}
-			for _, line := range want {
-				assert.Contains(t, string(out), line, "go run ./%s", name)
-			}
+			goRun(t, "", want, "go run ./"+name, "./"+name)
 		})
 	}
 }
@@ -57,18 +50,29 @@ func TestExamplesRunTwice(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			for i, want := range runs {
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-				cmd := exec.CommandContext(ctx, "go", "run", ".", "-dir", dir)
-				cmd.Dir = name
-				out, err := cmd.CombinedOutput()
-				cancel()
-				if !assert.NoError(t, err, "run %d of go run ./%s:\n%s", i+1, name, out) {
+				if !goRun(t, name, want, fmt.Sprintf("run %d of go run ./%s", i+1, name), ".", "-dir", dir) {
 					return
-				}
-				for _, line := range want {
-					assert.Contains(t, string(out), line, "run %d of %s", i+1, name)
 				}
 			}
 		})
 	}
+}
+
+// goRun runs `go run args...` in dir (this one if empty), within two
+// minutes, and checks that its output holds every line of want; what names
+// the run in failures. It reports whether the run succeeded.
+func goRun(t *testing.T, dir string, want []string, what string, args ...string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", append([]string{"run"}, args...)...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if !assert.NoError(t, err, "%s:\n%s", what, out) {
+		return false
+	}
+	for _, line := range want {
+		assert.Contains(t, string(out), line, what)
+	}
+	return true
 }
