@@ -369,10 +369,16 @@ func (l *list[K, V]) all() iter.Seq2[K, V] {
 // walks them.
 func (l *list[K, V]) order() []int32 {
 	if l.pol != nil {
-		return []int32{window, protected, probation}
+		return policyOrder
 	}
-	return []int32{0}
+	return lruOrder
 }
+
+// The orders of order, made once.
+var (
+	lruOrder    = []int32{0}
+	policyOrder = []int32{window, protected, probation}
+)
 
 // keys returns the keys in the order of all.
 func (l *list[K, V]) keys() []K {
