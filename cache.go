@@ -59,6 +59,7 @@ type Cache[K comparable, V any] struct {
 	observe     func(Event[K, V])     // see Observe; nil without
 	traced      bool                  // fn takes a context: executions carry their link (ErrCycle)
 	extra       bool                  // tier, expireAfter, weigher or SingleFlight: see runExtra, keeps
+	bare        bool                  // no extra, observer or expiry: a result is stored by the list alone (settle)
 	name        string                // fn's name, for ErrCycle
 	expireAfter func(V) time.Duration // see ExpireAfter; nil without
 	weigher     func(K, V) int        // see MaxWeight; nil without

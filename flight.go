@@ -43,19 +43,19 @@ type call[V any] struct {
 	gen     uint64 // shard.gen when it started
 	refresh bool   // a background refresh of a stale value
 	self    bool   // a refresh that counts itself among waiters (see joinRefresh)
+	wrote   bool   // the value was written to the store
+	until   int64  // for a value from the store, its expiry there (see tier.load)
+	life    int64  // from ExpireAfter: how long the value stays fresh; < 0: not cached
+	weight  int    // from MaxWeight's function
 	ending[V]
 }
 
-// ending is how an execution ended.
+// ending is how an execution ended, as its callers receive it.
 type ending[V any] struct {
 	val      V
 	err      error
 	panicked *PanicError
 	goexit   bool
-	until    int64 // for a value from the store, its expiry there (see tier.load)
-	life     int64 // from ExpireAfter: how long the value stays fresh; < 0: not cached
-	weight   int   // from MaxWeight's function
-	wrote    bool  // the value was written to the store
 }
 
 // epoch anchors the readings ExecTime is measured with: time.Since of a time
@@ -294,10 +294,14 @@ func (s *shard[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) 
 	var now, wall int64
 	returned := false
 	defer func() {
-		// Reached after a return, a recovered panic, or runtime.Goexit (which
-		// cannot be recovered and goes on unwinding after this).
-		if !returned && cl.panicked == nil {
-			cl.goexit = true
+		// Reached after a return, a panic, or runtime.Goexit, which cannot
+		// be recovered (recover returns nil) and goes on unwinding after this.
+		if !returned {
+			if r := recover(); r != nil {
+				cl.panicked = &PanicError{Value: r, Stack: debug.Stack()}
+			} else {
+				cl.goexit = true
+			}
 		}
 		if s.c.params.MeasureExecTime {
 			took = time.Since(epoch) - start
@@ -306,26 +310,17 @@ func (s *shard[K, V]) run(ctx context.Context, k K, fn func(context.Context, K) 
 			panic(lost)
 		}
 	}()
-	func() {
-		defer func() {
-			if !returned {
-				if r := recover(); r != nil {
-					cl.panicked = &PanicError{Value: r, Stack: debug.Stack()}
-				}
-			}
-		}()
-		if shared && s.c.extra {
-			s.runExtra(ctx, k, fn, cl)
-		} else {
-			cl.val, cl.err = fn(ctx, k)
-		}
-		if shared && s.c.timed {
-			// Read here, where a panicking clock is the execution's panic:
-			// its callers receive it and the key is released.
-			now, wall = s.c.stamp()
-		}
-		returned = true
-	}()
+	if shared && s.c.extra {
+		s.runExtra(ctx, k, fn, cl)
+	} else {
+		cl.val, cl.err = fn(ctx, k)
+	}
+	if shared && s.c.timed {
+		// Read here, where a panicking clock is the execution's panic: its
+		// callers receive it and the key is released.
+		now, wall = s.c.stamp()
+	}
+	returned = true
 }
 
 // runExtra is run's call of fn for a cache with a shared store, ExpireAfter

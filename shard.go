@@ -169,6 +169,12 @@ func (s *shard[K, V]) settle(k K, cl *call[V], failed bool, now, wall int64) {
 		return
 	}
 	switch {
+	case !failed && s.c.bare:
+		// Most caches' case, kept apart as do's fast path is: storing is
+		// the list's fill and nothing more.
+		if _, evicted := s.l.fill(k, cl.val, math.MaxInt64); evicted {
+			s.st.evictions++
+		}
 	case !failed && (!s.c.extra || s.keeps(cl)):
 		s.storeResult(k, cl, now, wall, true)
 	case cl.err != nil && cl.panicked == nil && s.errs != nil:
@@ -194,15 +200,17 @@ func (s *shard[K, V]) storeResult(k K, cl *call[V], now, wall int64, marked bool
 	if s.l.exp != nil {
 		at = s.c.expiryAt(now, wall, cl.until, cl.life)
 	}
-	s.storeValue(k, cl.val, now, at, marked)
-	s.weighed(k, cl.weight)
+	s.storeValue(k, cl.val, now, at, cl.weight, marked)
 }
 
-// storeValue stores v under k at now to expire at at, as store does, noting
-// what leaves to make room.
-func (s *shard[K, V]) storeValue(k K, v V, now, at int64, marked bool) {
+// storeValue stores v, of weight w, under k at now to expire at at, as store
+// does, noting what leaves to make room.
+func (s *shard[K, V]) storeValue(k K, v V, now, at int64, w int, marked bool) {
 	if old, evicted := store(s, &s.l, k, v, now, at, marked, s.noter(Expired)); evicted {
 		s.note(Evicted, old.key, old.val)
+	}
+	if s.l.wt != nil {
+		s.weighed(k, w)
 	}
 }
 
@@ -252,8 +260,7 @@ func (s *shard[K, V]) put(k K, v V, now, at int64, w int) {
 	if s.errs != nil {
 		s.errs.remove(k)
 	}
-	s.storeValue(k, v, now, at, false)
-	s.weighed(k, w)
+	s.storeValue(k, v, now, at, w, false)
 }
 
 // forget is Cache.Forget for a key of this shard.

@@ -70,12 +70,10 @@ func (w *weights) set(i int32, x int) {
 func (s *shard[K, V]) fits(x int) bool { return s.l.wt == nil || x <= s.l.wt.max }
 
 // weighed gives k's entry, just stored, the weight x, then evicts the least
-// recently used entries until the total fits the bound, with s.mu held.
+// recently used entries until the total fits the bound, with s.mu held, in
+// a cache bounded by weight.
 func (s *shard[K, V]) weighed(k K, x int) {
 	w := s.l.wt
-	if w == nil {
-		return
-	}
 	i, _ := s.l.items[k].entry()
 	w.set(i, x)
 	for w.total > w.max {
