@@ -10,8 +10,9 @@
 // calls in progress, results can expire (TTL, Window), and everything that
 // happens inside a cache can be watched through one function (Observe). A
 // cache can estimate the hit ratio it would have at other sizes from its own
-// traffic (EstimateSizes), and evict by frequency as well as recency where
-// exact LRU keeps too little (WTinyLFU).
+// traffic (EstimateSizes), evict by frequency as well as recency where
+// exact LRU keeps too little (WTinyLFU), and answer hits without its lock
+// where many goroutines read it at once (ConcurrentReads).
 //
 // A cache can also share its results with other processes through a Store
 // (Share): on one machine through a SQLite file (module
@@ -53,6 +54,7 @@ type Cache[K comparable, V any] struct {
 	slots       []uintptr // where K holds empty interfaces whose numbers normalize rewrites
 	timed       bool      // something expires, so calls read the clock
 	plain       bool      // none of the above: do's fast path applies
+	reads       bool      // ConcurrentReads: a hit first reads without the lock (reads.go)
 	sharded     bool      // more than one shard: hash chooses
 	clock       func() time.Time
 	base        time.Time             // the clock's reading at construction; times are nanoseconds since
@@ -64,7 +66,7 @@ type Cache[K comparable, V any] struct {
 	expireAfter func(V) time.Duration // see ExpireAfter; nil without
 	weigher     func(K, V) int        // see MaxWeight; nil without
 
-	hash   func(K) uint64 // chooses the shard of a key; nil with one shard
+	hash   func(K) uint64 // chooses the shard of a key, and its chain in a read index; nil for neither
 	shards []*shard[K, V] // at least one; shards[0] is &first
 	tier   *tier[K, V]    // the shared store (store.go); nil without Share
 }
@@ -95,6 +97,11 @@ func (c *Cache[K, V]) do(ctx context.Context, ctxDone <-chan struct{}, k K, fn f
 		s = c.pick(k)
 	}
 	if c.plain && k == k {
+		if c.reads {
+			if v, ok := s.read(k); ok {
+				return v, nil
+			}
+		}
 		s.mu.Lock()
 		r := s.l.items[k]
 		if i, ok := r.entry(); ok {
@@ -176,7 +183,7 @@ func (c *Cache[K, V]) admit(k K) (*shard[K, V], outcome, error) {
 
 // shard returns the shard that holds k, which must be equal to itself.
 func (c *Cache[K, V]) shard(k K) *shard[K, V] {
-	if c.hash == nil {
+	if !c.sharded {
 		return &c.first
 	}
 	return c.pick(k)
@@ -246,6 +253,9 @@ func (c *Cache[K, V]) CacheInfo() CacheInfo {
 	for _, s := range c.shards {
 		s.purge(now)
 		total.add(s.st)
+		if s.l.rx != nil {
+			total.hits += s.l.rx.hits()
+		}
 		size += s.l.len()
 		if s.l.wt != nil {
 			weight += s.l.wt.total

@@ -446,3 +446,21 @@ func ExampleCache_SizeAdvice() {
 	// unbounded: 0.67
 	// 450 calls
 }
+
+// A cache read by many goroutines at once: with ConcurrentReads, hits do not
+// wait for one another, and the counters stay exact.
+func ExampleConcurrentReads() {
+	price, cache := memo.Memoize(func(item int) int { return 100 + item }, memo.MaxSize(1000), memo.ConcurrentReads())
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for i := range 10_000 {
+				price(i % 100)
+			}
+		})
+	}
+	wg.Wait()
+	info := cache.CacheInfo()
+	fmt.Println(price(7), info.Hits+info.Misses, info.CurrSize)
+	// Output: 107 80000 100
+}

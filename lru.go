@@ -25,7 +25,9 @@ import (
 // the order (flush). The order is then exactly what moving on every hit would
 // give, but a hit writes one slot instead of five links spread over several
 // nodes, and the moves run in a batch, outside the critical sections of
-// single hits (a locked hit drains the CPU's pending stores).
+// single hits (a locked hit drains the CPU's pending stores). With
+// ConcurrentReads (rx), hits that read without the lock note their moves in
+// rx's stripes instead, which flush applies before recent (reads.go).
 //
 // The list's owner may also keep in items keys the list does not hold, each
 // with a mark: a negative ref of the owner's, which the list never reads (a
@@ -42,9 +44,10 @@ type list[K comparable, V any] struct {
 	exp    *expiries // when entries expire, if they do (ttl.go)
 	used   int32     // how many hits recent holds
 	recent [recentLen]int32
-	wt     *weights       // the entries' weights, if bounded by weight (weight.go)
-	sz     *sizer[K, V]   // follows the order for EstimateSizes (sizes.go)
-	pol    *tinyLFU[K, V] // chooses the evictions under WTinyLFU (policy.go); nil for LRU
+	wt     *weights         // the entries' weights, if bounded by weight (weight.go)
+	sz     *sizer[K, V]     // follows the order for EstimateSizes (sizes.go)
+	pol    *tinyLFU[K, V]   // chooses the evictions under WTinyLFU (policy.go); nil for LRU
+	rx     *readIndex[K, V] // what hits read without the lock, with ConcurrentReads (reads.go)
 }
 
 // ref is what a list's items hold for a key: ref(i) > 0 for the entry in
@@ -93,6 +96,9 @@ func (l *list[K, V]) init(max int) {
 	if l.pol != nil {
 		l.pol.init(cap(l.nodes))
 	}
+	if l.rx != nil {
+		l.rx.reset()
+	}
 }
 
 // sentinels returns how many sentinel nodes the list has: one, or one per
@@ -139,6 +145,9 @@ func (l *list[K, V]) touch(i int32) {
 // flush makes the moves touch noted, oldest first. Every method that reads
 // the order or unlinks a node calls it first.
 func (l *list[K, V]) flush() {
+	if l.rx != nil {
+		l.rx.drainAll(l)
+	}
 	switch {
 	case l.pol != nil:
 		for _, i := range l.recent[:l.used] {
@@ -197,6 +206,9 @@ func (l *list[K, V]) add(k K, v V, at int64) (old node[K, V], evicted bool) {
 	case held:
 		l.flush()
 		l.nodes[i].val = v
+		if l.rx != nil {
+			l.rx.put(k, v, i)
+		}
 		switch {
 		case l.pol != nil:
 			l.pol.front(l, i)
@@ -250,6 +262,9 @@ func (l *list[K, V]) insert(k K, v V, at int64) (old node[K, V], evicted bool) {
 	}
 	l.nodes[i].key, l.nodes[i].val = k, v
 	l.items[k] = ref(i)
+	if l.rx != nil {
+		l.rx.put(k, v, i)
+	}
 	switch {
 	case l.pol != nil:
 		l.pol.inserted(l, i, k)
@@ -273,6 +288,9 @@ func (l *list[K, V]) detach(i int32) {
 	}
 	if l.pol != nil {
 		l.pol.removing(i)
+	}
+	if l.rx != nil {
+		l.rx.del(l.nodes[i].key, i)
 	}
 	l.unlink(i)
 	if l.exp != nil {

@@ -2,6 +2,7 @@ package memo
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"runtime"
 	"strings"
@@ -43,6 +44,10 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 	c.timed = p.TTL > 0 || p.Window > 0 || p.CacheErrors > 0 || c.expireAfter != nil
 	c.observe = logged(observer[K, V](&cfg), cfg.logger)
 	c.plain = !c.off && !c.check && c.slots == nil && !c.timed
+	if p.ConcurrentReads && c.check {
+		panic(fmt.Sprintf("memo: ConcurrentReads needs keys that hold no interface, got %v", reflect.TypeFor[K]()))
+	}
+	c.reads = p.ConcurrentReads && !c.off && !p.SingleFlight
 	if c.timed {
 		c.base = c.clock()
 	}
@@ -52,6 +57,9 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 	}
 	c.shards = make([]*shard[K, V], n)
 	var hash func(K) uint64 // the shards' mixHash, for EstimateSizes and WTinyLFU
+	if n > 1 || c.reads {
+		c.hash = shardHash[K]() // chooses the shard, and the chain of a read index
+	}
 	if p.EstimateSizes > 0 || p.WTinyLFU {
 		hash = mixHash[K]()
 	}
@@ -70,12 +78,13 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 		if p.WTinyLFU && max > 0 {
 			s.l.pol = newTinyLFU[K, V](max, hash)
 		}
+		if c.reads {
+			s.l.rx = newReadIndex[K, V](c.hash)
+		}
 		s.init(c, max)
 		c.shards[i] = s
 	}
-	if n > 1 {
-		c.hash, c.sharded = shardHash[K](), true
-	}
+	c.sharded = n > 1
 	if cfg.sharing != nil {
 		t := newTier[K, V](*cfg.sharing) // checked even if unused
 		if !c.off {

@@ -9,8 +9,9 @@ import (
 // shard is one independently locked part of a Cache: its entries, its
 // executions in progress and its counters.
 //
-// The lock protocol. mu guards every field but c and max, which are set when
-// the shard is built and never change. mu is held for bookkeeping only, never
+// The lock protocol. mu guards every field but c, max and l.rx, which are
+// set when the shard is built and never change, and the parts of *l.rx that
+// hits read and write without the lock (reads.go states that protocol). mu is held for bookkeeping only, never
 // while user code runs (the function, the clock, the observer), so every path
 // that takes it releases it before calling out, and a function may call its
 // own memoized function for other keys. Events for the observer are noted in
@@ -91,6 +92,22 @@ func (s *shard[K, V]) find(k K, now int64) (v V, r ref, hit bool) {
 		return v, r, true
 	}
 	return v, r, false
+}
+
+// read answers a call for k from the index that hits read without the lock
+// (ConcurrentReads), and reports whether it did. The hit that fills its
+// stripe applies the stripe's noted moves if the lock is free.
+func (s *shard[K, V]) read(k K) (v V, ok bool) {
+	x := s.l.rx
+	e := x.get(k)
+	if e == nil {
+		return v, false
+	}
+	if st := x.hit(e); st != nil && s.mu.TryLock() {
+		x.drain(&s.l, st)
+		s.mu.Unlock()
+	}
+	return e.val, true
 }
 
 // miss is a call's slow path, entered with mu held: r is what l.items holds
@@ -319,6 +336,9 @@ func (s *shard[K, V]) reset(counters bool) {
 		}
 		if s.l.pol != nil {
 			s.l.pol.reset()
+		}
+		if s.l.rx != nil {
+			s.l.rx.resetHits()
 		}
 	}
 }

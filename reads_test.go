@@ -1,0 +1,245 @@
+package memo
+
+import (
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// checkReads checks that shard s's list and read index agree, with its lock
+// held and the stripes drained: the list's entries are linked both ways,
+// each is the index's entry of its key, and the index holds nothing else.
+func checkReads(t *testing.T, s *shard[int, int]) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := &s.l
+	l.flush()
+	n := 0
+	for i := l.nodes[0].next; i != 0; i = l.nodes[i].next {
+		require.Equal(t, i, l.nodes[l.nodes[i].next].prev, "links of node %d", i)
+		k := l.nodes[i].key
+		require.Equal(t, ref(i), l.items[k], "items of %d", k)
+		e := l.rx.get(k)
+		require.NotNil(t, e, "index entry of %d", k)
+		require.Equal(t, i, e.node, "node of %d's entry", k)
+		require.True(t, l.rx.held[i], "node %d held", i)
+		require.Equal(t, l.nodes[i].val, e.val, "value of %d", k)
+		n++
+	}
+	require.Equal(t, l.len(), n, "entries linked")
+	require.Equal(t, n, l.rx.table.Load().n, "entries indexed")
+	held := 0
+	for _, h := range l.rx.held {
+		if h {
+			held++
+		}
+	}
+	require.Equal(t, n, held, "nodes with an index entry")
+}
+
+func TestConcurrentReadsBasics(t *testing.T) {
+	runs := 0
+	f, c := Memoize(func(k int) int { runs++; return 10 * k }, MaxSize(4), ConcurrentReads())
+	for k := 1; k <= 4; k++ {
+		assert.Equal(t, 10*k, f(k))
+	}
+	assert.Equal(t, 10, f(1), "a hit read without the lock")
+	assert.Equal(t, 4, runs)
+	f(5) // evicts the least recently used: 2, since 1 was hit
+	assert.False(t, c.Contains(2))
+	assert.True(t, c.Contains(1))
+	assert.Equal(t, counts{Hits: 1, Misses: 5, Evictions: 1}, countsOf(c.CacheInfo()))
+
+	c.Forget(1)
+	assert.Equal(t, 10, f(1))
+	assert.Equal(t, 6, runs, "a forgotten key is computed again")
+	c.Put(1, 99)
+	assert.Equal(t, 99, f(1), "a hit reads what Put stored")
+	c.Clear()
+	assert.Equal(t, counts{}, countsOf(c.CacheInfo()))
+	assert.Equal(t, 10, f(1))
+	assert.Equal(t, 7, runs, "a key cleared is computed again")
+	assert.Equal(t, 10, f(1))
+	assert.Equal(t, counts{Hits: 1, Misses: 1}, countsOf(c.CacheInfo()))
+	assert.Equal(t, 1, c.Len())
+	checkReads(t, &c.first)
+}
+
+// TestConcurrentReadsOrder: hits from one goroutine, more than a stripe
+// holds, are applied in order, so eviction follows LRU.
+func TestConcurrentReadsOrder(t *testing.T) {
+	const size = 100
+	f, c := Memoize(func(k int) int { return k }, MaxSize(size), ConcurrentReads())
+	for k := range size {
+		f(k)
+	}
+	// Hit every even key, in descending order, several stripes' worth.
+	for range 3 {
+		for k := size - 2; k >= 0; k -= 2 {
+			f(k)
+		}
+	}
+	// Fifty new keys evict the fifty odd ones, least recently used.
+	for k := size; k < size+size/2; k++ {
+		f(k)
+	}
+	for k := range size {
+		assert.Equal(t, k%2 == 0, c.Contains(k), "key %d", k)
+	}
+	// And then the even keys, from the least recently hit: 98, 96, 94...
+	for k := size + size/2; k < size+size/2+10; k++ {
+		f(k)
+	}
+	for k := 80; k < size; k += 2 {
+		assert.False(t, c.Contains(k), "key %d", k)
+	}
+	assert.True(t, c.Contains(78))
+	checkReads(t, &c.first)
+}
+
+// TestConcurrentReadsCounting: goroutines hit and miss at once, with Forget
+// and Put among them; every call is counted once, every answer is right,
+// and the list and the index agree afterwards.
+func TestConcurrentReadsCounting(t *testing.T) {
+	for _, shards := range []int{1, 4} {
+		f, c := Memoize(func(k int) int { return k * k }, MaxSize(64), Shards(shards), ConcurrentReads())
+		const goroutines, calls = 8, 5000
+		hammer(t, goroutines, 60*time.Second, 3, func(g int, rng *rand.Rand) {
+			for i := range calls {
+				k := rng.IntN(100)
+				if k >= 64 {
+					k = rng.IntN(16) // mostly hits on a hot set
+				}
+				if v := f(k); v != k*k {
+					t.Errorf("f(%d) = %d, want %d", k, v, k*k)
+				}
+				switch {
+				case g == 0 && i%100 == 0:
+					c.Forget(k)
+				case g == 1 && i%100 == 0:
+					c.Put(k, k*k)
+				}
+			}
+		})
+		ci := c.CacheInfo()
+		assert.Equal(t, goroutines*calls, ci.Hits+ci.Misses, "Shards(%d)", shards)
+		assert.Greater(t, ci.Hits, goroutines*calls/2, "Shards(%d)", shards)
+		assert.LessOrEqual(t, ci.CurrSize, 64)
+		for _, s := range c.shards {
+			checkReads(t, s)
+		}
+	}
+}
+
+// TestConcurrentReadsInvalidation: once Put, Forget or Clear has returned,
+// no call gets the value it replaced or removed, while other goroutines hit
+// the key all along.
+func TestConcurrentReadsInvalidation(t *testing.T) {
+	var mu sync.Mutex
+	next := 0 // what the function returns for key 1
+	f, c := Memoize(func(int) int { mu.Lock(); defer mu.Unlock(); return next }, ConcurrentReads())
+	f(1)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					f(1)
+				}
+			}
+		})
+	}
+	within(t, timeout, func() {
+		for v := 1; v <= 300; v++ {
+			switch v % 3 {
+			case 0:
+				c.Put(1, v)
+			case 1:
+				mu.Lock()
+				next = v
+				mu.Unlock()
+				c.Forget(1)
+			case 2:
+				mu.Lock()
+				next = v
+				mu.Unlock()
+				c.Clear()
+			}
+			if got := f(1); got != v {
+				t.Fatalf("after change %d, f(1) = %d", v, got)
+			}
+		}
+	})
+	close(stop)
+	wg.Wait()
+	checkReads(t, &c.first)
+}
+
+// TestConcurrentReadsFullStripe: when the lock is held, hits fill their
+// stripe and go on being counted; the moves noted are applied once the lock
+// is free.
+func TestConcurrentReadsFullStripe(t *testing.T) {
+	f, c := Memoize(func(k int) int { return k }, MaxSize(3), ConcurrentReads())
+	f(1)
+	f(2)
+	f(3)
+	s := &c.first
+	s.mu.Lock()
+	within(t, timeout, func() {
+		for range 3 * stripeLen {
+			f(1) // never waits for the lock
+		}
+	})
+	s.mu.Unlock()
+	ci := c.CacheInfo()
+	assert.Equal(t, 3*stripeLen, ci.Hits)
+	f(4) // evicts 2: the first stripeLen hits on 1 were noted and applied
+	assert.True(t, c.Contains(1))
+	assert.False(t, c.Contains(2))
+	checkReads(t, s)
+}
+
+func TestConcurrentReadsAllocatesNothingOnAHit(t *testing.T) {
+	f, _ := Memoize(func(n int) int { return n }, ConcurrentReads())
+	f(1)
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { f(1) }))
+}
+
+func TestConcurrentReadsOptions(t *testing.T) {
+	id := func(k int) int { return k }
+	const expiring = "memo: ConcurrentReads cannot be combined with TTL, Window, CacheErrors or ExpireAfter: a read without the lock cannot tell an expired entry"
+	const ordered = "memo: ConcurrentReads cannot be combined with WTinyLFU or EstimateSizes, which need every hit in order"
+	for name, tc := range map[string]struct {
+		opt Option
+		msg string
+	}{
+		"TTL":           {TTL(time.Minute), expiring},
+		"Window":        {Window(time.Minute), expiring},
+		"CacheErrors":   {CacheErrors(time.Minute), expiring},
+		"ExpireAfter":   {ExpireAfter(func(int) time.Duration { return time.Minute }), expiring},
+		"WTinyLFU":      {WTinyLFU(), ordered},
+		"EstimateSizes": {EstimateSizes(0), ordered},
+	} {
+		assert.PanicsWithValue(t, tc.msg, func() { Memoize(id, tc.opt, ConcurrentReads()) }, name)
+	}
+	assert.PanicsWithValue(t, "memo: ConcurrentReads needs keys that hold no interface, got interface {}",
+		func() { Memoize(func(k any) int { return 1 }, ConcurrentReads()) })
+
+	// Caching off, or nothing kept: the option has nothing to read.
+	f, c := Memoize(id, MaxSize(0), ConcurrentReads())
+	assert.Equal(t, 1, f(1))
+	assert.Nil(t, c.first.l.rx)
+	_, c = Memoize(id, SingleFlight(), ConcurrentReads())
+	assert.Nil(t, c.first.l.rx)
+	_, c = Memoize(id, ConcurrentReads())
+	assert.True(t, c.Parameters().ConcurrentReads)
+}
