@@ -7,6 +7,7 @@
 //	memo-LRU      memo.NewLRU: the mutex-guarded LRU core (Get, then Add on a miss)
 //	memo-Memoize  memo.Memoize: the memoized function, counters and single-flight included
 //	memo-Memoize-Shards16  the same with memo.Shards(16), in the hit workloads
+//	memo-ConcurrentReads   memo.Memoize with memo.ConcurrentReads(): hits read without the lock
 //	memo-WTinyLFU memo.Memoize with memo.WTinyLFU(), in BenchmarkBytesPerEntry and cmd/hitratio
 //	golang-lru    hashicorp/golang-lru/v2 lru.New (Get, then Add on a miss)
 //	otter         maypok86/otter/v2: GetIfPresent for hits, the loader Get for get-or-compute
@@ -132,6 +133,13 @@ var hitContenders = []hitContender{
 		}
 		return func(k int) (int, bool) { return f(k), true }, func() {}
 	}},
+	{"memo-ConcurrentReads", func(space int) (func(int) (int, bool), func()) {
+		f, _ := memo.Memoize(compute, memo.MaxSize(space), memo.ConcurrentReads())
+		for k := range space {
+			f(k)
+		}
+		return func(k int) (int, bool) { return f(k), true }, func() {}
+	}},
 	{"memo-Memoize-Shards16", func(space int) (func(int) (int, bool), func()) {
 		f, _ := memo.Memoize(compute, memo.MaxSize(space), memo.Shards(16))
 		for k := range space {
@@ -218,7 +226,16 @@ func BenchmarkHit(b *testing.B) {
 // reads the same cache, each starting at its own offset of the shared trace.
 // The bare map is read without a lock, which is safe because nothing writes
 // it while the goroutines run.
-func BenchmarkHitParallel(b *testing.B) {
+func BenchmarkHitParallel(b *testing.B) { hitParallel(b, 1) }
+
+// BenchmarkHitParallelMany is BenchmarkHitParallel with 8 goroutines per
+// core, as a server running many requests at once has: goroutines holding a
+// lock are then descheduled while others wait for it.
+func BenchmarkHitParallelMany(b *testing.B) { hitParallel(b, 8) }
+
+// hitParallel runs the parallel hit workload with parallelism goroutines per
+// core (b.SetParallelism).
+func hitParallel(b *testing.B, parallelism int) {
 	keys := hitTrace()
 	mask := len(keys) - 1
 	for _, ct := range hitContenders {
@@ -228,6 +245,7 @@ func BenchmarkHitParallel(b *testing.B) {
 			checkHits(b, get, trace.HitSpace)
 			var goroutines atomic.Int64
 			b.ReportAllocs()
+			b.SetParallelism(parallelism)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				// Offsets spread the goroutines over the trace, so that they
@@ -288,6 +306,14 @@ var gocContenders = []gocContender{
 	}},
 	{"memo-Memoize", func(size int) getOrComputer {
 		f, c := memo.Memoize(compute, memo.MaxSize(size))
+		return getOrComputer{
+			get:     f,
+			misses:  func() uint64 { return uint64(c.CacheInfo().Misses) },
+			cleanup: func() {},
+		}
+	}},
+	{"memo-ConcurrentReads", func(size int) getOrComputer {
+		f, c := memo.Memoize(compute, memo.MaxSize(size), memo.ConcurrentReads())
 		return getOrComputer{
 			get:     f,
 			misses:  func() uint64 { return uint64(c.CacheInfo().Misses) },
@@ -476,6 +502,13 @@ var fillers = []filler{
 	}},
 	{"memo-Memoize", func() (any, func()) {
 		f, c := memo.Memoize(compute, memo.MaxSize(bytesEntries))
+		for k := range bytesEntries {
+			f(k)
+		}
+		return c, func() {}
+	}},
+	{"memo-ConcurrentReads", func() (any, func()) {
+		f, c := memo.Memoize(compute, memo.MaxSize(bytesEntries), memo.ConcurrentReads())
 		for k := range bytesEntries {
 			f(k)
 		}

@@ -26,6 +26,8 @@ TARGETS = [
     ("get-or-compute: Memoize / otter", "GetOrCompute/memo-Memoize", "GetOrCompute/otter", 1.0, "max"),
     ("parallel hits, throughput: Shards(16) / golang-lru",
      "HitParallel/golang-lru", "HitParallel/memo-Memoize-Shards16", 3.0, "min"),
+    ("parallel hit: ConcurrentReads / otter", "HitParallel/memo-ConcurrentReads", "HitParallel/otter", 1.10, "max"),
+    ("hit: ConcurrentReads / Memoize", "Hit/memo-ConcurrentReads", "Hit/memo-Memoize", 1.03, "max"),
 ]
 
 LINE = re.compile(r"^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+(.*)$")
@@ -74,6 +76,8 @@ def main():
     for what, name, unit, bound in [
         ("live heap per entry at 1M, memo-Memoize (B)", "BytesPerEntry/memo-Memoize", "B/entry", 64),
         ("bytes allocated per hit, memo-Memoize", "Hit/memo-Memoize", "B/op", 0),
+        ("bytes allocated per hit, memo-ConcurrentReads", "Hit/memo-ConcurrentReads", "B/op", 0),
+        ("bytes allocated per parallel hit, memo-ConcurrentReads", "HitParallel/memo-ConcurrentReads", "B/op", 0),
         ("bytes allocated per get-or-compute, memo-Memoize", "GetOrCompute/memo-Memoize", "B/op", 0),
     ]:
         vals = [r[name][unit] for r in rs if name in r and unit in r[name]]

@@ -7,14 +7,16 @@
 #   bash run.sh                      # the full run: 6 rounds, about 8 minutes on an idle 2-core machine
 #   COUNT=1 BENCHTIME=200ms bash run.sh   # a quick smoke run
 #   BENCH=GetOrCompute bash run.sh   # only the benchmarks matching a regexp
+#   OUT=other.txt PYTHON=no bash run.sh   # another output file; Go only
 set -euo pipefail
 cd "$(dirname "$0")"
 
 COUNT=${COUNT:-6}
 BENCHTIME=${BENCHTIME:-1s}
 BENCH=${BENCH:-.}
+PYTHON=${PYTHON:-yes}
 BENCHSTAT=golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
-out=results.txt
+out=${OUT:-results.txt}
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -48,8 +50,10 @@ for round in $(seq "$COUNT"); do
   # -test.timeout 0: the whole run takes longer than go test's default 10 minutes.
   "$tmp/bench.test" -test.run '^$' -test.bench "$BENCH" -test.benchmem -test.count 1 \
     -test.benchtime "$BENCHTIME" -test.timeout 0 | tee -a "$out" >&2
-  python3 lru_cache_bench.py --dir "$tmp" --count 1 --procs "$procs" --benchtime "$pybenchtime" \
-    | tee -a "$out" >&2
+  if [ "$PYTHON" != no ]; then
+    python3 lru_cache_bench.py --dir "$tmp" --count 1 --procs "$procs" --benchtime "$pybenchtime" \
+      | tee -a "$out" >&2
+  fi
 done
 
 echo "== benchstat $out, then the targets as ratios within rounds" >&2
