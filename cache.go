@@ -146,6 +146,11 @@ func doArg[K comparable, V, A any](c *Cache[K, V], ctx context.Context, ctxDone 
 	if out == uncached {
 		return s.bypass(ctx, ctxDone, k, bind[K](fn, a))
 	}
+	if c.reads {
+		if v, ok := s.read(k); ok {
+			return v, nil
+		}
+	}
 	now := c.now()
 	v, r, hit := s.find(k, now)
 	if hit {

@@ -1,6 +1,7 @@
 package memo
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -206,6 +207,23 @@ func TestConcurrentReadsFullStripe(t *testing.T) {
 	assert.True(t, c.Contains(1))
 	assert.False(t, c.Contains(2))
 	checkReads(t, s)
+}
+
+// TestConcurrentReadsKeyed: a keyed cache's hits read without the lock too.
+func TestConcurrentReadsKeyed(t *testing.T) {
+	type user struct{ id int }
+	f, c := MemoizeKeyed(func(u user) (string, error) { return fmt.Sprint("user ", u.id), nil },
+		func(u user) (int, error) { return u.id, nil }, ConcurrentReads())
+	_, err := f(user{7})
+	require.NoError(t, err)
+	c.first.mu.Lock()
+	within(t, timeout, func() {
+		v, err := f(user{7}) // never waits for the lock
+		assert.NoError(t, err)
+		assert.Equal(t, "user 7", v)
+	})
+	c.first.mu.Unlock()
+	assert.Equal(t, counts{Hits: 1, Misses: 1}, countsOf(c.CacheInfo()))
 }
 
 func TestConcurrentReadsAllocatesNothingOnAHit(t *testing.T) {
