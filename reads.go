@@ -48,10 +48,10 @@ func ConcurrentReads() Option {
 //     pointer. A reader loads the table, then a chain, and follows it: it
 //     sees the chain before or after a change, never a partial one, and the
 //     atomic loads order its reads after the writes that made the entries.
-//     A reader may return an entry the lock holder is removing at that very
-//     moment: its hit happened before the removal, which has not returned.
-//     A reader that misses an entry (a table replaced as it read) takes the
-//     lock and finds it there.
+//     A reader reads the table as it was when it loaded it: it may return an
+//     entry removed since, by a removal that began after the read did, and
+//     a reader that finds nothing takes the lock and looks again there. A
+//     table replaced by a bigger one is never changed again.
 //   - held[i] says whether node i of the list holds an entry of the index;
 //     only the lock holder reads or writes it, and the fields other than
 //     table and the stripes.
