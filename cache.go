@@ -98,7 +98,7 @@ func (c *Cache[K, V]) do(ctx context.Context, ctxDone <-chan struct{}, k K, fn f
 	}
 	if c.plain && k == k {
 		if c.reads {
-			if v, ok := s.read(k); ok {
+			if v, ok := s.read(k, 0); ok {
 				return v, nil
 			}
 		}
@@ -132,7 +132,13 @@ func (c *Cache[K, V]) doAny(ctx context.Context, ctxDone <-chan struct{}, k K, f
 	case uncached:
 		return s.bypass(ctx, ctxDone, k, fn)
 	}
-	return s.get(ctx, ctxDone, k, c.now(), fn)
+	now := c.now()
+	if c.reads {
+		if v, ok := s.read(k, now); ok {
+			return v, nil
+		}
+	}
+	return s.get(ctx, ctxDone, k, now, fn)
 }
 
 // doArg is do for a call whose function takes an argument other than the
@@ -146,12 +152,12 @@ func doArg[K comparable, V, A any](c *Cache[K, V], ctx context.Context, ctxDone 
 	if out == uncached {
 		return s.bypass(ctx, ctxDone, k, bind[K](fn, a))
 	}
+	now := c.now()
 	if c.reads {
-		if v, ok := s.read(k); ok {
+		if v, ok := s.read(k, now); ok {
 			return v, nil
 		}
 	}
-	now := c.now()
 	v, r, hit := s.find(k, now)
 	if hit {
 		return v, nil

@@ -207,7 +207,7 @@ func (l *list[K, V]) add(k K, v V, at int64) (old node[K, V], evicted bool) {
 		l.flush()
 		l.nodes[i].val = v
 		if l.rx != nil {
-			l.rx.put(k, v, i)
+			l.rx.put(k, v, i, at)
 		}
 		switch {
 		case l.pol != nil:
@@ -263,7 +263,7 @@ func (l *list[K, V]) insert(k K, v V, at int64) (old node[K, V], evicted bool) {
 	l.nodes[i].key, l.nodes[i].val = k, v
 	l.items[k] = ref(i)
 	if l.rx != nil {
-		l.rx.put(k, v, i)
+		l.rx.put(k, v, i, at)
 	}
 	switch {
 	case l.pol != nil:

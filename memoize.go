@@ -2,7 +2,6 @@ package memo
 
 import (
 	"context"
-	"fmt"
 	"reflect"
 	"runtime"
 	"strings"
@@ -44,9 +43,6 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 	c.timed = p.TTL > 0 || p.Window > 0 || p.CacheErrors > 0 || c.expireAfter != nil
 	c.observe = logged(observer[K, V](&cfg), cfg.logger)
 	c.plain = !c.off && !c.check && c.slots == nil && !c.timed
-	if p.ConcurrentReads && c.check {
-		panic(fmt.Sprintf("memo: ConcurrentReads needs keys that hold no interface, got %v", reflect.TypeFor[K]()))
-	}
 	c.reads = p.ConcurrentReads && !c.off && !p.SingleFlight
 	if c.timed {
 		c.base = c.clock()

@@ -89,8 +89,6 @@ func (c *config) invalid() string {
 		return fmt.Sprintf("memo: EstimateSizes's budget must not be negative, got %d", c.EstimateSizes)
 	case c.EstimateSizes > 0 && c.weigh != nil:
 		return "memo: EstimateSizes counts entries, so it cannot be combined with MaxWeight"
-	case c.ConcurrentReads && (c.TTL > 0 || c.Window > 0 || c.CacheErrors > 0 || c.expire != nil):
-		return "memo: ConcurrentReads cannot be combined with TTL, Window, CacheErrors or ExpireAfter: a read without the lock cannot tell an expired entry"
 	case c.ConcurrentReads && (c.WTinyLFU || c.EstimateSizes > 0):
 		return "memo: ConcurrentReads cannot be combined with WTinyLFU or EstimateSizes, which need every hit in order"
 	case c.WTinyLFU && c.Unbounded:

@@ -26,11 +26,13 @@ import (
 // The price: a new entry allocates one small object (the index's copy of its
 // key and value), the index about doubles the memory an entry takes, and
 // each shard keeps 2 KiB of buffers per core. A hit from one goroutine, and
-// a miss, cost more than without the option; the README gives the figures. The option
-// cannot be combined with what a read without the lock cannot check:
-// entries that expire (TTL, Window, ExpireAfter, CacheErrors), keys holding
-// interfaces, WTinyLFU and EstimateSizes. With MaxSize 0 (caching off) or
-// SingleFlight, it does nothing.
+// a miss, cost more than without the option; the README gives the figures.
+//
+// An entry past its expiry is never read without the lock: the call takes
+// the lock and goes on as without the option (a stale value, a refresh, a
+// new execution). The option cannot be combined with WTinyLFU or
+// EstimateSizes, which need every hit in order. With MaxSize 0 (caching off)
+// or SingleFlight, it does nothing.
 func ConcurrentReads() Option {
 	return func(c *config) { c.ConcurrentReads = true }
 }
@@ -93,10 +95,12 @@ type readTable[K comparable, V any] struct {
 	n      int // entries
 }
 
-// readEntry is the index's copy of an entry of the list, in node node.
+// readEntry is the index's copy of an entry of the list, in node node, fresh
+// until at (as the list's expiries say; math.MaxInt64 if it never expires).
 type readEntry[K comparable, V any] struct {
 	key  K
 	val  V
+	at   int64
 	node int32
 	next *readEntry[K, V]
 }
@@ -217,12 +221,13 @@ func (x *readIndex[K, V]) resetHits() {
 	x.counted = 0
 }
 
-// put makes v, in node i, the entry of k. The list's lock must be held.
-func (x *readIndex[K, V]) put(k K, v V, i int32) {
+// put makes v, in node i and fresh until at, the entry of k. The list's
+// lock must be held.
+func (x *readIndex[K, V]) put(k K, v V, i int32, at int64) {
 	t := x.table.Load()
 	c := x.chain(t, k)
 	rest, found := without(c.Load(), k)
-	e := &readEntry[K, V]{key: k, val: v, node: i, next: rest}
+	e := &readEntry[K, V]{key: k, val: v, at: at, node: i, next: rest}
 	c.Store(e)
 	if int(i) >= len(x.held) {
 		x.held = extend(x.held, int(i)+1)
@@ -260,7 +265,9 @@ func without[K comparable, V any](e *readEntry[K, V], k K) (*readEntry[K, V], bo
 	if !found {
 		return e, false
 	}
-	return &readEntry[K, V]{key: e.key, val: e.val, node: e.node, next: rest}, true
+	c := *e
+	c.next = rest
+	return &c, true
 }
 
 // grow publishes a table with 4 times the chains, holding copies of t's
@@ -270,7 +277,9 @@ func (x *readIndex[K, V]) grow(t *readTable[K, V]) {
 	for i := range t.chains {
 		for e := t.chains[i].Load(); e != nil; e = e.next {
 			c := x.chain(nt, e.key)
-			c.Store(&readEntry[K, V]{key: e.key, val: e.val, node: e.node, next: c.Load()})
+			ne := *e
+			ne.next = c.Load()
+			c.Store(&ne)
 		}
 	}
 	x.table.Store(nt)

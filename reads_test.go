@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gomemo/memo/internal/await"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -107,8 +109,15 @@ func TestConcurrentReadsOrder(t *testing.T) {
 // and Put among them; every call is counted once, every answer is right,
 // and the list and the index agree afterwards.
 func TestConcurrentReadsCounting(t *testing.T) {
-	for _, shards := range []int{1, 4} {
-		f, c := Memoize(func(k int) int { return k * k }, MaxSize(64), Shards(shards), ConcurrentReads())
+	for _, tc := range []struct {
+		name string
+		opts []Option
+	}{
+		{"one shard", nil},
+		{"Shards(4)", []Option{Shards(4)}},
+		{"TTL", []Option{TTL(time.Hour)}}, // hits through doAny, which reads the clock
+	} {
+		f, c := Memoize(func(k int) int { return k * k }, append(tc.opts, MaxSize(64), ConcurrentReads())...)
 		const goroutines, calls = 8, 5000
 		hammer(t, goroutines, 60*time.Second, 3, func(g int, rng *rand.Rand) {
 			for i := range calls {
@@ -128,8 +137,8 @@ func TestConcurrentReadsCounting(t *testing.T) {
 			}
 		})
 		ci := c.CacheInfo()
-		assert.Equal(t, goroutines*calls, ci.Hits+ci.Misses, "Shards(%d)", shards)
-		assert.Greater(t, ci.Hits, goroutines*calls/2, "Shards(%d)", shards)
+		assert.Equal(t, goroutines*calls, ci.Hits+ci.Misses, tc.name)
+		assert.Greater(t, ci.Hits, goroutines*calls/2, tc.name)
 		assert.LessOrEqual(t, ci.CurrSize, 64)
 		for _, s := range c.shards {
 			checkReads(t, s)
@@ -232,25 +241,60 @@ func TestConcurrentReadsAllocatesNothingOnAHit(t *testing.T) {
 	assert.Zero(t, testing.AllocsPerRun(1000, func() { f(1) }))
 }
 
+// TestConcurrentReadsExpiry: a value past its expiry is never read from the
+// index; the call takes the lock, as without the option, and gets a stale
+// value (with StaleWhileRevalidate) or a new one.
+func TestConcurrentReadsExpiry(t *testing.T) {
+	clk := newFakeClock(t0)
+	runs := 0
+	f, c := Memoize(func(k int) int { runs++; return 100*runs + k }, TTL(time.Minute), Clock(clk.Now), ConcurrentReads())
+	assert.Equal(t, 101, f(1))
+	c.first.mu.Lock()
+	within(t, timeout, func() { assert.Equal(t, 101, f(1), "a fresh hit, without the lock") })
+	c.first.mu.Unlock()
+	clk.Advance(time.Minute)
+	assert.Equal(t, 201, f(1), "expired: computed again")
+	assert.Equal(t, counts{Hits: 1, Misses: 2, Expirations: 1}, countsOf(c.CacheInfo()))
+	checkReads(t, &c.first)
+
+	var n atomic.Int32
+	g, _ := Memoize(func(k int) int { return int(n.Add(1)) }, TTL(time.Minute), StaleWhileRevalidate(time.Minute),
+		Clock(clk.Now), ConcurrentReads())
+	assert.Equal(t, 1, g(1))
+	clk.Advance(time.Minute)
+	assert.Equal(t, 1, g(1), "stale, served under the lock while a refresh runs")
+	await.Soon(t, func() bool { return g(1) == 2 }, "the refreshed value, read from the index")
+}
+
+// TestConcurrentReadsInterfaceKeys: keys holding interfaces are read without
+// the lock once the cache has checked they compare, and numbers that are
+// equal share an entry, as without the option.
+func TestConcurrentReadsInterfaceKeys(t *testing.T) {
+	f, c := MemoizeErr(func(k any) (string, error) { return fmt.Sprint(k), nil }, ConcurrentReads())
+	_, err := f(1)
+	require.NoError(t, err)
+	_, err = f("a")
+	require.NoError(t, err)
+	c.first.mu.Lock()
+	within(t, timeout, func() {
+		v, err := f(1.0) // the same key as 1: normalised, then read without the lock
+		assert.NoError(t, err)
+		assert.Equal(t, "1", v)
+		v, err = f("a")
+		assert.NoError(t, err)
+		assert.Equal(t, "a", v)
+	})
+	c.first.mu.Unlock()
+	_, err = f([]int{1})
+	assert.ErrorIs(t, err, ErrNotComparable)
+	assert.Equal(t, counts{Hits: 2, Misses: 2}, countsOf(c.CacheInfo()))
+}
+
 func TestConcurrentReadsOptions(t *testing.T) {
 	id := func(k int) int { return k }
-	const expiring = "memo: ConcurrentReads cannot be combined with TTL, Window, CacheErrors or ExpireAfter: a read without the lock cannot tell an expired entry"
 	const ordered = "memo: ConcurrentReads cannot be combined with WTinyLFU or EstimateSizes, which need every hit in order"
-	for name, tc := range map[string]struct {
-		opt Option
-		msg string
-	}{
-		"TTL":           {TTL(time.Minute), expiring},
-		"Window":        {Window(time.Minute), expiring},
-		"CacheErrors":   {CacheErrors(time.Minute), expiring},
-		"ExpireAfter":   {ExpireAfter(func(int) time.Duration { return time.Minute }), expiring},
-		"WTinyLFU":      {WTinyLFU(), ordered},
-		"EstimateSizes": {EstimateSizes(0), ordered},
-	} {
-		assert.PanicsWithValue(t, tc.msg, func() { Memoize(id, tc.opt, ConcurrentReads()) }, name)
-	}
-	assert.PanicsWithValue(t, "memo: ConcurrentReads needs keys that hold no interface, got interface {}",
-		func() { Memoize(func(k any) int { return 1 }, ConcurrentReads()) })
+	assert.PanicsWithValue(t, ordered, func() { Memoize(id, WTinyLFU(), ConcurrentReads()) })
+	assert.PanicsWithValue(t, ordered, func() { Memoize(id, EstimateSizes(0), ConcurrentReads()) })
 
 	// Caching off, or nothing kept: the option has nothing to read.
 	f, c := Memoize(id, MaxSize(0), ConcurrentReads())

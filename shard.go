@@ -94,13 +94,14 @@ func (s *shard[K, V]) find(k K, now int64) (v V, r ref, hit bool) {
 	return v, r, false
 }
 
-// read answers a call for k from the index that hits read without the lock
-// (ConcurrentReads), and reports whether it did. The hit that fills its
-// stripe applies the stripe's noted moves if the lock is free.
-func (s *shard[K, V]) read(k K) (v V, ok bool) {
+// read answers a call for k at now from the index that hits read without
+// the lock (ConcurrentReads), if it finds a fresh value there, and reports
+// whether it did. The hit that fills its stripe applies the stripe's noted
+// moves if the lock is free.
+func (s *shard[K, V]) read(k K, now int64) (v V, ok bool) {
 	x := s.l.rx
 	e := x.get(k)
-	if e == nil {
+	if e == nil || now >= e.at {
 		return v, false
 	}
 	if st := x.hit(e); st != nil && s.mu.TryLock() {
