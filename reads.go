@@ -24,7 +24,7 @@ import (
 // exactly LRU's.
 //
 // The price: a new entry allocates one small object (the index's copy of its
-// key and value), the index about doubles the memory an entry takes, and
+// key and value), the index more than doubles the memory an entry takes, and
 // each shard keeps 2 KiB of buffers per core. A hit from one goroutine, and
 // a miss, cost more than without the option; the README gives the figures.
 //
