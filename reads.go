@@ -16,7 +16,8 @@ import (
 // still take the lock.
 //
 // Hits, misses and every other counter stay exact, and so do Forget, Put and
-// Clear: once one returns, no call gets a value it removed or replaced. The
+// Clear: once one returns, no call made after it gets a value it removed or
+// replaced. The
 // recency order becomes approximate: the hits of different goroutines are
 // applied one buffer at a time, not in the order they happened, and the
 // moves of hits that come while a full buffer waits for the lock are dropped
@@ -56,7 +57,7 @@ func ConcurrentReads() Option {
 //     table replaced by a bigger one is never changed again.
 //   - held[i] says whether node i of the list holds an entry of the index;
 //     only the lock holder reads or writes it, and the fields other than
-//     table and the stripes.
+//     table, salt and the stripes.
 //   - A hit takes a ticket in its goroutine's stripe (taken), and, if the
 //     ticket is within the stripe, notes its entry's node there. The lock
 //     holder applies a stripe's notes in ticket order, to the nodes still
