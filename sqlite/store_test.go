@@ -639,9 +639,14 @@ func TestCorruptedWhileOpen(t *testing.T) {
 	// Connections cache pages: let each operation open a new one, as the
 	// pool does over time, so that the damage is read.
 	st.db.SetMaxIdleConns(0)
-	// Another program overwrites the file under the open store.
+	// Another program overwrites the file under the open store, in place:
+	// never truncated, so that no connection can see an empty database.
 	path := filepath.Join(dir, fileName)
-	require.NoError(t, os.WriteFile(path, []byte(strings.Repeat("garbage! ", 2000)), 0o600))
+	file, err := os.OpenFile(path, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = file.WriteAt([]byte(strings.Repeat("garbage! ", 2000)), 0)
+	require.NoError(t, err)
+	require.NoError(t, file.Close())
 
 	for k := range 20 {
 		require.Equal(t, expected(k), f(k), "key %d", k)
@@ -649,7 +654,18 @@ func TestCorruptedWhileOpen(t *testing.T) {
 	assert.Positive(t, c.CacheInfo().StoreErrors, "the damage was reported")
 	aside, err := filepath.Glob(path + ".corrupt-*")
 	require.NoError(t, err)
-	assert.Len(t, aside, 1, "the damaged file was set aside")
+	// The damaged file was set aside, with its -wal and -shm if a
+	// connection still had them open.
+	var dbs []string
+	for _, a := range aside {
+		if !strings.HasSuffix(a, "-wal") && !strings.HasSuffix(a, "-shm") {
+			dbs = append(dbs, a)
+		}
+	}
+	require.Len(t, dbs, 1, "the damaged file was set aside: %v", aside)
+	for _, a := range aside {
+		assert.Contains(t, []string{dbs[0], dbs[0] + "-wal", dbs[0] + "-shm"}, a)
+	}
 
 	// The new database works: once the poller has found so (within its
 	// Poll), what is computed is stored and found.
