@@ -132,13 +132,7 @@ func (c *Cache[K, V]) doAny(ctx context.Context, ctxDone <-chan struct{}, k K, f
 	case uncached:
 		return s.bypass(ctx, ctxDone, k, fn)
 	}
-	now := c.now()
-	if c.reads {
-		if v, ok := s.read(k, now); ok {
-			return v, nil
-		}
-	}
-	return s.get(ctx, ctxDone, k, now, fn)
+	return s.get(ctx, ctxDone, k, c.now(), fn)
 }
 
 // doArg is do for a call whose function takes an argument other than the
@@ -153,11 +147,6 @@ func doArg[K comparable, V, A any](c *Cache[K, V], ctx context.Context, ctxDone 
 		return s.bypass(ctx, ctxDone, k, bind[K](fn, a))
 	}
 	now := c.now()
-	if c.reads {
-		if v, ok := s.read(k, now); ok {
-			return v, nil
-		}
-	}
 	v, r, hit := s.find(k, now)
 	if hit {
 		return v, nil

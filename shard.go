@@ -79,9 +79,15 @@ func (s *shard[K, V]) get(ctx context.Context, ctxDone <-chan struct{}, k K, now
 }
 
 // find looks k up at now. If it finds a fresh value, it counts a hit and
-// returns it with hit set. Otherwise it returns with mu held, so that the
-// miss is handled under the same lock, and r is what l.items holds for k.
+// returns it with hit set: without the lock if it can (ConcurrentReads).
+// Otherwise it returns with mu held, so that the miss is handled under the
+// same lock, and r is what l.items holds for k.
 func (s *shard[K, V]) find(k K, now int64) (v V, r ref, hit bool) {
+	if s.l.rx != nil {
+		if v, ok := s.read(k, now); ok {
+			return v, r, true
+		}
+	}
 	s.mu.Lock()
 	r = s.l.items[k]
 	if i, ok := r.entry(); ok && (s.l.exp == nil || now < s.l.exp.at[i]) {
