@@ -97,7 +97,7 @@ func (l *list[K, V]) init(max int) {
 		l.pol.init(cap(l.nodes))
 	}
 	if l.rx != nil {
-		l.rx.reset()
+		l.rx.init(cap(l.nodes))
 	}
 }
 
@@ -328,6 +328,9 @@ func (l *list[K, V]) grow() {
 	}
 	if l.pol != nil {
 		l.pol.grow(n)
+	}
+	if l.rx != nil {
+		l.rx.grow(n)
 	}
 }
 

@@ -47,8 +47,8 @@ func ConcurrentReads() Option {
 //     readEntry, each immutable once published. The lock holder never changes
 //     an entry another goroutine may see: it publishes a new chain (copying
 //     the entries before the one it removes or replaces) with one atomic
-//     store, and grows the table by building a new one and storing its
-//     pointer. A reader loads the table, then a chain, and follows it: it
+//     store, and grows the table (rehash) by building a new one and storing
+//     its pointer. A reader loads the table, then a chain, and follows it: it
 //     sees the chain before or after a change, never a partial one, and the
 //     atomic loads order its reads after the writes that made the entries.
 //     A reader reads the table as it was when it loaded it: it may return an
@@ -106,23 +106,27 @@ type readEntry[K comparable, V any] struct {
 	next *readEntry[K, V]
 }
 
-// newReadIndex returns an empty index whose keys are hashed with hash.
+// newReadIndex returns an index whose keys are hashed with hash, to be
+// emptied by its list's init.
 func newReadIndex[K comparable, V any](hash func(K) uint64) *readIndex[K, V] {
 	n := 4 * runtime.GOMAXPROCS(0)
 	n = 1 << bits.Len(uint(n-1)) // a power of two: a stripe is chosen by a product's top bits
-	x := &readIndex[K, V]{
+	return &readIndex[K, V]{
 		hash:    hash,
 		shift:   uint8(64 - bits.TrailingZeros(uint(n))),
 		stripes: make([]readStripe, n),
 	}
-	x.reset()
-	return x
 }
 
-// reset empties the index, for an emptied list.
-func (x *readIndex[K, V]) reset() {
+// init empties the index, for an emptied list that has room for n nodes.
+func (x *readIndex[K, V]) init(n int) {
 	x.table.Store(&readTable[K, V]{chains: make([]atomic.Pointer[readEntry[K, V]], 16)})
-	clear(x.held)
+	x.held = make([]bool, n)
+}
+
+// grow makes room for n nodes.
+func (x *readIndex[K, V]) grow(n int) {
+	x.held = extend(x.held, n)
 }
 
 // chain returns the chain of t that holds k's entry, if any: chosen by the
@@ -193,7 +197,9 @@ func (x *readIndex[K, V]) drain(l *list[K, V], st *readStripe) {
 	n := st.taken.Swap(0)
 	x.counted += n
 	for i := range min(n, stripeLen) {
-		if j := st.noted[i].Load(); x.held[j] {
+		// A note taken before a Clear may name a node the emptied list
+		// has no room for yet.
+		if j := st.noted[i].Load(); int(j) < len(x.held) && x.held[j] {
 			l.promote(j)
 		}
 	}
@@ -230,14 +236,11 @@ func (x *readIndex[K, V]) put(k K, v V, i int32, at int64) {
 	rest, found := without(c.Load(), k)
 	e := &readEntry[K, V]{key: k, val: v, at: at, node: i, next: rest}
 	c.Store(e)
-	if int(i) >= len(x.held) {
-		x.held = extend(x.held, int(i)+1)
-	}
 	x.held[i] = true
 	if !found {
 		t.n++
 		if 2*t.n > len(t.chains) {
-			x.grow(t)
+			x.rehash(t)
 		}
 	}
 }
@@ -271,9 +274,9 @@ func without[K comparable, V any](e *readEntry[K, V], k K) (*readEntry[K, V], bo
 	return &c, true
 }
 
-// grow publishes a table with 4 times the chains, holding copies of t's
+// rehash publishes a table with 4 times the chains, holding copies of t's
 // entries (t's own stay as they are for the readers still in it).
-func (x *readIndex[K, V]) grow(t *readTable[K, V]) {
+func (x *readIndex[K, V]) rehash(t *readTable[K, V]) {
 	nt := &readTable[K, V]{chains: make([]atomic.Pointer[readEntry[K, V]], 4*len(t.chains)), n: t.n}
 	for i := range t.chains {
 		for e := t.chains[i].Load(); e != nil; e = e.next {
