@@ -305,3 +305,22 @@ func TestConcurrentReadsOptions(t *testing.T) {
 	_, c = Memoize(id, ConcurrentReads())
 	assert.True(t, c.Parameters().ConcurrentReads)
 }
+
+// TestConcurrentReadsNoteAfterClear: a hit that took its ticket before a
+// Clear may note its node after it, when the emptied list has no room for
+// that node yet; the next drain skips the note.
+func TestConcurrentReadsNoteAfterClear(t *testing.T) {
+	f, c := Memoize(func(k int) int { return k }, MaxSize(1000), ConcurrentReads())
+	for k := range 1000 {
+		f(k)
+	}
+	c.Clear()
+	x := c.first.l.rx
+	require.Less(t, len(x.held), 999)
+	st, _ := x.stripe()
+	st.noted[0].Store(999) // the late note of a hit on the node of key 998
+	st.taken.Store(1)
+	f(1)
+	assert.Equal(t, counts{Hits: 1, Misses: 1}, countsOf(c.CacheInfo()))
+	checkReads(t, &c.first)
+}
