@@ -65,6 +65,23 @@ func hammer(t *testing.T, n int, limit time.Duration, seed uint64, body func(g i
 	})
 }
 
+// callSquares calls f, a memoized k*k, calls times from each of goroutines
+// goroutines (as hammer does, with seed), on keys drawn by key, and fails the
+// test on a wrong answer; after each call, goroutine g runs also(g, i, k)
+// for its i-th call, on key k.
+func callSquares(t *testing.T, f func(int) int, goroutines, calls int, seed uint64, key func(*rand.Rand) int, also func(g, i, k int)) {
+	t.Helper()
+	hammer(t, goroutines, 60*time.Second, seed, func(g int, rng *rand.Rand) {
+		for i := range calls {
+			k := key(rng)
+			if v := f(k); v != k*k {
+				t.Errorf("f(%d) = %d, want %d", k, v, k*k)
+			}
+			also(g, i, k)
+		}
+	})
+}
+
 // gate is a function to memoize whose executions block until released, so a
 // test can line callers up behind an execution in progress.
 type gate struct {

@@ -221,20 +221,14 @@ func TestSizesAndPolicyConcurrently(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f, c := Memoize(func(k int) int { return k * k }, tc.opts...)
 			const goroutines, calls = 4, 4000
-			hammer(t, goroutines, 60*time.Second, 11, func(g int, rng *rand.Rand) {
-				for i := range calls {
-					k := rng.IntN(100)
-					if v := f(k); v != k*k {
-						t.Errorf("f(%d) = %d, want %d", k, v, k*k)
-					}
-					switch {
-					case g == 0 && i%400 == 0:
-						c.Forget(k)
-					case g == 1 && i%300 == 0:
-						c.Put(k, k*k)
-					case g == 2 && i%200 == 0:
-						c.SizeAdvice()
-					}
+			callSquares(t, f, goroutines, calls, 11, func(rng *rand.Rand) int { return rng.IntN(100) }, func(g, i, k int) {
+				switch {
+				case g == 0 && i%400 == 0:
+					c.Forget(k)
+				case g == 1 && i%300 == 0:
+					c.Put(k, k*k)
+				case g == 2 && i%200 == 0:
+					c.SizeAdvice()
 				}
 			})
 			ci := c.CacheInfo()

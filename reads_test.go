@@ -119,21 +119,18 @@ func TestConcurrentReadsCounting(t *testing.T) {
 	} {
 		f, c := Memoize(func(k int) int { return k * k }, append(tc.opts, MaxSize(64), ConcurrentReads())...)
 		const goroutines, calls = 8, 5000
-		hammer(t, goroutines, 60*time.Second, 3, func(g int, rng *rand.Rand) {
-			for i := range calls {
-				k := rng.IntN(100)
-				if k >= 64 {
-					k = rng.IntN(16) // mostly hits on a hot set
-				}
-				if v := f(k); v != k*k {
-					t.Errorf("f(%d) = %d, want %d", k, v, k*k)
-				}
-				switch {
-				case g == 0 && i%100 == 0:
-					c.Forget(k)
-				case g == 1 && i%100 == 0:
-					c.Put(k, k*k)
-				}
+		key := func(rng *rand.Rand) int {
+			if k := rng.IntN(100); k < 64 {
+				return k
+			}
+			return rng.IntN(16) // mostly hits on a hot set
+		}
+		callSquares(t, f, goroutines, calls, 3, key, func(g, i, k int) {
+			switch {
+			case g == 0 && i%100 == 0:
+				c.Forget(k)
+			case g == 1 && i%100 == 0:
+				c.Put(k, k*k)
 			}
 		})
 		ci := c.CacheInfo()
