@@ -9,16 +9,16 @@ import (
 // shard is one independently locked part of a Cache: its entries, its
 // executions in progress and its counters.
 //
-// The lock protocol. mu guards every field but c, max and l.rx, which are
-// set when the shard is built and never change, and the parts of *l.rx that
-// hits read and write without the lock (reads.go states that protocol). mu is held for bookkeeping only, never
-// while user code runs (the function, the clock, the observer), so every path
-// that takes it releases it before calling out, and a function may call its
-// own memoized function for other keys. Events for the observer are noted in
-// pending while mu is held and delivered after it is released: sections that
-// may note one end with unlock (observe.go); only hits, which note none,
-// release mu directly. Operations on the whole cache (CacheInfo, Clear) lock
-// every shard, in order.
+// The lock protocol. mu guards every field but c, max and l.rx, which are set
+// when the shard is built and never change, and the parts of *l.rx that hits
+// read and write without the lock (reads.go states that protocol). mu is held
+// for bookkeeping only, never while user code runs (the function, the clock,
+// the observer), so every path that takes it releases it before calling out,
+// and a function may call its own memoized function for other keys. Events
+// for the observer are noted in pending while mu is held and delivered after
+// it is released: sections that may note one end with unlock (observe.go);
+// only hits, which note none, release mu directly. Operations on the whole
+// cache (CacheInfo, Clear) lock every shard, in order.
 //
 // Whenever mu is free:
 //   - l.items[k] is a ref: an entry of l (fresh, or expired but not yet
