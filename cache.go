@@ -10,9 +10,9 @@
 // calls in progress, results can expire (TTL, Window), and everything that
 // happens inside a cache can be watched through one function (Observe). A
 // cache can estimate the hit ratio it would have at other sizes from its own
-// traffic (EstimateSizes), evict by frequency as well as recency where
-// exact LRU keeps too little (WTinyLFU), and answer hits without its lock
-// where many goroutines read it at once (ConcurrentReads).
+// traffic (EstimateSizes), and evict by frequency as well as recency where
+// exact LRU keeps too little (WTinyLFU). A hit takes no lock, so goroutines
+// reading one cache on many cores do not queue behind one another.
 //
 // A cache can also share its results with other processes through a Store
 // (Share): on one machine through a SQLite file (module
@@ -54,7 +54,6 @@ type Cache[K comparable, V any] struct {
 	slots       []uintptr // where K holds empty interfaces whose numbers normalize rewrites
 	timed       bool      // something expires, so calls read the clock
 	plain       bool      // none of the above: do's fast path applies
-	reads       bool      // ConcurrentReads: a hit first reads without the lock (reads.go)
 	sharded     bool      // more than one shard: hash chooses
 	clock       func() time.Time
 	base        time.Time             // the clock's reading at construction; times are nanoseconds since
@@ -66,7 +65,7 @@ type Cache[K comparable, V any] struct {
 	expireAfter func(V) time.Duration // see ExpireAfter; nil without
 	weigher     func(K, V) int        // see MaxWeight; nil without
 
-	hash   func(K) uint64 // chooses the shard of a key, and its chain in a read index; nil for neither
+	hash   func(K) uint64 // chooses the shard of a key; nil for one shard
 	shards []*shard[K, V] // at least one; shards[0] is &first
 	tier   *tier[K, V]    // the shared store (store.go); nil without Share
 }
@@ -97,17 +96,15 @@ func (c *Cache[K, V]) do(ctx context.Context, ctxDone <-chan struct{}, k K, fn f
 		s = c.pick(k)
 	}
 	if c.plain && k == k {
-		if c.reads {
-			if v, ok := s.read(k, 0); ok {
-				return v, nil
-			}
+		if v, ok := s.l.read(&s.mu, k, 0); ok {
+			return v, nil
 		}
 		s.mu.Lock()
-		r := s.l.items[k]
+		r := s.l.lookup(k)
 		if i, ok := r.entry(); ok {
 			s.l.touch(i)
 			s.st.hits++
-			v := s.l.nodes[i].val
+			v := s.l.value(i)
 			s.mu.Unlock()
 			return v, nil
 		}
@@ -253,9 +250,7 @@ func (c *Cache[K, V]) CacheInfo() CacheInfo {
 	for _, s := range c.shards {
 		s.purge(now)
 		total.add(s.st)
-		if s.l.rx != nil {
-			total.hits += s.l.rx.hits()
-		}
+		total.hits += s.l.hits.counted()
 		size += s.l.len()
 		if s.l.wt != nil {
 			weight += s.l.wt.total
@@ -356,13 +351,9 @@ func (c *Cache[K, V]) forgetEncoded(keys []string) {
 	var held []K
 	for _, s := range c.shards {
 		s.mu.Lock()
-		for k := range s.l.items {
-			held = append(held, k)
-		}
+		held = s.l.appendKeys(held)
 		if s.errs != nil {
-			for k := range s.errs.items {
-				held = append(held, k)
-			}
+			held = s.errs.appendKeys(held)
 		}
 		s.mu.Unlock()
 	}

@@ -180,14 +180,14 @@ func TestNaNKeysBypass(t *testing.T) {
 	assert.Equal(t, 10, runs)
 	ci := c.CacheInfo()
 	assert.Equal(t, [3]any{0, 10, 0}, [3]any{ci.Hits, ci.Misses, ci.CurrSize})
-	assert.Empty(t, c.shards[0].l.items)
+	assert.Zero(t, c.shards[0].l.idx.n)
 	assert.Zero(t, c.shards[0].l.marks, "no execution is left registered")
 
 	g, cg := Memoize(func(x any) any { return x }, MaxSize(4))
 	g(math.NaN())
 	g(struct{ X any }{math.NaN()})
 	assert.Equal(t, 0, cg.CacheInfo().CurrSize)
-	assert.Empty(t, cg.shards[0].l.items)
+	assert.Zero(t, cg.shards[0].l.idx.n)
 }
 
 func TestUncomparableKey(t *testing.T) {

@@ -447,10 +447,10 @@ func ExampleCache_SizeAdvice() {
 	// 450 calls
 }
 
-// A cache read by many goroutines at once: with ConcurrentReads, hits do not
+// A cache read by many goroutines at once: hits take no lock, so they do not
 // wait for one another, and the counters stay exact.
-func ExampleConcurrentReads() {
-	price, cache := memo.Memoize(func(item int) int { return 100 + item }, memo.MaxSize(1000), memo.ConcurrentReads())
+func ExampleMemoize_goroutines() {
+	price, cache := memo.Memoize(func(item int) int { return 100 + item }, memo.MaxSize(1000))
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {

@@ -9,9 +9,10 @@ import (
 )
 
 // list is the unsynchronised LRU core shared by LRU and the memoized
-// functions. Its nodes live in one slice and link to each other by int32
-// index: one allocation for the whole list instead of one per entry, and
-// nothing inside it for the garbage collector to chase except keys and values.
+// functions: an index from keys to entries (index.go), and the recency order
+// of the entries. Its nodes live in one slice and link to each other by int32
+// index: one allocation for the order instead of one per entry, and nothing
+// inside it for the garbage collector to chase but the entries.
 //
 // nodes[0] is the sentinel: nodes[0].next is the most recently used entry and
 // nodes[0].prev the least recently used, so linking never has to branch on an
@@ -20,50 +21,42 @@ import (
 // probation and protected segments, and the policy chooses which entry an
 // insertion evicts (policy.go).
 //
-// A hit does not move its node at once: touch notes it in recent, and the
-// moves are made in order, all together, before anything reads or changes
-// the order (flush). The order is then exactly what moving on every hit would
-// give, but a hit writes one slot instead of five links spread over several
-// nodes, and the moves run in a batch, outside the critical sections of
-// single hits (a locked hit drains the CPU's pending stores). With
-// ConcurrentReads (rx), hits that read without the lock note their moves in
-// rx's stripes instead, which flush applies before recent (reads.go).
+// The list's owner guards it with a lock, which every method but read
+// needs. A hit that read takes without the lock does not move its node: it
+// notes the move in its processor's stripe (reads.go), and the lock holder
+// makes the moves noted, in order, before anything reads or changes the
+// order (flush). A hit made with the lock held (touch) flushes, then moves
+// its node. Without concurrent hits, the order is then exactly what moving
+// on every hit would give.
 //
-// The list's owner may also keep in items keys the list does not hold, each
-// with a mark: a negative ref of the owner's, which the list never reads (a
-// shard marks the keys it is computing; see shard). Marks are not entries:
-// len does not count them and eviction never meets them. Storing a marked key
-// replaces its mark. They let one map lookup serve both the list and its
-// owner.
+// The list's owner may also keep in the index keys the list does not hold,
+// each with a mark: a negative ref of the owner's, which the list never
+// reads (a shard marks the keys it is computing; see shard). Marks are not
+// entries: len does not count them and eviction never meets them. Storing a
+// marked key fills its mark's entry. They let one lookup serve both the list
+// and its owner.
 type list[K comparable, V any] struct {
-	items  map[K]ref // an entry, or a mark
-	nodes  []node[K, V]
-	free   int32
-	max    int       // most entries held; 0 means no bound
-	marks  int       // how many values of items are marks
-	exp    *expiries // when entries expire, if they do (ttl.go)
-	used   int32     // how many hits recent holds
-	recent [recentLen]int32
-	wt     *weights         // the entries' weights, if bounded by weight (weight.go)
-	sz     *sizer[K, V]     // follows the order for EstimateSizes (sizes.go)
-	pol    *tinyLFU[K, V]   // chooses the evictions under WTinyLFU (policy.go); nil for LRU
-	rx     *readIndex[K, V] // what hits read without the lock, with ConcurrentReads (reads.go)
+	idx   index[K, V]
+	nodes []node[K, V]
+	free  int32
+	max   int           // most entries held; 0 means no bound
+	marks int           // how many entries of idx are marks
+	exp   *expiries     // when entries expire, if they do (ttl.go)
+	hits  *stripes      // the hits read noted, if the list is read without its lock (reads.go)
+	wt    *weights      // the entries' weights, if bounded by weight (weight.go)
+	sz    *sizer[K, V]  // follows the order for EstimateSizes (sizes.go)
+	pol   *tinyLFU[K, V] // chooses the evictions under WTinyLFU (policy.go); nil for LRU
 }
 
-// ref is what a list's items hold for a key: ref(i) > 0 for the entry in
-// node i, a negative mark of the owner's otherwise.
+// ref is what an entry's ref holds for its key: ref(i) > 0 for a value in
+// node i, a negative mark of the owner's, or 0 for none.
 type ref int32
 
 // entry returns the node of the entry r refers to, and whether r is one.
 func (r ref) entry() (int32, bool) { return int32(r), r > 0 }
 
-// recentLen is how many hits a list notes before it makes their moves:
-// enough to batch them, few enough to stay in one or two cache lines.
-const recentLen = 32
-
 type node[K comparable, V any] struct {
-	key        K
-	val        V
+	e          *entry[K, V] // nil for a free node or a sentinel
 	prev, next int32
 }
 
@@ -72,18 +65,16 @@ type node[K comparable, V any] struct {
 const maxEntries = math.MaxInt32 - 1
 
 // init empties the list and sets its bound, keeping its expiry and weight
-// settings.
+// settings. It leaves the stripes: their owner drains or resets them first.
 func (l *list[K, V]) init(max int) {
-	l.flush() // so that a sizer or policy counts the hits noted
 	l.max = max
-	l.items = make(map[K]ref)
+	l.idx.init()
 	l.nodes = make([]node[K, V], l.sentinels(), l.sentinels()+min(max, 16))
 	for i := range l.nodes {
 		l.nodes[i].prev, l.nodes[i].next = int32(i), int32(i)
 	}
 	l.free = 0
 	l.marks = 0
-	l.used = 0
 	if l.exp != nil {
 		l.exp.init(cap(l.nodes))
 	}
@@ -96,9 +87,6 @@ func (l *list[K, V]) init(max int) {
 	if l.pol != nil {
 		l.pol.init(cap(l.nodes))
 	}
-	if l.rx != nil {
-		l.rx.init(cap(l.nodes))
-	}
 }
 
 // sentinels returns how many sentinel nodes the list has: one, or one per
@@ -110,57 +98,80 @@ func (l *list[K, V]) sentinels() int {
 	return 1
 }
 
-func (l *list[K, V]) len() int { return len(l.items) - l.marks }
+func (l *list[K, V]) len() int { return l.idx.n - l.marks }
+
+// lookup returns what the list holds for k: an entry's node, a mark, or 0.
+func (l *list[K, V]) lookup(k K) ref {
+	if e := l.idx.get(k); e != nil {
+		return ref(e.ref.Load())
+	}
+	return 0
+}
+
+// value returns the value in node i.
+func (l *list[K, V]) value(i int32) V { return l.nodes[i].e.val }
 
 // mark records m < 0 for k, which the list does not hold.
 func (l *list[K, V]) mark(k K, m ref) {
-	l.items[k] = m
+	e := &entry[K, V]{key: k}
+	e.ref.Store(int32(m))
+	l.idx.add(e)
 	l.marks++
 }
 
 // unmark drops k's mark.
 func (l *list[K, V]) unmark(k K) {
-	delete(l.items, k)
+	e := l.idx.get(k)
+	e.ref.Store(0)
+	l.idx.del(e)
 	l.marks--
 }
 
-// fill replaces k's mark with an entry holding v, as add does, but without
-// looking k up.
-func (l *list[K, V]) fill(k K, v V, at int64) (old node[K, V], evicted bool) {
-	old, evicted = l.insert(k, v, at) // counts the mark out of len while it makes room
+// fill replaces k's mark with v, as add does, but without looking k up in
+// the list.
+func (l *list[K, V]) fill(k K, v V, at int64) (old *entry[K, V], evicted bool) {
+	e := l.idx.get(k)
+	e.val, e.at = v, at
+	old, evicted = l.insert(e, false) // counts the mark out of len while it makes room
 	l.marks--
 	return old, evicted
 }
 
-// touch makes node i the most recently used, as seen by everything that
-// reads the order after it.
+// touch makes node i the most recently used, for a hit made with the lock
+// held.
 func (l *list[K, V]) touch(i int32) {
-	if l.used == recentLen {
-		l.flush()
-	}
-	l.recent[l.used] = i
-	l.used++
+	l.flush()
+	l.apply([]int32{i})
 }
 
-// flush makes the moves touch noted, oldest first. Every method that reads
-// the order or unlinks a node calls it first.
+// flush makes the moves noted by hits without the lock, oldest first. Every
+// method that reads the order or unlinks a node calls it first.
 func (l *list[K, V]) flush() {
-	if l.rx != nil {
-		l.rx.drainAll(l)
-	}
-	switch {
-	case l.pol != nil:
-		for _, i := range l.recent[:l.used] {
-			l.pol.hit(l, i)
+	if l.hits != nil {
+		for i := range l.hits.s {
+			l.drain(&l.hits.s[i])
 		}
-	case l.sz != nil:
-		l.sz.flush(l)
-	default:
-		for _, i := range l.recent[:l.used] {
+	}
+}
+
+// apply makes the moves of hits on the nodes noted, in order, skipping
+// nodes that hold no entry (a hit noted without the lock may name a node
+// since emptied).
+func (l *list[K, V]) apply(noted []int32) {
+	if l.sz != nil {
+		l.sz.flush(l, noted)
+		return
+	}
+	for _, i := range noted {
+		if int(i) >= len(l.nodes) || l.nodes[i].e == nil {
+			continue
+		}
+		if l.pol != nil {
+			l.pol.hit(l, i)
+		} else {
 			l.promote(i)
 		}
 	}
-	l.used = 0
 }
 
 // promote moves node i to the front. The common case, a node already in
@@ -200,52 +211,57 @@ func (l *list[K, V]) linkFront(s, i int32) {
 // the list has expiries, in place of any value or mark k had. When the list
 // is full, the least recently used entry makes room and is returned. k must
 // be equal to itself (see selfEqual).
-func (l *list[K, V]) add(k K, v V, at int64) (old node[K, V], evicted bool) {
-	r, ok := l.items[k]
-	switch i, held := r.entry(); {
-	case held:
-		l.flush()
-		l.nodes[i].val = v
-		if l.rx != nil {
-			l.rx.put(k, v, i, at)
-		}
-		switch {
-		case l.pol != nil:
-			l.pol.front(l, i)
-		case l.sz != nil:
-			l.sz.front(l, i)
-			l.promote(i)
-		default:
-			l.promote(i)
-		}
-		if l.exp != nil {
-			l.exp.unlink(i)
-			l.exp.push(i, at)
-		}
-		return old, false
-	case ok:
+func (l *list[K, V]) add(k K, v V, at int64) (old *entry[K, V], evicted bool) {
+	e := l.idx.get(k)
+	if e == nil {
+		return l.insert(&entry[K, V]{key: k, val: v, at: at}, true)
+	}
+	i, held := ref(e.ref.Load()).entry()
+	if !held {
 		return l.fill(k, v, at)
 	}
-	return l.insert(k, v, at)
+	// A new entry: readers may be reading the old one's value.
+	l.flush()
+	ne := &entry[K, V]{key: k, val: v, at: at}
+	ne.ref.Store(i)
+	l.nodes[i].e = ne
+	l.idx.replace(e, ne)
+	e.ref.Store(0)
+	switch {
+	case l.pol != nil:
+		l.pol.front(l, i)
+	case l.sz != nil:
+		l.sz.front(l, i)
+		l.promote(i)
+	default:
+		l.promote(i)
+	}
+	if l.exp != nil {
+		l.exp.unlink(i)
+		l.exp.push(i, at)
+	}
+	return nil, false
 }
 
-// insert is add for a key that has no entry. A mark of k is overwritten;
-// the caller counts it out.
-func (l *list[K, V]) insert(k K, v V, at int64) (old node[K, V], evicted bool) {
+// insert links e, the entry of a key that has no value, as the most
+// recently used, and publishes it: into the index if add, else it is there
+// already, as a mark (which the caller counts out).
+func (l *list[K, V]) insert(e *entry[K, V], add bool) (old *entry[K, V], evicted bool) {
 	l.flush()
 	if l.sz != nil {
-		l.sz.missed(k)
+		l.sz.missed(e.key)
 	}
 	var i int32
 	switch {
 	case l.max > 0 && l.len() >= l.max:
 		// Reuse the least recently used slot (the policy's victim) in
-		// place: no allocation in the steady state of a full cache.
+		// place: no allocation for the order in the steady state of a full
+		// cache.
 		i = l.nodes[0].prev
 		if l.pol != nil {
 			i = l.pol.victim(l)
 		}
-		old, evicted = l.nodes[i], true
+		old, evicted = l.nodes[i].e, true
 		l.detach(i)
 		if l.sz != nil {
 			l.sz.evicted(old.key)
@@ -260,14 +276,14 @@ func (l *list[K, V]) insert(k K, v V, at int64) (old node[K, V], evicted bool) {
 		i = int32(len(l.nodes))
 		l.nodes = l.nodes[:i+1]
 	}
-	l.nodes[i].key, l.nodes[i].val = k, v
-	l.items[k] = ref(i)
-	if l.rx != nil {
-		l.rx.put(k, v, i, at)
+	l.nodes[i].e = e
+	if add {
+		e.ref.Store(i)
+		l.idx.add(e)
 	}
 	switch {
 	case l.pol != nil:
-		l.pol.inserted(l, i, k)
+		l.pol.inserted(l, i, e.key)
 	case l.sz != nil:
 		l.linkFront(0, i)
 		l.sz.pushed(l, i)
@@ -275,22 +291,25 @@ func (l *list[K, V]) insert(k K, v V, at int64) (old node[K, V], evicted bool) {
 		l.linkFront(0, i)
 	}
 	if l.exp != nil {
-		l.exp.push(i, at)
+		l.exp.push(i, e.at)
+	}
+	if !add {
+		e.ref.Store(i) // last: readers may now read the value
 	}
 	return old, evicted
 }
 
-// detach takes node i out of the map, the recency list and the expiry order.
+// detach takes node i out of the index, the recency list and the expiry
+// order, marking its entry gone.
 func (l *list[K, V]) detach(i int32) {
-	delete(l.items, l.nodes[i].key)
+	e := l.nodes[i].e
+	e.ref.Store(0)
+	l.idx.del(e)
 	if l.sz != nil {
 		l.sz.removing(l, i)
 	}
 	if l.pol != nil {
 		l.pol.removing(i)
-	}
-	if l.rx != nil {
-		l.rx.del(l.nodes[i].key, i)
 	}
 	l.unlink(i)
 	if l.exp != nil {
@@ -329,9 +348,6 @@ func (l *list[K, V]) grow() {
 	if l.pol != nil {
 		l.pol.grow(n)
 	}
-	if l.rx != nil {
-		l.rx.grow(n)
-	}
 }
 
 // extend returns s lengthened with zero values to n elements, for the
@@ -340,7 +356,7 @@ func extend[T any](s []T, n int) []T { return append(s, make([]T, n-len(s))...) 
 
 // remove deletes k and returns its value.
 func (l *list[K, V]) remove(k K) (v V, ok bool) {
-	i, ok := l.items[k].entry()
+	i, ok := l.lookup(k).entry()
 	if !ok {
 		return v, false
 	}
@@ -350,9 +366,9 @@ func (l *list[K, V]) remove(k K) (v V, ok bool) {
 // removeAt deletes node i and returns its value.
 func (l *list[K, V]) removeAt(i int32) V {
 	l.flush()
+	v := l.nodes[i].e.val
 	l.detach(i)
-	v := l.nodes[i].val
-	// Zero the slot so the list does not keep the key and value alive.
+	// Free the slot so the list does not keep the entry alive.
 	l.nodes[i] = node[K, V]{next: l.free}
 	l.free = i
 	return v
@@ -360,13 +376,13 @@ func (l *list[K, V]) removeAt(i int32) V {
 
 // removeOldest deletes the least recently used entry (of the window, under
 // WTinyLFU, which neither LRU nor MaxWeight, its callers, use).
-func (l *list[K, V]) removeOldest() (old node[K, V], ok bool) {
+func (l *list[K, V]) removeOldest() (old *entry[K, V], ok bool) {
 	l.flush()
 	i := l.nodes[0].prev
 	if i == 0 {
-		return old, false
+		return nil, false
 	}
-	old = l.nodes[i]
+	old = l.nodes[i].e
 	l.removeAt(i)
 	return old, true
 }
@@ -378,7 +394,7 @@ func (l *list[K, V]) all() iter.Seq2[K, V] {
 		l.flush()
 		for _, s := range l.order() {
 			for i := l.nodes[s].next; i != s; i = l.nodes[i].next {
-				if !yield(l.nodes[i].key, l.nodes[i].val) {
+				if e := l.nodes[i].e; !yield(e.key, e.val) {
 					return
 				}
 			}
@@ -401,9 +417,21 @@ var (
 	policyOrder = []int32{window, protected, probation}
 )
 
+// appendKeys appends the keys of the list's entries and marks to ks, in no
+// order, and returns the result.
+func (l *list[K, V]) appendKeys(ks []K) []K {
+	t := l.idx.tab.Load()
+	for i := range t.slots {
+		if e := t.slots[i].Load(); e != nil {
+			ks = append(ks, e.key)
+		}
+	}
+	return ks
+}
+
 // keys returns the keys in the order of all.
 func (l *list[K, V]) keys() []K {
-	ks := make([]K, 0, len(l.items))
+	ks := make([]K, 0, l.len())
 	for k := range l.all() {
 		ks = append(ks, k)
 	}
@@ -445,20 +473,25 @@ func NewLRU[K comparable, V any](size int, onEvict func(key K, value V)) *LRU[K,
 		panic(fmt.Sprintf("memo: NewLRU size must be between 1 and %d, got %d", maxEntries, size))
 	}
 	c := &LRU[K, V]{onEvict: onEvict, check: mayPanicOnEqual(reflect.TypeFor[K]())}
+	c.l.hits = newStripes()
 	c.l.init(size)
 	return c
 }
 
-// Get returns the value stored under k and marks it most recently used.
+// Get returns the value stored under k and marks it most recently used. A
+// Get that finds its key takes no lock (see list.read).
 func (c *LRU[K, V]) Get(k K) (v V, ok bool) {
 	if !c.storable(k) {
 		return v, false
 	}
+	if v, ok := c.l.read(&c.mu, k, 0); ok {
+		return v, true
+	}
 	c.mu.Lock()
-	i, ok := c.l.items[k].entry()
+	i, ok := c.l.lookup(k).entry()
 	if ok {
 		c.l.touch(i)
-		v = c.l.nodes[i].val
+		v = c.l.value(i)
 	}
 	c.mu.Unlock()
 	return v, ok
@@ -471,11 +504,11 @@ func (c *LRU[K, V]) Peek(k K) (v V, ok bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	i, ok := c.l.items[k].entry()
+	i, ok := c.l.lookup(k).entry()
 	if !ok {
 		return v, false
 	}
-	return c.l.nodes[i].val, true
+	return c.l.value(i), true
 }
 
 // Add stores v under k as the most recently used entry, replacing any value
@@ -529,8 +562,8 @@ func (c *LRU[K, V]) PeekOrAdd(k K, v V) (previous V, ok, evicted bool) {
 		return previous, false, false
 	}
 	c.mu.Lock()
-	if i, held := c.l.items[k].entry(); held {
-		previous = c.l.nodes[i].val
+	if i, held := c.l.lookup(k).entry(); held {
+		previous = c.l.value(i)
 		c.mu.Unlock()
 		return previous, true, false
 	}
@@ -549,7 +582,8 @@ func (c *LRU[K, V]) GetOldest() (k K, v V, ok bool) {
 	defer c.mu.Unlock()
 	c.l.flush()
 	if i := c.l.nodes[0].prev; i != 0 {
-		return c.l.nodes[i].key, c.l.nodes[i].val, true
+		e := c.l.nodes[i].e
+		return e.key, e.val, true
 	}
 	return k, v, false
 }
@@ -559,10 +593,13 @@ func (c *LRU[K, V]) RemoveOldest() (k K, v V, ok bool) {
 	c.mu.Lock()
 	old, ok := c.l.removeOldest()
 	c.mu.Unlock()
-	if ok && c.onEvict != nil {
+	if !ok {
+		return k, v, false
+	}
+	if c.onEvict != nil {
 		c.onEvict(old.key, old.val)
 	}
-	return old.key, old.val, ok
+	return old.key, old.val, true
 }
 
 // Values returns the values from the most to the least recently used.
@@ -601,16 +638,18 @@ func (c *LRU[K, V]) Keys() []K {
 // to the eviction callback, from the most to the least recently used.
 func (c *LRU[K, V]) Clear() {
 	c.mu.Lock()
-	var gone []node[K, V]
+	var gone []*entry[K, V]
 	if c.onEvict != nil {
-		for k, v := range c.l.all() {
-			gone = append(gone, node[K, V]{key: k, val: v})
+		c.l.flush()
+		for i := c.l.nodes[0].next; i != 0; i = c.l.nodes[i].next {
+			gone = append(gone, c.l.nodes[i].e)
 		}
 	}
+	c.l.hits.reset()
 	c.l.init(c.l.max)
 	c.mu.Unlock()
-	for _, n := range gone {
-		c.onEvict(n.key, n.val)
+	for _, e := range gone {
+		c.onEvict(e.key, e.val)
 	}
 }
 
@@ -622,7 +661,7 @@ func (c *LRU[K, V]) Resize(size int) (evicted int) {
 		panic(fmt.Sprintf("memo: Resize size must be between 1 and %d, got %d", maxEntries, size))
 	}
 	c.mu.Lock()
-	var gone []node[K, V]
+	var gone []*entry[K, V]
 	for c.l.len() > size {
 		old, _ := c.l.removeOldest()
 		gone = append(gone, old)
@@ -630,8 +669,8 @@ func (c *LRU[K, V]) Resize(size int) (evicted int) {
 	c.l.max = size
 	c.mu.Unlock()
 	if c.onEvict != nil {
-		for _, n := range gone {
-			c.onEvict(n.key, n.val)
+		for _, e := range gone {
+			c.onEvict(e.key, e.val)
 		}
 	}
 	return len(gone)

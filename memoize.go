@@ -43,7 +43,6 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 	c.timed = p.TTL > 0 || p.Window > 0 || p.CacheErrors > 0 || c.expireAfter != nil
 	c.observe = logged(observer[K, V](&cfg), cfg.logger)
 	c.plain = !c.off && !c.check && c.slots == nil && !c.timed
-	c.reads = p.ConcurrentReads && !c.off && !p.SingleFlight
 	if c.timed {
 		c.base = c.clock()
 	}
@@ -53,8 +52,8 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 	}
 	c.shards = make([]*shard[K, V], n)
 	var hash func(K) uint64 // the shards' mixHash, for EstimateSizes and WTinyLFU
-	if n > 1 || c.reads {
-		c.hash = shardHash[K]() // chooses the shard, and the chain of a read index
+	if n > 1 {
+		c.hash = shardHash[K]() // chooses the shard
 	}
 	if p.EstimateSizes > 0 || p.WTinyLFU {
 		hash = mixHash[K]()
@@ -73,9 +72,6 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 		}
 		if p.WTinyLFU && max > 0 {
 			s.l.pol = newTinyLFU[K, V](max, hash)
-		}
-		if c.reads {
-			s.l.rx = newReadIndex[K, V](c.hash)
 		}
 		s.init(c, max)
 		c.shards[i] = s

@@ -14,7 +14,7 @@ const DefaultMaxSize = 128
 
 // Option configures a memoized function: MaxSize, Unbounded, MaxWeight,
 // Shards, TTL, Window, StaleWhileRevalidate, CacheErrors, ExpireAfter,
-// SingleFlight, WTinyLFU, ConcurrentReads, Clock, Typed, MeasureExecTime,
+// SingleFlight, WTinyLFU, Clock, Typed, MeasureExecTime,
 // EstimateSizes, Share, Observe, Log.
 //
 // Options only record what they are given; the constructor checks them all
@@ -89,8 +89,6 @@ func (c *config) invalid() string {
 		return fmt.Sprintf("memo: EstimateSizes's budget must not be negative, got %d", c.EstimateSizes)
 	case c.EstimateSizes > 0 && c.weigh != nil:
 		return "memo: EstimateSizes counts entries, so it cannot be combined with MaxWeight"
-	case c.ConcurrentReads && (c.WTinyLFU || c.EstimateSizes > 0):
-		return "memo: ConcurrentReads cannot be combined with WTinyLFU or EstimateSizes, which need every hit in order"
 	case c.WTinyLFU && c.Unbounded:
 		return "memo: WTinyLFU chooses what to evict, so it needs a MaxSize, not Unbounded"
 	case c.WTinyLFU && (c.weigh != nil || c.EstimateSizes > 0):
@@ -172,9 +170,6 @@ type Parameters struct {
 	// WTinyLFU reports that the cache evicts by the W-TinyLFU policy, not
 	// exact LRU (see WTinyLFU).
 	WTinyLFU bool
-	// ConcurrentReads reports that hits read without the lock (see
-	// ConcurrentReads).
-	ConcurrentReads bool
 }
 
 // TTL makes every stored value expire d after it was stored. A hit does not

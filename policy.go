@@ -101,7 +101,7 @@ func (p *tinyLFU[K, V]) grow(n int) {
 // the protected segment, where an entry of the probation goes when used
 // again.
 func (p *tinyLFU[K, V]) hit(l *list[K, V], i int32) {
-	p.sketch.add(p.hash(l.nodes[i].key))
+	p.sketch.add(p.hash(l.nodes[i].e.key))
 	p.hits++
 	p.front(l, i)
 	p.tick(l)
@@ -142,7 +142,7 @@ func (p *tinyLFU[K, V]) victim(l *list[K, V]) int32 {
 		c := l.nodes[window].prev
 		p.move(l, c, probation)
 		v := l.nodes[probation].prev
-		if v != c && p.sketch.freq(p.hash(l.nodes[c].key)) > p.sketch.freq(p.hash(l.nodes[v].key)) {
+		if v != c && p.sketch.freq(p.hash(l.nodes[c].e.key)) > p.sketch.freq(p.hash(l.nodes[v].e.key)) {
 			return v
 		}
 		return c

@@ -24,7 +24,7 @@ func checkPolicy(t *testing.T, l *list[int, int]) {
 		for i, prev := l.nodes[s].next, s; i != s; prev, i = i, l.nodes[i].next {
 			require.Equal(t, prev, l.nodes[i].prev, "backward link of node %d", i)
 			require.Equal(t, uint8(s), p.where[i], "segment of node %d", i)
-			require.Equal(t, ref(i), l.items[l.nodes[i].key], "index of node %d", i)
+			require.Equal(t, ref(i), l.lookup(l.nodes[i].e.key), "index of node %d", i)
 			n++
 		}
 		require.Equal(t, p.count[s], n, "entries of segment %d", s)
@@ -52,13 +52,13 @@ func TestWTinyLFUSegments(t *testing.T) {
 				k := rng.IntN(space)
 				switch op := rng.IntN(20); {
 				case op < 16: // a call: a hit, or a miss that stores
-					if i, ok := l.items[k].entry(); ok {
+					if i, ok := l.lookup(k).entry(); ok {
 						l.touch(i)
 					} else {
 						l.add(k, k, 0)
 					}
 				case op < 18: // a Put over an entry
-					if _, ok := l.items[k]; ok {
+					if l.lookup(k) != 0 {
 						l.add(k, -k, 0)
 					}
 				case op < 19:

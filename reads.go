@@ -3,288 +3,180 @@ package memo
 import (
 	"math/bits"
 	"runtime"
+	"sync"
 	"sync/atomic"
-	"unsafe"
+	_ "unsafe" // for go:linkname
 )
 
-// ConcurrentReads lets hits read without taking the cache's lock, so that
-// goroutines reading the same cache on several cores do not queue behind
-// one another: a hit finds its entry in an index that readers search without
-// locking, and notes the use of the entry in a buffer that its goroutine
-// mostly has to itself; whoever holds the lock next applies the notes to the
-// recency order. Misses, and every change to the entries and their order,
-// still take the lock.
+// procPin pins the calling goroutine to its processor (the runtime's P),
+// which then runs nothing else until procUnpin, and returns the processor's
+// number. sync.Pool keeps per-processor data the same way.
 //
-// Hits, misses and every other counter stay exact, and so do Forget, Put and
-// Clear: once one returns, no call made after it gets a value it removed or
-// replaced. The
-// recency order becomes approximate: the hits of different goroutines are
-// applied one buffer at a time, not in the order they happened, and the
-// moves of hits that come while a full buffer waits for the lock are dropped
-// (the hits themselves are counted). Without the option, the order is
-// exactly LRU's.
+//go:linkname procPin runtime.procPin
+func procPin() int
+
+// procUnpin ends procPin's pinning.
 //
-// The price: a new entry allocates one small object (the index's copy of its
-// key and value), the index more than doubles the memory an entry takes, and
-// each shard keeps 2 KiB of buffers per core. A hit from one goroutine, and
-// a miss, cost more than without the option; the README gives the figures.
+//go:linkname procUnpin runtime.procUnpin
+func procUnpin()
+
+// stripes are where a list's hits that take no lock note their moves, one
+// stripe per processor, for the lock holder to make them (see list.read).
 //
-// An entry past its expiry is never read without the lock: the call takes
-// the lock and goes on as without the option (a stale value, a refresh, a
-// new execution). The option cannot be combined with WTinyLFU or
-// EstimateSizes, which need every hit in order. With MaxSize 0 (caching off)
-// or SingleFlight, it does nothing.
-func ConcurrentReads() Option {
-	return func(c *config) { c.ConcurrentReads = true }
+// The protocol, beside the index's and the list's:
+//   - A stripe's state holds a generation and a count of tickets. A hit
+//     pinned to processor p takes a ticket in stripe p: it writes its node in
+//     notes[t], t being the count, if t < stripeLen, then adds one to the
+//     count by compare-and-swap. Only the hits of one processor write a
+//     stripe's notes (the pinning keeps them from overlapping), so a ticket's
+//     note is written before anyone reads it, and the swap fails only when
+//     the lock holder emptied the stripe meanwhile: the hit then notes again
+//     in the emptied stripe.
+//   - The lock holder empties a stripe (drain) by copying the notes of its
+//     tickets, then setting the count to 0 by compare-and-swap (again if a
+//     ticket came between), and makes the moves in ticket order. Every list
+//     operation that reads or changes the order drains every stripe first
+//     (list.flush). The hit that takes a stripe's last slot, or each
+//     stripeLen-th ticket past it, drains if the lock is free; past the last
+//     slot, tickets are counted but their moves are dropped.
+//   - A hit that finds its stripe empty while another is not drains them
+//     all first if the lock is free, so the hits of a goroutine that moved
+//     to another processor are made in the order it made them; with no
+//     other goroutine hitting the list at once, that keeps the order exactly
+//     LRU's. Under concurrency, the moves of different processors are made
+//     one stripe at a time, not in the order they happened.
+//   - Clear sets every stripe's generation anew. A hit loads its stripe's
+//     state before it looks its key up, and its swap fails if a Clear came
+//     between: it then looks up again, so that a hit is counted in the
+//     generation it found its entry in, and no hit made before a Clear is
+//     counted after it.
+type stripes struct {
+	s       []stripe
+	mask    int    // len(s) - 1
+	drained uint64 // the tickets drained since the counts were last reset
+	gen     uint64 // the generation of every stripe, in state's top bits
 }
 
-// readIndex is the part of a list that hits read without the list's lock
-// (see ConcurrentReads). The list's lock holder changes it; any goroutine
-// reads it.
-//
-// The protocol, beside the shard's (shard.go):
-//   - table points to a table of chains; a chain is a linked list of
-//     readEntry, each immutable once published. The lock holder never changes
-//     an entry another goroutine may see: it publishes a new chain (copying
-//     the entries before the one it removes or replaces) with one atomic
-//     store, and grows the table (rehash) by building a new one and storing
-//     its pointer. A reader loads the table, then a chain, and follows it: it
-//     sees the chain before or after a change, never a partial one, and the
-//     atomic loads order its reads after the writes that made the entries.
-//     A reader reads the table as it was when it loaded it: it may return an
-//     entry removed since, by a removal that began after the read did, and
-//     a reader that finds nothing takes the lock and looks again there. A
-//     table replaced by a bigger one is never changed again.
-//   - held[i] says whether node i of the list holds an entry of the index;
-//     only the lock holder reads or writes it, and the fields other than
-//     table, salt and the stripes.
-//   - A hit takes a ticket in its goroutine's stripe (taken), and, if the
-//     ticket is within the stripe, notes its entry's node there. The lock
-//     holder applies a stripe's notes in ticket order, to the nodes still
-//     held, and adds its tickets to counted, then zeroes them (drain): every
-//     list operation that reads or changes the order drains every stripe
-//     first (list.flush), and the hit that takes a stripe's last slot, or
-//     every stripeLen-th ticket past it, drains that stripe itself if the
-//     lock is free. A ticket taken as a drain zeroes the count may be noted
-//     after it: the next drain applies that note, or another ticket's
-//     overwrites it. Either way the recency order stays a valid order of the
-//     nodes held, and every hit is counted once.
-type readIndex[K comparable, V any] struct {
-	table   atomic.Pointer[readTable[K, V]]
-	hash    func(K) uint64
-	shift   uint8         // 64 - log2(len(stripes))
-	salt    atomic.Uint64 // mixed into the choice of stripes; changed when two goroutines meet in one
-	stripes []readStripe
-	held    []bool // per node of the list: whether it holds an entry of the index
-	counted uint64 // the tickets drained since the counters were last reset
+// A stripe holds the hits of one processor: a state, then the nodes of the
+// first stripeLen tickets' entries. It is four cache lines long, so that
+// stripes do not share lines.
+type stripe struct {
+	state atomic.Uint64 // gen<<genShift | tickets
+	notes [stripeLen]atomic.Int32
 }
 
-// A readStripe holds the hits of the goroutines that map to it: a ticket
-// count and the nodes of the first stripeLen tickets' entries. It is 8 cache
-// lines long, so that stripes do not share lines.
-type readStripe struct {
-	taken atomic.Uint64
-	noted [stripeLen]atomic.Int32
+const (
+	stripeLen  = 62 // 8 + 62*4 = 256 bytes
+	genShift   = 40
+	ticketMask = 1<<genShift - 1
+)
+
+// newStripes returns the stripes of a list: one per processor, rounded up to
+// a power of two (a processor's number past them shares a stripe, which
+// costs speed, not correctness).
+func newStripes() *stripes {
+	n := 1 << bits.Len(uint(runtime.GOMAXPROCS(0)-1))
+	return &stripes{s: make([]stripe, n), mask: n - 1}
 }
 
-// stripeLen is how many hits a stripe notes between drains.
-const stripeLen = 126
-
-// readTable is one version of the index's hash table.
-type readTable[K comparable, V any] struct {
-	chains []atomic.Pointer[readEntry[K, V]]
-	n      int // entries
-}
-
-// readEntry is the index's copy of an entry of the list, in node node, fresh
-// until at (as the list's expiries say; math.MaxInt64 if it never expires).
-type readEntry[K comparable, V any] struct {
-	key  K
-	val  V
-	at   int64
-	node int32
-	next *readEntry[K, V]
-}
-
-// newReadIndex returns an index whose keys are hashed with hash, to be
-// emptied by its list's init.
-func newReadIndex[K comparable, V any](hash func(K) uint64) *readIndex[K, V] {
-	n := 4 * runtime.GOMAXPROCS(0)
-	n = 1 << bits.Len(uint(n-1)) // a power of two: a stripe is chosen by a product's top bits
-	return &readIndex[K, V]{
-		hash:    hash,
-		shift:   uint8(64 - bits.TrailingZeros(uint(n))),
-		stripes: make([]readStripe, n),
+// read answers a lookup of k at now without mu, the lock of l's owner, if
+// it finds a fresh value: it notes the hit for the lock holder and returns
+// the value. Otherwise it reports false, and the caller looks again with mu
+// held.
+func (l *list[K, V]) read(mu *sync.Mutex, k K, now int64) (v V, ok bool) {
+	h := l.hits
+	checked := false
+	for {
+		st := &h.s[procPin()&h.mask]
+		s := st.state.Load()
+		e := l.idx.get(k)
+		var i int32
+		if e != nil {
+			i = e.ref.Load()
+		}
+		if i <= 0 || now >= e.at {
+			procUnpin()
+			return v, false
+		}
+		if s&ticketMask == 0 && !checked && h.pending() {
+			procUnpin()
+			checked = true
+			if mu.TryLock() {
+				l.flush()
+				mu.Unlock()
+			}
+			continue
+		}
+		t, counted := s&ticketMask, false
+		for {
+			if t < stripeLen {
+				st.notes[t].Store(i)
+			}
+			if counted = st.state.CompareAndSwap(s, s+1); counted {
+				break
+			}
+			n := st.state.Load()
+			if n>>genShift != s>>genShift {
+				break // cleared since the lookup: look again
+			}
+			s, t = n, n&ticketMask
+		}
+		procUnpin()
+		if !counted {
+			continue
+		}
+		if t%stripeLen == stripeLen-1 && mu.TryLock() {
+			l.flush()
+			mu.Unlock()
+		}
+		return e.val, true
 	}
 }
 
-// init empties the index, for an emptied list that has room for n nodes.
-func (x *readIndex[K, V]) init(n int) {
-	x.table.Store(&readTable[K, V]{chains: make([]atomic.Pointer[readEntry[K, V]], 16)})
-	x.held = make([]bool, n)
-}
-
-// grow makes room for n nodes.
-func (x *readIndex[K, V]) grow(n int) {
-	x.held = extend(x.held, n)
-}
-
-// chain returns the chain of t that holds k's entry, if any: chosen by the
-// low bits of the hash folded onto itself, so that they depend on its high
-// bits too (shardHash multiplies integers, whose low bits alone would map
-// keys that are multiples of 2^n to few chains).
-func (x *readIndex[K, V]) chain(t *readTable[K, V], k K) *atomic.Pointer[readEntry[K, V]] {
-	h := x.hash(k)
-	return &t.chains[(h^h>>32)&uint64(len(t.chains)-1)]
-}
-
-// get returns the entry of k, or nil. It takes no lock.
-func (x *readIndex[K, V]) get(k K) *readEntry[K, V] {
-	for e := x.chain(x.table.Load(), k).Load(); e != nil; e = e.next {
-		if e.key == k {
-			return e
+// pending reports whether a stripe holds tickets.
+func (h *stripes) pending() bool {
+	for i := range h.s {
+		if h.s[i].state.Load()&ticketMask != 0 {
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
-// stripe returns the calling goroutine's stripe, chosen by where its stack
-// is and by salt, which it returns too: a goroutine keeps to one stripe
-// (unless its stack moves or salt changes), and goroutines running at once
-// mostly use different ones. Goroutine stacks are at least 2 KiB apart,
-// which the shift by 11 keeps.
-func (x *readIndex[K, V]) stripe() (*readStripe, uint64) {
-	var here byte
-	a := uint64(uintptr(unsafe.Pointer(&here))) >> 11
-	salt := x.salt.Load()
-	// An odd multiplier of its own for each salt: a sum would keep every
-	// two goroutines' stripes as far apart as before.
-	return &x.stripes[(a*0x9E3779B97F4A7C15*(2*salt+1))>>x.shift], salt
-}
-
-// hit counts a hit on e and notes it in the calling goroutine's stripe, if
-// the stripe has room. It returns the stripe if its notes are due to be
-// applied, else nil. It takes no lock.
-//
-// A ticket is taken by compare-and-swap, which fails when another goroutine
-// took one in the same stripe at the same moment: goroutines running at once
-// share the stripe, and its lines go back and forth between their cores on
-// every hit. The hit then changes salt (once for all the goroutines that
-// saw the same salt fail), which moves every goroutine to another stripe,
-// most likely apart.
-func (x *readIndex[K, V]) hit(e *readEntry[K, V]) *readStripe {
-	st, salt := x.stripe()
-	t := st.taken.Load()
-	if !st.taken.CompareAndSwap(t, t+1) {
-		x.salt.CompareAndSwap(salt, salt+1)
-		t = st.taken.Add(1) - 1
-	}
-	if t < stripeLen {
-		st.noted[t].Store(e.node)
-	}
-	if t%stripeLen == stripeLen-1 {
-		return st
-	}
-	return nil
-}
-
-// drain applies the moves noted in st, in ticket order, and counts its
-// tickets as hits. The list's lock must be held.
-func (x *readIndex[K, V]) drain(l *list[K, V], st *readStripe) {
-	if st.taken.Load() == 0 {
-		return // not written, so that an idle stripe's line is not taken from its cores
-	}
-	n := st.taken.Swap(0)
-	x.counted += n
-	for i := range min(n, stripeLen) {
-		// A note taken before a Clear may name a node the emptied list
-		// has no room for yet.
-		if j := st.noted[i].Load(); int(j) < len(x.held) && x.held[j] {
-			l.promote(j)
+// drain makes the moves noted in st, in ticket order, and counts its
+// tickets. The list's lock must be held.
+func (l *list[K, V]) drain(st *stripe) {
+	var noted [stripeLen]int32
+	for s := st.state.Load(); s&ticketMask != 0; s = st.state.Load() {
+		n := min(s&ticketMask, stripeLen)
+		for i := range n {
+			noted[i] = st.notes[i].Load()
+		}
+		if st.state.CompareAndSwap(s, s&^ticketMask) {
+			l.hits.drained += s & ticketMask
+			l.apply(noted[:n])
+			return
 		}
 	}
 }
 
-// drainAll drains every stripe. The list's lock must be held.
-func (x *readIndex[K, V]) drainAll(l *list[K, V]) {
-	for i := range x.stripes {
-		x.drain(l, &x.stripes[i])
-	}
-}
-
-// hits returns the hits counted since the counters were last reset, drained
-// or not. The list's lock must be held.
-func (x *readIndex[K, V]) hits() uint64 {
-	n := x.counted
-	for i := range x.stripes {
-		n += x.stripes[i].taken.Load()
+// counted returns the hits counted since the counts were last reset,
+// drained or not. The list's lock must be held.
+func (h *stripes) counted() uint64 {
+	n := h.drained
+	for i := range h.s {
+		n += h.s[i].state.Load() & ticketMask
 	}
 	return n
 }
 
-// resetHits zeroes the hits counted. The list's lock must be held, and the
-// stripes drained.
-func (x *readIndex[K, V]) resetHits() {
-	x.counted = 0
-}
-
-// put makes v, in node i and fresh until at, the entry of k. The list's
-// lock must be held.
-func (x *readIndex[K, V]) put(k K, v V, i int32, at int64) {
-	t := x.table.Load()
-	c := x.chain(t, k)
-	rest, found := without(c.Load(), k)
-	e := &readEntry[K, V]{key: k, val: v, at: at, node: i, next: rest}
-	c.Store(e)
-	x.held[i] = true
-	if !found {
-		t.n++
-		if 2*t.n > len(t.chains) {
-			x.rehash(t)
-		}
+// reset drops the tickets of every stripe, uncounted and their moves
+// unmade, and starts a new generation, for Clear. The list's lock must be
+// held.
+func (h *stripes) reset() {
+	h.gen = (h.gen + 1) & (1<<(64-genShift) - 1)
+	for i := range h.s {
+		h.s[i].state.Store(h.gen << genShift)
 	}
-}
-
-// del removes the entry of k, held in node i. The list's lock must be held.
-func (x *readIndex[K, V]) del(k K, i int32) {
-	x.held[i] = false
-	t := x.table.Load()
-	c := x.chain(t, k)
-	if rest, found := without(c.Load(), k); found {
-		c.Store(rest)
-		t.n--
-	}
-}
-
-// without returns the chain from e without k's entry, copying the entries
-// before it, and whether there was one.
-func without[K comparable, V any](e *readEntry[K, V], k K) (*readEntry[K, V], bool) {
-	if e == nil {
-		return nil, false
-	}
-	if e.key == k {
-		return e.next, true
-	}
-	rest, found := without(e.next, k)
-	if !found {
-		return e, false
-	}
-	c := *e
-	c.next = rest
-	return &c, true
-}
-
-// rehash publishes a table with 4 times the chains, holding copies of t's
-// entries (t's own stay as they are for the readers still in it).
-func (x *readIndex[K, V]) rehash(t *readTable[K, V]) {
-	nt := &readTable[K, V]{chains: make([]atomic.Pointer[readEntry[K, V]], 4*len(t.chains)), n: t.n}
-	for i := range t.chains {
-		for e := t.chains[i].Load(); e != nil; e = e.next {
-			c := x.chain(nt, e.key)
-			ne := *e
-			ne.next = c.Load()
-			c.Store(&ne)
-		}
-	}
-	x.table.Store(nt)
+	h.drained = 0
 }

@@ -9,9 +9,10 @@ import (
 // shard is one independently locked part of a Cache: its entries, its
 // executions in progress and its counters.
 //
-// The lock protocol. mu guards every field but c, max and l.rx, which are set
-// when the shard is built and never change, and the parts of *l.rx that hits
-// read and write without the lock (reads.go states that protocol). mu is held
+// The lock protocol. mu guards every field but c and max, which are set when
+// the shard is built and never change, and the parts of l that hits read and
+// write without the lock: its index and its stripes (index.go and reads.go
+// state their protocols; list.read is the hit). mu is held
 // for bookkeeping only, never while user code runs (the function, the clock,
 // the observer), so every path that takes it releases it before calling out,
 // and a function may call its own memoized function for other keys. Events
@@ -21,9 +22,9 @@ import (
 // cache (CacheInfo, Clear) lock every shard, in order.
 //
 // Whenever mu is free:
-//   - l.items[k] is a ref: an entry of l (fresh, or expired but not yet
+//   - l.lookup(k) is a ref: an entry of l (fresh, or expired but not yet
 //     dropped), a mark of an execution in progress for k (markOf(f) for
-//     flights[f]), or absent. An execution refreshing a stale entry in the
+//     flights[f]), or none. An execution refreshing a stale entry in the
 //     background has no mark; refreshing[k] names it instead, while the
 //     entry is held and after it goes, so that later calls join it (see
 //     joinRefresh for when it may then be abandoned).
@@ -38,7 +39,9 @@ import (
 //     another caller joined it (its done channel was made) and may still
 //     read it.
 //   - st counts what happened since the last Clear, which bumps gen; an
-//     execution that began under another gen adds nothing to st.
+//     execution that began under another gen adds nothing to st. The hits
+//     made without the lock are counted in l's stripes instead, until a
+//     drain adds them up there too (CacheInfo adds both).
 type shard[K comparable, V any] struct {
 	mu         sync.Mutex
 	l          list[K, V]
@@ -61,6 +64,7 @@ func (s *shard[K, V]) init(c *Cache[K, V], max int) {
 	if p := c.params; p.TTL > 0 || p.Window > 0 || c.expireAfter != nil {
 		s.l.exp = &expiries{grace: int64(p.StaleWhileRevalidate)}
 	}
+	s.l.hits = newStripes()
 	s.l.init(max)
 	if c.params.CacheErrors > 0 {
 		s.errs = &list[K, error]{exp: &expiries{}}
@@ -79,45 +83,26 @@ func (s *shard[K, V]) get(ctx context.Context, ctxDone <-chan struct{}, k K, now
 }
 
 // find looks k up at now. If it finds a fresh value, it counts a hit and
-// returns it with hit set: without the lock if it can (ConcurrentReads).
-// Otherwise it returns with mu held, so that the miss is handled under the
-// same lock, and r is what l.items holds for k.
+// returns it with hit set, without the lock if it can. Otherwise it returns
+// with mu held, so that the miss is handled under the same lock, and r is
+// what l holds for k.
 func (s *shard[K, V]) find(k K, now int64) (v V, r ref, hit bool) {
-	if s.l.rx != nil {
-		if v, ok := s.read(k, now); ok {
-			return v, r, true
-		}
+	if v, ok := s.l.read(&s.mu, k, now); ok {
+		return v, r, true
 	}
 	s.mu.Lock()
-	r = s.l.items[k]
+	r = s.l.lookup(k)
 	if i, ok := r.entry(); ok && (s.l.exp == nil || now < s.l.exp.at[i]) {
 		s.l.touch(i)
 		s.st.hits++
-		v = s.l.nodes[i].val
+		v = s.l.value(i)
 		s.mu.Unlock()
 		return v, r, true
 	}
 	return v, r, false
 }
 
-// read answers a call for k at now from the index that hits read without
-// the lock (ConcurrentReads), if it finds a fresh value there, and reports
-// whether it did. The hit that fills its stripe applies the stripe's noted
-// moves if the lock is free.
-func (s *shard[K, V]) read(k K, now int64) (v V, ok bool) {
-	x := s.l.rx
-	e := x.get(k)
-	if e == nil || now >= e.at {
-		return v, false
-	}
-	if st := x.hit(e); st != nil && s.mu.TryLock() {
-		x.drain(&s.l, st)
-		s.mu.Unlock()
-	}
-	return e.val, true
-}
-
-// miss is a call's slow path, entered with mu held: r is what l.items holds
+// miss is a call's slow path, entered with mu held: r is what l holds
 // for k, a mark, nothing, or (where entries expire) an entry that is no
 // longer fresh. The call gets a stale value or a cached error, or joins the
 // execution in progress for k, or starts one.
@@ -163,7 +148,7 @@ func (s *shard[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, r 
 	return s.execute(ctx, ctxDone, k, fn, true)
 }
 
-// inFlight returns the execution in progress for k, given r, what l.items
+// inFlight returns the execution in progress for k, given r, what l
 // holds for k: its mark's, or a refresh whose stale entry has gone.
 func (s *shard[K, V]) inFlight(k K, r ref) (int32, bool) {
 	if f, ok := r.flight(); ok {
@@ -242,7 +227,7 @@ func (s *shard[K, V]) storeValue(k K, v V, now, at int64, w int, marked bool) {
 // marked, and returns the entry evicted to make room, if one was. It drops
 // expired entries first (passing each to expired, if not nil), so that none
 // of them outlives a live entry evicted for room.
-func store[K comparable, V, T any](s *shard[K, V], l *list[K, T], k K, v T, now, at int64, marked bool, expired func(K, T)) (old node[K, T], evicted bool) {
+func store[K comparable, V, T any](s *shard[K, V], l *list[K, T], k K, v T, now, at int64, marked bool, expired func(K, T)) (old *entry[K, T], evicted bool) {
 	if l.exp != nil {
 		s.st.expirations += uint64(l.purge(now, expired))
 	}
@@ -261,11 +246,11 @@ func store[K comparable, V, T any](s *shard[K, V], l *list[K, T], k K, v T, now,
 func (s *shard[K, V]) peek(k K, now int64) (v V, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i, held := s.l.items[k].entry()
+	i, held := s.l.lookup(k).entry()
 	if !held || (s.l.exp != nil && !s.l.exp.servable(s.l.exp.at[i], now)) {
 		return v, false
 	}
-	return s.l.nodes[i].val, true
+	return s.l.value(i), true
 }
 
 // put is Cache.Put for a key of this shard: v, of weight w, stored at now,
@@ -275,9 +260,9 @@ func (s *shard[K, V]) put(k K, v V, now, at int64, w int) {
 	s.mu.Lock()
 	defer s.unlock()
 	s.releaseRefresh(k)
-	r := s.l.items[k]
+	r := s.l.lookup(k)
 	if i, held := r.entry(); held {
-		s.note(Replaced, k, s.l.nodes[i].val)
+		s.note(Replaced, k, s.l.value(i))
 	} else if f, running := r.flight(); running {
 		s.release(k, s.flights[f])
 	}
@@ -293,7 +278,7 @@ func (s *shard[K, V]) forget(k K, now int64) bool {
 	defer s.unlock()
 	s.releaseRefresh(k)
 	ok := false
-	r := s.l.items[k]
+	r := s.l.lookup(k)
 	if i, held := r.entry(); held {
 		ok = s.l.exp == nil || s.l.exp.servable(s.l.exp.at[i], now)
 		v := s.l.removeAt(i)
@@ -307,7 +292,7 @@ func (s *shard[K, V]) forget(k K, now int64) bool {
 		s.release(k, s.flights[f])
 	}
 	if s.errs != nil {
-		if j, held := s.errs.items[k].entry(); held {
+		if j, held := s.errs.lookup(k).entry(); held {
 			if now < s.errs.exp.at[j] {
 				ok = true
 			} else {
@@ -328,6 +313,9 @@ func (s *shard[K, V]) reset(counters bool) {
 			s.note(Cleared, k, v)
 		}
 	}
+	if !counters {
+		s.l.flush() // so that the sizer and the policy count the hits noted
+	}
 	s.l.init(s.max)
 	if s.errs != nil {
 		s.errs.init(s.max)
@@ -336,6 +324,9 @@ func (s *shard[K, V]) reset(counters bool) {
 	s.flights, s.idle = s.flights[:0], s.idle[:0]
 	s.refreshing = nil
 	if counters {
+		// After the new index: a hit that found an entry in the old one
+		// and counts after this is looked up again (see stripes).
+		s.l.hits.reset()
 		s.st = stats{}
 		s.gen++
 		if s.l.sz != nil {
@@ -343,9 +334,6 @@ func (s *shard[K, V]) reset(counters bool) {
 		}
 		if s.l.pol != nil {
 			s.l.pol.reset()
-		}
-		if s.l.rx != nil {
-			s.l.rx.resetHits()
 		}
 	}
 }

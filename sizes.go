@@ -217,20 +217,21 @@ func (z *sizer[K, V]) pushed(l *list[K, V], i int32) {
 	}
 }
 
-// flush is list.flush for a list with a sizer: it counts each hit by the
-// segment of its node, then makes the move.
-func (z *sizer[K, V]) flush(l *list[K, V]) {
+// flush is list.apply for a list with a sizer: it counts each hit on the
+// nodes noted by the segment of its node, then makes the move.
+func (z *sizer[K, V]) flush(l *list[K, V], noted []int32) {
 	seg := z.seg
-	deeper := 0 // hits past the first segment, counted in z.hits as they come
-	for _, i := range l.recent[:l.used] {
-		if sg := seg[i]; sg != 0 {
-			z.hits[sg]++
-			deeper++
+	for _, i := range noted {
+		if int(i) >= len(l.nodes) || l.nodes[i].e == nil {
+			continue
+		}
+		sg := seg[i]
+		z.hits[sg]++
+		if sg != 0 {
 			z.front(l, i)
 		}
 		l.promote(i)
 	}
-	z.hits[0] += uint64(int(l.used) - deeper)
 }
 
 // front notes that node i, past the first segment, is about to move to the

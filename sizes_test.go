@@ -32,7 +32,7 @@ func checkSizer(t *testing.T, l *list[int, int], z *sizer[int, int]) {
 	for j, b := range z.bounds {
 		want := int32(0)
 		if int32(len(order)) > b {
-			want = int32(l.items[order[b]])
+			want = int32(l.lookup(order[b]))
 		}
 		require.Equal(t, want, z.first[j], "node past boundary %d", j)
 	}
@@ -66,7 +66,7 @@ func TestSizerFollowsTheOrder(t *testing.T) {
 				k := rng.IntN(60)
 				switch op := rng.IntN(10); {
 				case op < 5: // a call: a hit, or a miss that stores
-					if r, ok := l.items[k]; ok {
+					if r := l.lookup(k); r != 0 {
 						i, _ := r.entry()
 						want[segmentOf(slices.Index(model, k))]++
 						l.touch(i)
@@ -79,7 +79,7 @@ func TestSizerFollowsTheOrder(t *testing.T) {
 						}
 					}
 				case op < 7: // Put over an entry: moves it, counts nothing
-					if _, ok := l.items[k]; ok {
+					if l.lookup(k) != 0 {
 						l.add(k, -k, 0)
 						moveFront(k)
 					}

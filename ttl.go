@@ -107,7 +107,7 @@ func (e *expiries) servable(at, now int64) bool { return now < addSat(at, e.grac
 func (l *list[K, V]) purge(now int64, gone func(K, V)) (n int) {
 	for e := l.exp; len(e.heap) > 0 && !e.servable(e.at[e.heap[0]], now); n++ {
 		i := e.heap[0]
-		k := l.nodes[i].key
+		k := l.nodes[i].e.key
 		v := l.removeAt(i)
 		if gone != nil {
 			gone(k, v)
@@ -184,13 +184,13 @@ func (c *Cache[K, V]) now() int64 {
 // expired answers, with s.mu held, a call whose key has a stale value or a
 // cached error; it then releases the lock and reports true. Otherwise it
 // drops what has expired for k and leaves the call to join or start an
-// execution; r is what s.l.items holds for k, and it returns what it holds
+// execution; r is what s.l holds for k, and it returns what it holds
 // after.
 func (s *shard[K, V]) expired(ctx context.Context, k K, r ref, now int64, fn func(context.Context, K) (V, error)) (v V, after ref, answered bool, err error) {
 	if i, ok := r.entry(); ok { // present but not fresh
 		e := s.l.exp
 		if e.servable(e.at[i], now) {
-			v = s.l.nodes[i].val
+			v = s.l.value(i)
 			s.l.touch(i)
 			s.st.hits++
 			var cl *call[V]
@@ -217,11 +217,11 @@ func (s *shard[K, V]) expired(ctx context.Context, k K, r ref, now int64, fn fun
 		r = 0
 	}
 	if s.errs != nil {
-		if j, ok := s.errs.items[k].entry(); ok {
+		if j, ok := s.errs.lookup(k).entry(); ok {
 			if now < s.errs.exp.at[j] {
 				s.errs.touch(j)
 				s.st.hits++
-				err = s.errs.nodes[j].val
+				err = s.errs.value(j)
 				s.unlock()
 				return v, r, true, err
 			}
@@ -272,8 +272,8 @@ func (s *shard[K, V]) settleRefresh(k K, cl *call[V], failed bool, now, wall int
 	if !s.keeps(cl) {
 		return // the stale value stays until its grace ends
 	}
-	if i, held := s.l.items[k].entry(); held {
-		s.note(Replaced, k, s.l.nodes[i].val)
+	if i, held := s.l.lookup(k).entry(); held {
+		s.note(Replaced, k, s.l.value(i))
 	}
 	s.storeResult(k, cl, now, wall, false)
 }

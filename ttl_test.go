@@ -486,7 +486,7 @@ func requireHeap[K comparable, V any](t *testing.T, l *list[K, V], where string)
 	require.Len(t, e.heap, l.len(), where)
 	for s, i := range e.heap {
 		require.Equal(t, int32(s), e.slot[i], where)
-		require.Equal(t, ref(i), l.items[l.nodes[i].key], "%s: a held entry", where)
+		require.Equal(t, ref(i), l.lookup(l.nodes[i].e.key), "%s: a held entry", where)
 		if s > 0 {
 			require.LessOrEqual(t, e.at[e.heap[(s-1)/2]], e.at[i], "%s: heap order", where)
 		}

@@ -74,7 +74,7 @@ func (s *shard[K, V]) fits(x int) bool { return s.l.wt == nil || x <= s.l.wt.max
 // a cache bounded by weight.
 func (s *shard[K, V]) weighed(k K, x int) {
 	w := s.l.wt
-	i, _ := s.l.items[k].entry()
+	i, _ := s.l.lookup(k).entry()
 	w.set(i, x)
 	for w.total > w.max {
 		old, _ := s.l.removeOldest()
