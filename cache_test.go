@@ -652,7 +652,10 @@ func TestContextPanicInGoroutine(t *testing.T) {
 	assert.Equal(t, 1, c.CacheInfo().Errors)
 }
 
-func TestMissAllocatesNothing(t *testing.T) {
+// TestMissAllocatesOnce: a miss that stores its result allocates one object,
+// the entry that hits read without the lock; nothing else, also when it
+// evicts.
+func TestMissAllocatesOnce(t *testing.T) {
 	f, c := Memoize(func(n int) int { return n }, MaxSize(128))
 	fe, _ := MemoizeErr(func(n int) (int, error) { return n, nil }, MaxSize(128))
 	for i := range 256 {
@@ -661,14 +664,14 @@ func TestMissAllocatesNothing(t *testing.T) {
 	}
 	k := 0
 	// Keys cycle through twice the cache: every call misses and evicts.
-	assert.Zero(t, testing.AllocsPerRun(1000, func() { f(k % 256); fe(k % 256); k++ }))
+	assert.Equal(t, 2.0, testing.AllocsPerRun(1000, func() { f(k % 256); fe(k % 256); k++ }))
 	assert.Zero(t, c.CacheInfo().Hits)
 
-	// A MemoizeCtx miss allocates once: the context its function runs in,
-	// which carries the execution (see ErrCycle).
+	// A MemoizeCtx miss allocates once more: the context its function runs
+	// in, which carries the execution (see ErrCycle).
 	fc, _ := MemoizeCtx(func(_ context.Context, n int) (int, error) { return n, nil }, MaxSize(128))
 	ctx := context.Background()
-	assert.Equal(t, 1.0, testing.AllocsPerRun(1000, func() { fc(ctx, 1000+k%256); k++ }))
+	assert.Equal(t, 2.0, testing.AllocsPerRun(1000, func() { fc(ctx, 1000+k%256); k++ }))
 
 	// Calls that cannot use the cache run fn the same way.
 	off, _ := Memoize(func(n int) int { return n }, MaxSize(0))

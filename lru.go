@@ -39,12 +39,12 @@ type list[K comparable, V any] struct {
 	idx   index[K, V]
 	nodes []node[K, V]
 	free  int32
-	max   int           // most entries held; 0 means no bound
-	marks int           // how many entries of idx are marks
-	exp   *expiries     // when entries expire, if they do (ttl.go)
-	hits  *stripes      // the hits read noted, if the list is read without its lock (reads.go)
-	wt    *weights      // the entries' weights, if bounded by weight (weight.go)
-	sz    *sizer[K, V]  // follows the order for EstimateSizes (sizes.go)
+	max   int            // most entries held; 0 means no bound
+	marks int            // how many entries of idx are marks
+	exp   *expiries      // when entries expire, if they do (ttl.go)
+	hits  *stripes       // the hits read noted, if the list is read without its lock (reads.go)
+	wt    *weights       // the entries' weights, if bounded by weight (weight.go)
+	sz    *sizer[K, V]   // follows the order for EstimateSizes (sizes.go)
 	pol   *tinyLFU[K, V] // chooses the evictions under WTinyLFU (policy.go); nil for LRU
 }
 
@@ -208,10 +208,13 @@ func (l *list[K, V]) linkFront(s, i int32) {
 }
 
 // add stores v under k as the most recently used entry, expiring at at if
-// the list has expiries, in place of any value or mark k had. When the list
+// the list has expiries (else never), in place of any value or mark k had. When the list
 // is full, the least recently used entry makes room and is returned. k must
 // be equal to itself (see selfEqual).
 func (l *list[K, V]) add(k K, v V, at int64) (old *entry[K, V], evicted bool) {
+	if l.exp == nil {
+		at = math.MaxInt64
+	}
 	e := l.idx.get(k)
 	if e == nil {
 		return l.insert(&entry[K, V]{key: k, val: v, at: at}, true)

@@ -45,16 +45,18 @@ func procUnpin()
 //     other goroutine hitting the list at once, that keeps the order exactly
 //     LRU's. Under concurrency, the moves of different processors are made
 //     one stripe at a time, not in the order they happened.
-//   - Clear sets every stripe's generation anew. A hit loads its stripe's
-//     state before it looks its key up, and its swap fails if a Clear came
-//     between: it then looks up again, so that a hit is counted in the
-//     generation it found its entry in, and no hit made before a Clear is
-//     counted after it.
+//   - Clear starts a new generation: it publishes the emptied index, then
+//     the generation in gen, then in every stripe's state. A hit loads gen
+//     before it looks its key up, and takes its ticket only in a stripe of
+//     that generation (its swap fails if the stripe was reset meanwhile);
+//     otherwise it looks up again. So a hit is counted in the generation it
+//     found its entry in, and no hit made before a Clear is counted after
+//     it.
 type stripes struct {
 	s       []stripe
-	mask    int    // len(s) - 1
-	drained uint64 // the tickets drained since the counts were last reset
-	gen     uint64 // the generation of every stripe, in state's top bits
+	mask    int           // len(s) - 1
+	drained uint64        // the tickets drained since the counts were last reset
+	gen     atomic.Uint64 // the generation, as in the states' top bits
 }
 
 // A stripe holds the hits of one processor: a state, then the nodes of the
@@ -83,47 +85,60 @@ func newStripes() *stripes {
 // it finds a fresh value: it notes the hit for the lock holder and returns
 // the value. Otherwise it reports false, and the caller looks again with mu
 // held.
+//
+// While pinned, it calls nothing: a preemption request that meets a pinned
+// goroutine at a call is dropped until the next signal, which would leave
+// the garbage collector waiting.
 func (l *list[K, V]) read(mu *sync.Mutex, k K, now int64) (v V, ok bool) {
 	h := l.hits
 	checked := false
 	for {
-		st := &h.s[procPin()&h.mask]
-		s := st.state.Load()
+		g := h.gen.Load()
 		e := l.idx.get(k)
-		var i int32
-		if e != nil {
-			i = e.ref.Load()
-		}
-		if i <= 0 || now >= e.at {
-			procUnpin()
+		if e == nil {
 			return v, false
 		}
-		if s&ticketMask == 0 && !checked && h.pending() {
-			procUnpin()
-			checked = true
-			if mu.TryLock() {
-				l.flush()
-				mu.Unlock()
-			}
+		if i := e.ref.Load(); i <= 0 || now >= e.at {
+			return v, false
+		}
+		st := &h.s[procPin()&h.mask]
+		s := st.state.Load()
+		t := s & ticketMask
+		if s>>genShift != g {
+			procUnpin() // cleared since the lookup, or being cleared
 			continue
 		}
-		t, counted := s&ticketMask, false
+		if t == 0 && !checked {
+			checked = true
+			pending := false
+			for j := range h.s {
+				pending = pending || h.s[j].state.Load()&ticketMask != 0
+			}
+			if pending {
+				procUnpin()
+				if mu.TryLock() {
+					l.flush()
+					mu.Unlock()
+				}
+				continue
+			}
+		}
+		i := e.ref.Load()
 		for {
 			if t < stripeLen {
 				st.notes[t].Store(i)
 			}
-			if counted = st.state.CompareAndSwap(s, s+1); counted {
+			if ok = st.state.CompareAndSwap(s, s+1); ok {
 				break
 			}
-			n := st.state.Load()
-			if n>>genShift != s>>genShift {
-				break // cleared since the lookup: look again
+			if s = st.state.Load(); s>>genShift != g {
+				break
 			}
-			s, t = n, n&ticketMask
+			t = s & ticketMask
 		}
 		procUnpin()
-		if !counted {
-			continue
+		if !ok {
+			continue // cleared since the lookup: look again
 		}
 		if t%stripeLen == stripeLen-1 && mu.TryLock() {
 			l.flush()
@@ -131,16 +146,6 @@ func (l *list[K, V]) read(mu *sync.Mutex, k K, now int64) (v V, ok bool) {
 		}
 		return e.val, true
 	}
-}
-
-// pending reports whether a stripe holds tickets.
-func (h *stripes) pending() bool {
-	for i := range h.s {
-		if h.s[i].state.Load()&ticketMask != 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // drain makes the moves noted in st, in ticket order, and counts its
@@ -174,9 +179,10 @@ func (h *stripes) counted() uint64 {
 // unmade, and starts a new generation, for Clear. The list's lock must be
 // held.
 func (h *stripes) reset() {
-	h.gen = (h.gen + 1) & (1<<(64-genShift) - 1)
+	g := (h.gen.Load() + 1) & (1<<(64-genShift) - 1)
+	h.gen.Store(g)
 	for i := range h.s {
-		h.s[i].state.Store(h.gen << genShift)
+		h.s[i].state.Store(g << genShift)
 	}
 	h.drained = 0
 }
