@@ -197,7 +197,6 @@ func (c *Cache[K, V]) pick(k K) *shard[K, V] {
 // sharded cache. Integer keys are mixed by one multiplication, cheaper than
 // maphash; other keys use maphash.
 func shardHash[K comparable]() func(K) uint64 {
-	const golden = 0x9E3779B97F4A7C15 // 2^64 divided by the golden ratio: spreads consecutive keys
 	t := reflect.TypeFor[K]()
 	switch t.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
@@ -215,6 +214,20 @@ func shardHash[K comparable]() func(K) uint64 {
 	}
 	seed := maphash.MakeSeed()
 	return func(k K) uint64 { return maphash.Comparable(seed, k) }
+}
+
+// golden is 2^64 divided by the golden ratio: multiplying by it spreads
+// consecutive keys.
+const golden = 0x9E3779B97F4A7C15
+
+// wordKey reports whether K is an 8-byte integer, whose shardHash is one
+// multiplication by golden.
+func wordKey[K comparable]() bool {
+	switch t := reflect.TypeFor[K](); t.Kind() {
+	case reflect.Int, reflect.Int64, reflect.Uint, reflect.Uint64, reflect.Uintptr:
+		return t.Size() == 8
+	}
+	return false
 }
 
 // mixHash returns a hash of keys whose every bit depends on every bit of the

@@ -125,7 +125,7 @@ func (s *shard[K, V]) execute(ctx context.Context, ctxDone <-chan struct{}, k K,
 }
 
 // spare returns a call for an execution run by its caller, with s.mu held,
-// reusing one if it can, so that misses in the steady state allocate nothing.
+// reusing one if it can, so that a miss allocates no call record.
 func (s *shard[K, V]) spare() *call[V] {
 	var cl *call[V]
 	if n := len(s.spares); n > 0 {

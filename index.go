@@ -3,6 +3,7 @@ package memo
 import (
 	"math/bits"
 	"sync/atomic"
+	"unsafe"
 )
 
 // entry is one key of a list: its value, in node ref of the list, or a mark
@@ -43,7 +44,8 @@ type entry[K comparable, V any] struct {
 type index[K comparable, V any] struct {
 	tab  atomic.Pointer[table[K, V]]
 	hash func(K) uint64
-	n    int // entries held, marks included
+	word bool // K is an 8-byte integer, which of hashes itself inline
+	n    int  // entries held, marks included
 }
 
 // table is one array of an index's slots.
@@ -69,9 +71,20 @@ func (t *table[K, V]) home(h uint64) uint64 { return (h * 0xD6E8FEB86659FD93) >>
 func (x *index[K, V]) init() {
 	if x.hash == nil {
 		x.hash = shardHash[K]()
+		x.word = wordKey[K]()
 	}
 	x.tab.Store(newTable[K, V](minSlots))
 	x.n = 0
+}
+
+// of returns the hash of k: shardHash's, computed inline for 8-byte
+// integers, whose hash is one multiplication, so that a hit on such a key
+// makes no call to hash it.
+func (x *index[K, V]) of(k K) uint64 {
+	if x.word {
+		return *(*uint64)(unsafe.Pointer(&k)) * golden
+	}
+	return x.hash(k)
 }
 
 // get returns k's entry, or nil. It takes no lock; see index for what a
@@ -79,7 +92,7 @@ func (x *index[K, V]) init() {
 func (x *index[K, V]) get(k K) *entry[K, V] {
 	t := x.tab.Load()
 	mask := uint64(len(t.slots) - 1)
-	for i := t.home(x.hash(k)); ; i = (i + 1) & mask {
+	for i := t.home(x.of(k)); ; i = (i + 1) & mask {
 		e := t.slots[i].Load()
 		if e == nil || e.key == k {
 			return e
@@ -92,7 +105,7 @@ func (x *index[K, V]) get(k K) *entry[K, V] {
 func (x *index[K, V]) slot(e *entry[K, V]) (*table[K, V], uint64) {
 	t := x.tab.Load()
 	mask := uint64(len(t.slots) - 1)
-	i := t.home(x.hash(e.key))
+	i := t.home(x.of(e.key))
 	for t.slots[i].Load() != e {
 		i = (i + 1) & mask
 	}
@@ -105,7 +118,7 @@ func (x *index[K, V]) add(e *entry[K, V]) {
 	if 2*(x.n+1) > len(t.slots) {
 		t = x.grow(t)
 	}
-	put(t, x.hash(e.key), e)
+	put(t, x.of(e.key), e)
 	x.n++
 }
 
@@ -140,7 +153,7 @@ func (x *index[K, V]) del(e *entry[K, V]) {
 		if f == nil {
 			break
 		}
-		if home := t.home(x.hash(f.key)); (i-home)&mask >= (i-hole)&mask {
+		if home := t.home(x.of(f.key)); (i-home)&mask >= (i-hole)&mask {
 			t.slots[hole].Store(f)
 			hole = i
 		}
@@ -155,7 +168,7 @@ func (x *index[K, V]) grow(t *table[K, V]) *table[K, V] {
 	nt := newTable[K, V](2 * len(t.slots))
 	for i := range t.slots {
 		if e := t.slots[i].Load(); e != nil {
-			put(nt, x.hash(e.key), e)
+			put(nt, x.of(e.key), e)
 		}
 	}
 	x.tab.Store(nt)

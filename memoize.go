@@ -115,6 +115,16 @@ func share(total, n, i int) int {
 // ErrCycle that names the calls; to find such cycles while testing, memoize
 // with MemoizeCtx and pass the context down.
 //
+// A hit on a fresh value takes no lock: goroutines reading the cache on
+// many cores do not wait for one another. It notes its use in a buffer of
+// the processor it runs on, and whoever takes the lock next (a miss, Put,
+// Forget, Clear) makes the moves noted, in order, before anything reads or
+// changes the recency order. Calls made one after another, from one
+// goroutine or several, see exactly LRU's order. Under concurrency the
+// buffers of different processors are applied one after another, not in
+// the order their hits came, and the moves of hits that come while a full
+// buffer waits for the lock are dropped; the hits are counted all the same.
+//
 // If fn panics, nothing is cached, and every caller waiting on that execution
 // panics with a *PanicError holding the original value and stack. A panic
 // that no caller is left to receive (in a StaleWhileRevalidate refresh, or

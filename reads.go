@@ -98,7 +98,8 @@ func (l *list[K, V]) read(mu *sync.Mutex, k K, now int64) (v V, ok bool) {
 		if e == nil {
 			return v, false
 		}
-		if i := e.ref.Load(); i <= 0 || now >= e.at {
+		i := e.ref.Load()
+		if i <= 0 || now >= e.at {
 			return v, false
 		}
 		st := &h.s[procPin()&h.mask]
@@ -123,7 +124,6 @@ func (l *list[K, V]) read(mu *sync.Mutex, k K, now int64) (v V, ok bool) {
 				continue
 			}
 		}
-		i := e.ref.Load()
 		for {
 			if t < stripeLen {
 				st.notes[t].Store(i)

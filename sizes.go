@@ -32,7 +32,10 @@ import (
 // The estimates are for one LRU of each size replaying the calls that used
 // or stored an entry: calls that stored nothing (errors, SingleFlight) and
 // expiry are not modelled, a Put counts as a call, and a sharded cache is
-// modelled as shards of each size. A negative budget is invalid, and
+// modelled as shards of each size. Hits made by many goroutines at once reach the
+// estimate as they reach the recency order (see Memoize's note on
+// concurrency): a hit that comes while its processor's full buffer waits
+// for the lock is counted in CacheInfo but not modelled. A negative budget is invalid, and
 // EstimateSizes cannot be combined with MaxWeight, whose bound is not a
 // number of entries.
 func EstimateSizes(budget int) Option {

@@ -7,8 +7,8 @@
 //	memo-LRU      memo.NewLRU: the mutex-guarded LRU core (Get, then Add on a miss)
 //	memo-Memoize  memo.Memoize: the memoized function, counters and single-flight included
 //	memo-Memoize-Shards16  the same with memo.Shards(16), in the hit workloads
-//	memo-ConcurrentReads   memo.Memoize with memo.ConcurrentReads(): hits read without the lock
-//	memo-WTinyLFU memo.Memoize with memo.WTinyLFU(), in BenchmarkBytesPerEntry and cmd/hitratio
+//	memo-WTinyLFU memo.Memoize with memo.WTinyLFU(), in the hit workloads, BenchmarkBytesPerEntry and cmd/hitratio
+//	memo-EstimateSizes     memo.Memoize with memo.EstimateSizes(0), in the hit workloads
 //	golang-lru    hashicorp/golang-lru/v2 lru.New (Get, then Add on a miss)
 //	otter         maypok86/otter/v2: GetIfPresent for hits, the loader Get for get-or-compute
 //	ristretto     dgraph-io/ristretto/v2 (Get, then Set on a miss); TinyLFU admission, not LRU
@@ -39,6 +39,7 @@ import (
 // -count repetition; they are never timed.
 var (
 	hitTrace          = sync.OnceValue(trace.Hit)
+	hitLargeTrace     = sync.OnceValue(trace.HitLarge)
 	getOrComputeTrace = sync.OnceValue(trace.GetOrCompute)
 	sizedTraces       sync.Map // size -> func() []int
 )
@@ -133,8 +134,15 @@ var hitContenders = []hitContender{
 		}
 		return func(k int) (int, bool) { return f(k), true }, func() {}
 	}},
-	{"memo-ConcurrentReads", func(space int) (func(int) (int, bool), func()) {
-		f, _ := memo.Memoize(compute, memo.MaxSize(space), memo.ConcurrentReads())
+	{"memo-WTinyLFU", func(space int) (func(int) (int, bool), func()) {
+		f, _ := memo.Memoize(compute, memo.MaxSize(space), memo.WTinyLFU())
+		for k := range space {
+			f(k)
+		}
+		return func(k int) (int, bool) { return f(k), true }, func() {}
+	}},
+	{"memo-EstimateSizes", func(space int) (func(int) (int, bool), func()) {
+		f, _ := memo.Memoize(compute, memo.MaxSize(space), memo.EstimateSizes(0))
 		for k := range space {
 			f(k)
 		}
@@ -197,20 +205,26 @@ func checkHits(b *testing.B, get func(int) (int, bool), space int) {
 	}
 }
 
-// BenchmarkHit: a pre-filled cache holding the whole key space, read by one
-// goroutine along a Zipf trace. Every lookup is a hit.
+// BenchmarkHit: a pre-filled cache holding the whole key space (1024 keys),
+// read by one goroutine along a Zipf trace. Every lookup is a hit.
 //
 // The sub-benchmarks call each cache through a func value, the same indirect
 // call for every contender, so the comparison is even; memo's own
 // micro-benchmarks in the root package call it directly.
-func BenchmarkHit(b *testing.B) {
-	keys := hitTrace()
+func BenchmarkHit(b *testing.B) { hit(b, hitTrace(), trace.HitSpace) }
+
+// BenchmarkHitLarge is BenchmarkHit over 64K keys, whose entries do not all
+// fit in a core's caches.
+func BenchmarkHitLarge(b *testing.B) { hit(b, hitLargeTrace(), trace.HitLargeSpace) }
+
+// hit runs the hit workload on keys, a trace over [0, space).
+func hit(b *testing.B, keys []int, space int) {
 	mask := len(keys) - 1 // trace.HitLen is a power of two
 	for _, ct := range hitContenders {
 		b.Run(ct.name, func(b *testing.B) {
-			get, cleanup := ct.build(trace.HitSpace)
+			get, cleanup := ct.build(space)
 			defer cleanup()
-			checkHits(b, get, trace.HitSpace)
+			checkHits(b, get, space)
 			b.ReportAllocs()
 			sum := 0
 			for i := 0; b.Loop(); i++ {
@@ -226,23 +240,32 @@ func BenchmarkHit(b *testing.B) {
 // reads the same cache, each starting at its own offset of the shared trace.
 // The bare map is read without a lock, which is safe because nothing writes
 // it while the goroutines run.
-func BenchmarkHitParallel(b *testing.B) { hitParallel(b, 1) }
+func BenchmarkHitParallel(b *testing.B) { hitParallel(b, hitTrace(), trace.HitSpace, 1) }
 
 // BenchmarkHitParallelMany is BenchmarkHitParallel with 8 goroutines per
 // core, as a server running many requests at once has: goroutines holding a
 // lock are then descheduled while others wait for it.
-func BenchmarkHitParallelMany(b *testing.B) { hitParallel(b, 8) }
+func BenchmarkHitParallelMany(b *testing.B) { hitParallel(b, hitTrace(), trace.HitSpace, 8) }
 
-// hitParallel runs the parallel hit workload with parallelism goroutines per
-// core (b.SetParallelism).
-func hitParallel(b *testing.B, parallelism int) {
-	keys := hitTrace()
+// BenchmarkHitParallelLarge is BenchmarkHitParallel over 64K keys.
+func BenchmarkHitParallelLarge(b *testing.B) {
+	hitParallel(b, hitLargeTrace(), trace.HitLargeSpace, 1)
+}
+
+// BenchmarkHitParallelManyLarge is BenchmarkHitParallelMany over 64K keys.
+func BenchmarkHitParallelManyLarge(b *testing.B) {
+	hitParallel(b, hitLargeTrace(), trace.HitLargeSpace, 8)
+}
+
+// hitParallel runs the parallel hit workload on keys, a trace over
+// [0, space), with parallelism goroutines per core (b.SetParallelism).
+func hitParallel(b *testing.B, keys []int, space, parallelism int) {
 	mask := len(keys) - 1
 	for _, ct := range hitContenders {
 		b.Run(ct.name, func(b *testing.B) {
-			get, cleanup := ct.build(trace.HitSpace)
+			get, cleanup := ct.build(space)
 			defer cleanup()
-			checkHits(b, get, trace.HitSpace)
+			checkHits(b, get, space)
 			var goroutines atomic.Int64
 			b.ReportAllocs()
 			b.SetParallelism(parallelism)
@@ -306,14 +329,6 @@ var gocContenders = []gocContender{
 	}},
 	{"memo-Memoize", func(size int) getOrComputer {
 		f, c := memo.Memoize(compute, memo.MaxSize(size))
-		return getOrComputer{
-			get:     f,
-			misses:  func() uint64 { return uint64(c.CacheInfo().Misses) },
-			cleanup: func() {},
-		}
-	}},
-	{"memo-ConcurrentReads", func(size int) getOrComputer {
-		f, c := memo.Memoize(compute, memo.MaxSize(size), memo.ConcurrentReads())
 		return getOrComputer{
 			get:     f,
 			misses:  func() uint64 { return uint64(c.CacheInfo().Misses) },
@@ -502,13 +517,6 @@ var fillers = []filler{
 	}},
 	{"memo-Memoize", func() (any, func()) {
 		f, c := memo.Memoize(compute, memo.MaxSize(bytesEntries))
-		for k := range bytesEntries {
-			f(k)
-		}
-		return c, func() {}
-	}},
-	{"memo-ConcurrentReads", func() (any, func()) {
-		f, c := memo.Memoize(compute, memo.MaxSize(bytesEntries), memo.ConcurrentReads())
 		for k := range bytesEntries {
 			f(k)
 		}

@@ -29,7 +29,10 @@ const (
 	// HitSpace is the key space of the hit workloads; every cache holds
 	// all of it, so every lookup is a hit.
 	HitSpace = 1024
-	// HitLen is the length of the hit trace.
+	// HitLargeSpace is the key space of the large hit workloads, whose
+	// entries do not all fit in a core's caches.
+	HitLargeSpace = 1 << 16
+	// HitLen is the length of the hit traces.
 	HitLen = 1 << 20
 
 	// GetOrComputeSize is the cache size of the get-or-compute workload.
@@ -55,6 +58,10 @@ func Zipf(n int, space uint64, seed uint64) []int {
 
 // Hit returns the trace of the hit workloads: HitLen keys in [0, HitSpace).
 func Hit() []int { return Zipf(HitLen, HitSpace, Seed) }
+
+// HitLarge returns the trace of the large hit workloads: HitLen keys in
+// [0, HitLargeSpace).
+func HitLarge() []int { return Zipf(HitLen, HitLargeSpace, Seed) }
 
 // GetOrCompute returns the trace of the get-or-compute workload:
 // GetOrComputeLen keys over SpaceFactor times GetOrComputeSize keys.
