@@ -26,8 +26,18 @@ TARGETS = [
     ("get-or-compute: Memoize / otter", "GetOrCompute/memo-Memoize", "GetOrCompute/otter", 1.0, "max"),
     ("parallel hits, throughput: Shards(16) / golang-lru",
      "HitParallel/golang-lru", "HitParallel/memo-Memoize-Shards16", 3.0, "min"),
-    ("parallel hit: ConcurrentReads / otter", "HitParallel/memo-ConcurrentReads", "HitParallel/otter", 1.10, "max"),
-    ("hit: ConcurrentReads / Memoize", "Hit/memo-ConcurrentReads", "Hit/memo-Memoize", 1.03, "max"),
+    ("parallel hit: Memoize / otter", "HitParallel/memo-Memoize", "HitParallel/otter", 1.0, "max"),
+    ("parallel hit, 8 per core: Memoize / otter", "HitParallelMany/memo-Memoize", "HitParallelMany/otter", 0.8, "max"),
+    ("parallel hit, 64K keys: Memoize / otter", "HitParallelLarge/memo-Memoize", "HitParallelLarge/otter", 1.0, "max"),
+    ("parallel hit, 64K, 8 per core: Memoize / otter",
+     "HitParallelManyLarge/memo-Memoize", "HitParallelManyLarge/otter", 0.8, "max"),
+    ("hit: WTinyLFU / Memoize", "Hit/memo-WTinyLFU", "Hit/memo-Memoize", 1.25, "max"),
+    ("hit: EstimateSizes / Memoize", "Hit/memo-EstimateSizes", "Hit/memo-Memoize", 1.25, "max"),
+    ("hit, 64K keys: WTinyLFU / Memoize", "HitLarge/memo-WTinyLFU", "HitLarge/memo-Memoize", 1.25, "max"),
+    ("hit, 64K keys: EstimateSizes / Memoize", "HitLarge/memo-EstimateSizes", "HitLarge/memo-Memoize", 1.25, "max"),
+    ("parallel hit: WTinyLFU / Memoize", "HitParallel/memo-WTinyLFU", "HitParallel/memo-Memoize", 1.25, "max"),
+    ("parallel hit: EstimateSizes / Memoize",
+     "HitParallel/memo-EstimateSizes", "HitParallel/memo-Memoize", 1.25, "max"),
 ]
 
 LINE = re.compile(r"^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+(.*)$")
@@ -74,11 +84,11 @@ def main():
     # Memory and allocations are not timings: the largest value over the
     # rounds must meet the bound.
     for what, name, unit, bound in [
-        ("live heap per entry at 1M, memo-Memoize (B)", "BytesPerEntry/memo-Memoize", "B/entry", 64),
+        ("live heap per entry at 1M, memo-Memoize (B)", "BytesPerEntry/memo-Memoize", "B/entry", 75),
         ("bytes allocated per hit, memo-Memoize", "Hit/memo-Memoize", "B/op", 0),
-        ("bytes allocated per hit, memo-ConcurrentReads", "Hit/memo-ConcurrentReads", "B/op", 0),
-        ("bytes allocated per parallel hit, memo-ConcurrentReads", "HitParallel/memo-ConcurrentReads", "B/op", 0),
-        ("bytes allocated per get-or-compute, memo-Memoize", "GetOrCompute/memo-Memoize", "B/op", 0),
+        ("bytes allocated per parallel hit, memo-Memoize", "HitParallel/memo-Memoize", "B/op", 0),
+        ("bytes allocated per hit, memo-WTinyLFU", "Hit/memo-WTinyLFU", "B/op", 0),
+        ("bytes allocated per hit, memo-EstimateSizes", "Hit/memo-EstimateSizes", "B/op", 0),
     ]:
         vals = [r[name][unit] for r in rs if name in r and unit in r[name]]
         if not vals:
