@@ -47,6 +47,7 @@ type call[V any] struct {
 	until   int64  // for a value from the store, its expiry there (see tier.load)
 	life    int64  // from ExpireAfter: how long the value stays fresh; < 0: not cached
 	weight  int    // from MaxWeight's function
+	mark    any    // the *entry[K, V] marking its key in the shard's list, while registered
 	ending[V]
 }
 
@@ -98,7 +99,7 @@ func (s *shard[K, V]) execute(ctx context.Context, ctxDone <-chan struct{}, k K,
 		// later callers who give up leave this one waiting: run fn here.
 		cl := s.spare()
 		if shared {
-			s.l.mark(k, markOf(s.register(cl)))
+			cl.mark = s.l.mark(k, markOf(s.register(cl)))
 		}
 		s.unlock()
 		if s.c.traced && shared {
@@ -110,7 +111,7 @@ func (s *shard[K, V]) execute(ctx context.Context, ctxDone <-chan struct{}, k K,
 	}
 	cl := &call[V]{waiters: 1, done: make(chan struct{}), gen: s.gen}
 	if shared {
-		s.l.mark(k, markOf(s.register(cl)))
+		cl.mark = s.l.mark(k, markOf(s.register(cl)))
 	}
 	// fn keeps ctx's values but not its cancellation, which belongs to this
 	// caller alone; cl.cancel fires when the last caller gives up.

@@ -13,15 +13,22 @@ import (
 // new entry. The key, the value and at are written before ref becomes
 // positive, and never after, so a hit that loads ref and finds it positive
 // may read them without the list's lock. ref is the only field written
-// after the entry is published: a mark (negative) becomes a value (fill),
-// and a value becomes gone (0) when the list drops it, so that a reader
-// holding an old pointer sees that it has gone.
+// after the entry is published, once: a mark (negative) becomes a value
+// (fill). An entry the list drops keeps its ref: a hit that found it in the
+// index just before may still return its value, as it would have a moment
+// earlier (its note then names a node that may hold another entry, which
+// costs that entry's recency, not correctness).
 type entry[K comparable, V any] struct {
 	key K
 	val V
 	at  int64        // when the value stops being fresh; math.MaxInt64 if never
-	ref atomic.Int32 // > 0: the node holding the value; < 0: a mark; 0: gone
+	ref atomic.Int32 // > 0: the node holding the value; < 0: a mark
 }
+
+// setRef sets the ref of e, which no other goroutine can see yet: a plain
+// store (publishing e orders it), where ref.Store would cost a full
+// barrier.
+func (e *entry[K, V]) setRef(r int32) { *(*int32)(unsafe.Pointer(&e.ref)) = r }
 
 // index maps a list's keys to their entries: a hash table that its list's
 // lock holder changes and that hits search without the lock.
@@ -38,8 +45,7 @@ type entry[K comparable, V any] struct {
 //     after it that the hole would cut off from their first slot (del), so
 //     no tombstones build up. A reader racing with a removal may thus miss
 //     an entry that is present; a lookup that finds nothing without the
-//     lock is repeated with it. A reader may also find an entry after its
-//     removal, which is why the list marks it gone (ref 0) first.
+//     lock is repeated with it.
 //   - The table is at most half full, so a search ends after a probe or two.
 type index[K comparable, V any] struct {
 	tab  atomic.Pointer[table[K, V]]

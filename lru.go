@@ -49,7 +49,8 @@ type list[K comparable, V any] struct {
 }
 
 // ref is what an entry's ref holds for its key: ref(i) > 0 for a value in
-// node i, a negative mark of the owner's, or 0 for none.
+// node i, or a negative mark of the owner's; lookup gives 0 for a key that
+// has neither.
 type ref int32
 
 // entry returns the node of the entry r refers to, and whether r is one.
@@ -111,26 +112,28 @@ func (l *list[K, V]) lookup(k K) ref {
 // value returns the value in node i.
 func (l *list[K, V]) value(i int32) V { return l.nodes[i].e.val }
 
-// mark records m < 0 for k, which the list does not hold.
-func (l *list[K, V]) mark(k K, m ref) {
+// mark records m < 0 for k, which the list does not hold, and returns the
+// entry that holds it.
+func (l *list[K, V]) mark(k K, m ref) *entry[K, V] {
 	e := &entry[K, V]{key: k}
-	e.ref.Store(int32(m))
+	e.setRef(int32(m))
 	l.idx.add(e)
 	l.marks++
+	return e
 }
 
 // unmark drops k's mark.
 func (l *list[K, V]) unmark(k K) {
-	e := l.idx.get(k)
-	e.ref.Store(0)
-	l.idx.del(e)
+	l.idx.del(l.idx.get(k))
 	l.marks--
 }
 
-// fill replaces k's mark with v, as add does, but without looking k up in
-// the list.
-func (l *list[K, V]) fill(k K, v V, at int64) (old *entry[K, V], evicted bool) {
-	e := l.idx.get(k)
+// fill replaces the mark that e holds with v, as add does, but without
+// looking its key up in the list.
+func (l *list[K, V]) fill(e *entry[K, V], v V, at int64) (old *entry[K, V], evicted bool) {
+	if l.exp == nil {
+		at = math.MaxInt64
+	}
 	e.val, e.at = v, at
 	old, evicted = l.insert(e, false) // counts the mark out of len while it makes room
 	l.marks--
@@ -221,15 +224,14 @@ func (l *list[K, V]) add(k K, v V, at int64) (old *entry[K, V], evicted bool) {
 	}
 	i, held := ref(e.ref.Load()).entry()
 	if !held {
-		return l.fill(k, v, at)
+		return l.fill(e, v, at)
 	}
 	// A new entry: readers may be reading the old one's value.
 	l.flush()
 	ne := &entry[K, V]{key: k, val: v, at: at}
-	ne.ref.Store(i)
+	ne.setRef(i)
 	l.nodes[i].e = ne
 	l.idx.replace(e, ne)
-	e.ref.Store(0)
 	switch {
 	case l.pol != nil:
 		l.pol.front(l, i)
@@ -281,7 +283,7 @@ func (l *list[K, V]) insert(e *entry[K, V], add bool) (old *entry[K, V], evicted
 	}
 	l.nodes[i].e = e
 	if add {
-		e.ref.Store(i)
+		e.setRef(i)
 		l.idx.add(e)
 	}
 	switch {
@@ -303,11 +305,9 @@ func (l *list[K, V]) insert(e *entry[K, V], add bool) (old *entry[K, V], evicted
 }
 
 // detach takes node i out of the index, the recency list and the expiry
-// order, marking its entry gone.
+// order.
 func (l *list[K, V]) detach(i int32) {
-	e := l.nodes[i].e
-	e.ref.Store(0)
-	l.idx.del(e)
+	l.idx.del(l.nodes[i].e)
 	if l.sz != nil {
 		l.sz.removing(l, i)
 	}

@@ -181,7 +181,7 @@ func (s *shard[K, V]) settle(k K, cl *call[V], failed bool, now, wall int64) {
 	case !failed && s.c.bare:
 		// Most caches' case, kept apart as do's fast path is: storing is
 		// the list's fill and nothing more.
-		if _, evicted := s.l.fill(k, cl.val, math.MaxInt64); evicted {
+		if _, evicted := s.l.fill(cl.mark.(*entry[K, V]), cl.val, math.MaxInt64); evicted {
 			s.st.evictions++
 		}
 	case !failed && (!s.c.extra || s.keeps(cl)):
@@ -190,7 +190,7 @@ func (s *shard[K, V]) settle(k K, cl *call[V], failed bool, now, wall int64) {
 		// (An error returned before the clock panicked is not cached: the
 		// execution's outcome is the panic.)
 		s.l.unmark(k)
-		store(s, s.errs, k, cl.err, now, addSat(now, int64(s.c.params.CacheErrors)), false, nil)
+		store(s, s.errs, k, cl.err, now, addSat(now, int64(s.c.params.CacheErrors)), nil, nil)
 	default:
 		s.l.unmark(k)
 	}
@@ -203,19 +203,23 @@ func (s *shard[K, V]) keeps(cl *call[V]) bool {
 }
 
 // storeResult stores cl's value under k at now (wall on the wall clock), in
-// place of k's mark if marked, with its expiry and weight.
+// place of its mark if marked, with its expiry and weight.
 func (s *shard[K, V]) storeResult(k K, cl *call[V], now, wall int64, marked bool) {
 	at := int64(math.MaxInt64)
 	if s.l.exp != nil {
 		at = s.c.expiryAt(now, wall, cl.until, cl.life)
 	}
-	s.storeValue(k, cl.val, now, at, cl.weight, marked)
+	var mark *entry[K, V]
+	if marked {
+		mark = cl.mark.(*entry[K, V])
+	}
+	s.storeValue(k, cl.val, now, at, cl.weight, mark)
 }
 
-// storeValue stores v, of weight w, under k at now to expire at at, as store
-// does, noting what leaves to make room.
-func (s *shard[K, V]) storeValue(k K, v V, now, at int64, w int, marked bool) {
-	if old, evicted := store(s, &s.l, k, v, now, at, marked, s.noter(Expired)); evicted {
+// storeValue stores v, of weight w, under k at now to expire at at, in
+// place of mark if not nil, as store does, noting what leaves to make room.
+func (s *shard[K, V]) storeValue(k K, v V, now, at int64, w int, mark *entry[K, V]) {
+	if old, evicted := store(s, &s.l, k, v, now, at, mark, s.noter(Expired)); evicted {
 		s.note(Evicted, old.key, old.val)
 	}
 	if s.l.wt != nil {
@@ -223,16 +227,16 @@ func (s *shard[K, V]) storeValue(k K, v V, now, at int64, w int, marked bool) {
 	}
 }
 
-// store adds v under k to l, which is s.l or s.errs, in place of k's mark if
-// marked, and returns the entry evicted to make room, if one was. It drops
+// store adds v under k to l, which is s.l or s.errs, in place of k's mark
+// if mark, the entry holding it, is not nil, and returns the entry evicted to make room, if one was. It drops
 // expired entries first (passing each to expired, if not nil), so that none
 // of them outlives a live entry evicted for room.
-func store[K comparable, V, T any](s *shard[K, V], l *list[K, T], k K, v T, now, at int64, marked bool, expired func(K, T)) (old *entry[K, T], evicted bool) {
+func store[K comparable, V, T any](s *shard[K, V], l *list[K, T], k K, v T, now, at int64, mark *entry[K, T], expired func(K, T)) (old *entry[K, T], evicted bool) {
 	if l.exp != nil {
 		s.st.expirations += uint64(l.purge(now, expired))
 	}
-	if marked {
-		old, evicted = l.fill(k, v, at)
+	if mark != nil {
+		old, evicted = l.fill(mark, v, at)
 	} else {
 		old, evicted = l.add(k, v, at)
 	}
@@ -269,7 +273,7 @@ func (s *shard[K, V]) put(k K, v V, now, at int64, w int) {
 	if s.errs != nil {
 		s.errs.remove(k)
 	}
-	s.storeValue(k, v, now, at, w, false)
+	s.storeValue(k, v, now, at, w, nil)
 }
 
 // forget is Cache.Forget for a key of this shard.
