@@ -19,7 +19,9 @@ import (
 // the order of its evictions. It follows a sample of the keys, chosen by a
 // hash of the key (spatial sampling: SHARDS, Waldspurger et al., FAST 2015),
 // at most budget keys (32768 when budget is 0): with fewer distinct keys than
-// that, every key is followed and the estimate is exact. An Unbounded cache,
+// that, every key is followed and the estimate is exact. Any budget is valid
+// that is not negative, math.MaxInt included: the sample takes memory for the
+// keys it follows, not for the budget. An Unbounded cache,
 // which holds every key, is estimated exactly at 16, 64, 256 ... 4^10 entries.
 //
 // The cost: a byte per entry, and about 80 bytes per followed key (2.6 MB
@@ -357,7 +359,7 @@ func (g *ghost[K]) reset() {
 	g.threshold = math.MaxUint64
 	g.at = make(map[uint64]int64)
 	g.byHash = g.byHash[:0]
-	g.tree.init(4 * g.budget)
+	g.tree.init(g.treeLen(0))
 	g.now, g.weight = 0, 0
 	clear(g.hits)
 }
@@ -435,12 +437,22 @@ func (g *ghost[K]) compact() {
 		}
 	}
 	slices.SortFunc(g.scratch, func(a, b evicted) int { return cmp.Compare(a.t, b.t) })
-	g.tree.init(max(4*g.budget, 2*len(g.scratch)))
+	g.tree.init(g.treeLen(len(g.scratch)))
 	for i, e := range g.scratch {
 		g.at[e.h] = int64(i)
 		g.tree.add(int64(i), 1)
 	}
 	g.now = int64(len(g.scratch))
+}
+
+// treeLen returns how many eviction times the tree is to have room for,
+// with n evicted keys followed: 4 per key of the budget, or of
+// defaultBudget if the budget is larger, or 4 per key followed if more keys
+// are, so that a large budget takes memory only as keys are followed, and a
+// compaction leaves room for at least 3 times as many evictions as it had to
+// renumber.
+func (g *ghost[K]) treeLen(n int) int {
+	return 4 * max(min(g.budget, defaultBudget), n)
 }
 
 // evicted is a followed key's hash and the time it was evicted.

@@ -268,3 +268,39 @@ func sizesOf(a Advice) []int {
 	}
 	return sizes
 }
+
+// TestEstimateSizesLargeBudgets: any budget that is not negative is valid,
+// math.MaxInt included: the sample's memory grows with the keys followed,
+// not with the budget, and with fewer keys than the budget every key is
+// followed.
+func TestEstimateSizesLargeBudgets(t *testing.T) {
+	keys := trace.Zipf(20_000, 1000, 5)
+	for _, tc := range []struct {
+		name   string
+		shards int
+		budget int
+	}{
+		{"MaxInt", 1, math.MaxInt},
+		{"half MaxInt, 2 shards", 2, math.MaxInt / 2},
+		{"1<<30", 1, 1 << 30},
+		{"MaxInt, 4 shards", 4, math.MaxInt},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, c := Memoize(func(k int) int { return k }, MaxSize(100), Shards(tc.shards), EstimateSizes(tc.budget))
+			for _, s := range c.shards {
+				assert.LessOrEqual(t, len(s.l.sz.ghost.tree.sum), 4*defaultBudget+1, "the tree is not sized for the budget")
+			}
+			for _, k := range keys {
+				f(k)
+			}
+			a := c.SizeAdvice()
+			assert.Equal(t, len(keys), a.Calls)
+			require.Len(t, a.Sizes, 6)
+			if tc.shards == 1 {
+				for _, e := range a.Sizes {
+					assert.InDelta(t, exactHitRatio(keys, e.Size), e.HitRatio, 1e-9, "size %d", e.Size)
+				}
+			}
+		})
+	}
+}
