@@ -271,8 +271,9 @@ func (s *shard[K, V]) peek(k K, now int64) (v V, ok bool) {
 // put is Cache.Put for a key of this shard: v, of weight w, stored at now,
 // to expire at at, over whatever k had; an execution in progress for k is
 // released, so that its older result is not stored over v. An entry of k
-// that can still be served is Replaced; one that cannot is left to store's
-// purge, which drops it as Expired.
+// that can still be served is Replaced, and for EstimateSizes the Put is a
+// hit on it; one that cannot is left to store's purge, which drops it as
+// Expired, and the Put is a miss, as a call would be.
 func (s *shard[K, V]) put(k K, v V, now, at int64, w int) {
 	s.mu.Lock()
 	defer s.unlock()
@@ -281,6 +282,9 @@ func (s *shard[K, V]) put(k K, v V, now, at int64, w int) {
 	if i, held := r.entry(); held {
 		if s.l.exp == nil || s.l.exp.servable(s.l.exp.at[i], now) {
 			s.note(Replaced, k, s.l.nodes[i].val)
+			if s.l.sz != nil {
+				s.l.touch(i) // counted by the sizer as a call's hit is
+			}
 		}
 	} else if f, running := r.flight(); running {
 		s.release(k, s.flights[f])

@@ -304,3 +304,42 @@ func TestEstimateSizesLargeBudgets(t *testing.T) {
 		})
 	}
 }
+
+// TestSizeAdvicePutCounts: a Put counts as a call, over a held entry too,
+// where an LRU replaying the calls hits.
+func TestSizeAdvicePutCounts(t *testing.T) {
+	f, c := Memoize(func(k int) int { return k }, MaxSize(4), EstimateSizes(0))
+	f(1)
+	c.Put(1, 5) // over the entry f(1) stored: a hit
+	c.Put(2, 5) // a miss
+	a := c.SizeAdvice()
+	assert.Equal(t, 3, a.Calls)
+	calls := []int{1, 1, 2}
+	require.Len(t, a.Sizes, 6)
+	for _, e := range a.Sizes {
+		assert.InDelta(t, exactHitRatio(calls, e.Size), e.HitRatio, 1e-9, "size %d", e.Size)
+		assert.InDelta(t, 1.0/3, e.HitRatio, 1e-9, "size %d", e.Size)
+	}
+}
+
+// TestSizeAdvicePutsAndCalls: calls and Puts mixed, replayed as calls by an
+// exact LRU of each size: with every key followed, the same hit ratios.
+func TestSizeAdvicePutsAndCalls(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	f, c := Memoize(func(k int) int { return k }, MaxSize(8), EstimateSizes(0))
+	var calls []int
+	for range 5000 {
+		k := int(rng.ExpFloat64() * 10)
+		if rng.IntN(3) == 0 {
+			c.Put(k, k)
+		} else {
+			f(k)
+		}
+		calls = append(calls, k)
+	}
+	a := c.SizeAdvice()
+	assert.Equal(t, len(calls), a.Calls)
+	for _, e := range a.Sizes {
+		assert.InDelta(t, exactHitRatio(calls, e.Size), e.HitRatio, 1e-9, "size %d", e.Size)
+	}
+}
