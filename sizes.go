@@ -5,6 +5,7 @@ import (
 	"container/heap"
 	"math"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,9 +20,14 @@ import (
 // the order of its evictions. It follows a sample of the keys, chosen by a
 // hash of the key (spatial sampling: SHARDS, Waldspurger et al., FAST 2015),
 // at most budget keys (32768 when budget is 0): with fewer distinct keys than
-// that, every key is followed and the estimate is exact. Any budget is valid
-// that is not negative, math.MaxInt included: the sample takes memory for the
-// keys it follows, not for the budget. An Unbounded cache,
+// that, every key is followed and the estimate is exact. A sharded cache
+// gives each shard an equal share of the budget, but lets a shard follow
+// more while the shards together follow fewer than budget keys, so that this
+// holds however the keys fall into shards; a shard past its share gives the
+// excess back on its next misses once the total exceeds budget, which it may
+// do meanwhile, up to about twice budget, when the shards' keys come
+// unevenly. Any budget is valid that is not negative, math.MaxInt included:
+// the sample takes memory for the keys it follows, not for the budget. An Unbounded cache,
 // which holds every key, is estimated exactly at 16, 64, 256 ... 4^10 entries.
 //
 // The cost: a byte per entry, and about 80 bytes per followed key (2.6 MB
@@ -152,8 +158,10 @@ var unboundedSizes = []int{16, 64, 256, 1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 <<
 
 // newSizer returns the sizer of one of a cache's shards: one holding at
 // most bound entries (0: unbounded), of shards of at least least entries, with
-// a share budget of the sample and hash as the sampling hash.
-func newSizer[K comparable, V any](bound, least, shards, budget int, hash func(K) uint64) *sizer[K, V] {
+// a share of the sample's budget, hash as the sampling hash, and followed
+// counting the keys the ghosts of all the cache's shards follow (nil: this
+// shard's only).
+func newSizer[K comparable, V any](bound, least, shards, budget int, hash func(K) uint64, followed *atomic.Int64) *sizer[K, V] {
 	z := &sizer[K, V]{}
 	if bound == 0 {
 		for _, b := range unboundedSizes {
@@ -167,7 +175,7 @@ func newSizer[K comparable, V any](bound, least, shards, budget int, hash func(K
 	}
 	if bound > 0 {
 		z.sizes = append(z.sizes, float64(bound))
-		z.ghost = newGhost(bound, max(budget/shards, 64), hash)
+		z.ghost = newGhost(bound, max(budget/shards, 64), budget, hash, followed)
 		for _, f := range ghostFactors {
 			z.sizes = append(z.sizes, float64(f*bound))
 		}
@@ -327,11 +335,20 @@ var ghostFactors = []int{2, 4, 8}
 //
 // A key is followed when its hash is at most threshold. When more than
 // budget keys are followed, the one of largest hash is dropped and threshold
-// lowered below it (fixed-size SHARDS).
+// lowered below it (fixed-size SHARDS). In a sharded cache, budget is a
+// shard's share of the whole budget, limit: a ghost follows more than its
+// share while the ghosts of all the shards follow no more than limit keys in
+// all, so that with fewer distinct keys than limit every key is followed,
+// however unevenly they fall into shards. A ghost that finds limit exceeded
+// drops keys until it is back to its share or the total to limit; the total
+// stays below about twice limit (the shards over their share followed their
+// keys while the total was within it, and the others stop at their share).
 type ghost[K comparable] struct {
 	hash      func(K) uint64
 	threshold uint64
-	budget    int
+	budget    int              // this ghost's share of limit
+	limit     int              // the keys all the cache's ghosts may follow before each keeps to its share
+	followed  *atomic.Int64    // the keys all the cache's ghosts follow
 	limits    []float64        // per size above the bound: that size
 	at        map[uint64]int64 // followed key -> when it was evicted, or held
 	byHash    hashHeap         // the followed keys, largest hash first
@@ -345,8 +362,14 @@ type ghost[K comparable] struct {
 // held is the time of a followed key that is in the list.
 const held = -1
 
-func newGhost[K comparable](bound, budget int, hash func(K) uint64) *ghost[K] {
-	g := &ghost[K]{hash: hash, budget: budget}
+// newGhost returns the ghost of a list holding at most bound entries, with
+// a share budget of limit, and followed counting the keys the ghosts of all
+// the cache's shards follow (nil: this ghost's only).
+func newGhost[K comparable](bound, budget, limit int, hash func(K) uint64, followed *atomic.Int64) *ghost[K] {
+	if followed == nil {
+		followed = new(atomic.Int64)
+	}
+	g := &ghost[K]{hash: hash, budget: budget, limit: limit, followed: followed}
 	for _, f := range ghostFactors {
 		g.limits = append(g.limits, float64(f*bound))
 	}
@@ -356,6 +379,7 @@ func newGhost[K comparable](bound, budget int, hash func(K) uint64) *ghost[K] {
 }
 
 func (g *ghost[K]) reset() {
+	g.followed.Add(-int64(len(g.at)))
 	g.threshold = math.MaxUint64
 	g.at = make(map[uint64]int64)
 	g.byHash = g.byHash[:0]
@@ -378,6 +402,7 @@ func (g *ghost[K]) share(i int) float64 {
 func (g *ghost[K]) missed(k K, n int32) {
 	h := g.hash(k)
 	if h > g.threshold {
+		g.shrink()
 		return
 	}
 	scale := math.Exp2(64) / (float64(g.threshold) + 1)
@@ -386,6 +411,7 @@ func (g *ghost[K]) missed(k K, n int32) {
 	switch {
 	case !seen:
 		heap.Push(&g.byHash, h)
+		g.followed.Add(1)
 	case t != held: // evicted, and not called since: its distance decides
 		distance := float64(n) + float64(g.tree.count(t+1, g.now))*scale
 		for j, limit := range g.limits {
@@ -399,12 +425,20 @@ func (g *ghost[K]) missed(k K, n int32) {
 		g.hits[len(g.limits)] += scale
 	}
 	g.at[h] = held
-	for len(g.at) > g.budget {
+	g.shrink()
+}
+
+// shrink drops the followed keys of largest hash while the ghost follows
+// more than its share of the budget and all the cache's ghosts more than
+// limit, lowering threshold below each.
+func (g *ghost[K]) shrink() {
+	for len(g.at) > g.budget && g.followed.Load() > int64(g.limit) {
 		top := heap.Pop(&g.byHash).(uint64)
 		if t := g.at[top]; t != held {
 			g.tree.add(t, -1)
 		}
 		delete(g.at, top)
+		g.followed.Add(-1)
 		g.threshold = top - 1
 	}
 }
