@@ -60,6 +60,8 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 	var followed *atomic.Int64 // the keys EstimateSizes follows, in all the shards
 	if p.EstimateSizes > 0 || p.WTinyLFU {
 		hash = mixHash[K]()
+	}
+	if p.EstimateSizes > 0 {
 		followed = new(atomic.Int64)
 	}
 	for i := range c.shards {

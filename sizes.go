@@ -21,12 +21,12 @@ import (
 // hash of the key (spatial sampling: SHARDS, Waldspurger et al., FAST 2015),
 // at most budget keys (32768 when budget is 0): with fewer distinct keys than
 // that, every key is followed and the estimate is exact. A sharded cache
-// gives each shard an equal share of the budget, but lets a shard follow
-// more while the shards together follow fewer than budget keys, so that this
-// holds however the keys fall into shards; a shard past its share gives the
-// excess back on its next misses once the total exceeds budget, which it may
-// do meanwhile, up to about twice budget, when the shards' keys come
-// unevenly. Any budget is valid that is not negative, math.MaxInt included:
+// gives each shard an equal share of the budget (at least 64 keys), but lets
+// a shard follow more while the shards together follow no more than budget
+// keys, so that this holds however the keys fall into shards. When the
+// shards' keys come unevenly, the total may meanwhile exceed budget, by up to
+// the sum of the shards' shares; a shard past its share gives the excess
+// back on its next misses. Any budget is valid that is not negative, math.MaxInt included:
 // the sample takes memory for the keys it follows, not for the budget. An Unbounded cache,
 // which holds every key, is estimated exactly at 16, 64, 256 ... 4^10 entries.
 //
@@ -341,8 +341,9 @@ var ghostFactors = []int{2, 4, 8}
 // all, so that with fewer distinct keys than limit every key is followed,
 // however unevenly they fall into shards. A ghost that finds limit exceeded
 // drops keys until it is back to its share or the total to limit; the total
-// stays below about twice limit (the shards over their share followed their
-// keys while the total was within it, and the others stop at their share).
+// stays within limit plus the sum of the shares (the shards over their share
+// followed their keys while the total was within limit, and the others stop
+// at their share).
 type ghost[K comparable] struct {
 	hash      func(K) uint64
 	threshold uint64
