@@ -26,9 +26,10 @@ import (
 // keys, so that this holds however the keys fall into shards. When the
 // shards' keys come unevenly, the total may meanwhile exceed budget, by up to
 // the sum of the shards' shares; a shard past its share gives the excess
-// back on its next misses. Any budget is valid that is not negative, math.MaxInt included:
-// the sample takes memory for the keys it follows, not for the budget. An Unbounded cache,
-// which holds every key, is estimated exactly at 16, 64, 256 ... 4^10 entries.
+// back on its next misses. Any budget is valid that is not negative,
+// math.MaxInt included: the sample takes memory for the keys it follows, not
+// for the budget. An Unbounded cache, which holds every key, is estimated
+// exactly at 16, 64, 256 ... 4^10 entries.
 //
 // The cost: a byte per entry, and about 80 bytes per followed key (2.6 MB
 // at the default budget); a miss hashes its key; a hit in the less recently
