@@ -323,10 +323,11 @@ func (c *Cache[K, V]) Clear() {
 
 // clearLocal empties every shard, resetting the counters too if counters.
 func (c *Cache[K, V]) clearLocal(counters bool) {
+	now := c.now()
 	c.lockAll()
 	defer c.unlockAll()
 	for _, s := range c.shards {
-		s.reset(counters)
+		s.reset(now, counters)
 	}
 }
 

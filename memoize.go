@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"runtime"
 	"strings"
+	"sync/atomic"
 )
 
 // nilArg is the panic of constructor given a nil function for its argument
@@ -55,8 +56,12 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 	if n > 1 {
 		c.hash = shardHash[K]() // chooses the shard
 	}
+	var followed *atomic.Int64 // the keys EstimateSizes follows, in all the shards
 	if p.EstimateSizes > 0 || p.WTinyLFU {
 		hash = mixHash[K]()
+	}
+	if p.EstimateSizes > 0 {
+		followed = new(atomic.Int64)
 	}
 	for i := range c.shards {
 		max := share(p.MaxSize, n, i) // 0 when unbounded
@@ -68,7 +73,7 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 			s.l.wt = &weights{max: share(p.MaxWeight, n, i)}
 		}
 		if p.EstimateSizes > 0 && !c.off && !p.SingleFlight {
-			s.l.sz = newSizer[K, V](max, p.MaxSize/n, n, p.EstimateSizes, hash)
+			s.l.sz = newSizer[K, V](max, p.MaxSize/n, n, p.EstimateSizes, hash, followed)
 		}
 		if p.WTinyLFU && max > 0 {
 			s.l.pol = newTinyLFU[K, V](max, hash)

@@ -24,8 +24,12 @@ type Event[K comparable, V any] struct {
 type EventKind uint8
 
 // The kinds of Event. An entry that leaves the cache does so for exactly one
-// of the first five reasons; only entries holding values are reported, not
-// cached errors.
+// of the first five reasons, reported once; only entries holding values are
+// reported, not cached errors. An entry that can no longer be served (past
+// its expiry, and past its grace with StaleWhileRevalidate) leaves as
+// Expired, whatever drops it: the cache's own upkeep, a call for its key,
+// Forget, Clear, Put or a background refresh storing over it. Each Expired
+// entry is also counted in CacheInfo.Expirations.
 const (
 	// Evicted: the entry was the least recently used of a full cache, and
 	// made room for another.
@@ -33,14 +37,15 @@ const (
 	// Expired: the entry was dropped after its expiry (and its grace, with
 	// StaleWhileRevalidate).
 	Expired
-	// Forgotten: Forget dropped the entry, in this process or, for a
-	// shared cache, in another one.
+	// Forgotten: Forget dropped the entry, which could still be served, in
+	// this process or, for a shared cache, in another one.
 	Forgotten
-	// Cleared: Clear dropped the entry, in this process or, for a shared
-	// cache, in another one.
+	// Cleared: Clear dropped the entry, which could still be served, in
+	// this process or, for a shared cache, in another one.
 	Cleared
-	// Replaced: a new value took the entry's place: stored by a background
-	// refresh over a stale value, or by Put.
+	// Replaced: a new value took the place of the entry, which could still
+	// be served: stored by a background refresh over a stale value within
+	// its grace, or by Put.
 	Replaced
 	// PanicLost: the function panicked where no caller was left to receive
 	// the panic (a background refresh, or an execution whose callers all

@@ -197,3 +197,99 @@ func TestLogLevels(t *testing.T) {
 	})
 	assert.Contains(t, buf.String(), `msg="memo: a panic no caller received" key=1 panic=lost`)
 }
+
+// TestObservePutOverExpired: a Put over an entry past its expiry, which the
+// cache still held, reports it once, as Expired, and counts it once, in
+// Expirations; a Put over a fresh entry or a stale one within its grace
+// reports it Replaced and counts no expiration.
+func TestObservePutOverExpired(t *testing.T) {
+	clk := newFakeClock(t0)
+	rec := &recorder[string, int]{}
+	f, c := Memoize(func(k string) int { return len(k) },
+		TTL(10*time.Second), StaleWhileRevalidate(5*time.Second), Clock(clk.Now), Observe(rec.observe))
+	rec.cache = c
+	ev := func(kind EventKind, k string, v int) Event[string, int] {
+		return Event[string, int]{Kind: kind, Key: k, Value: v}
+	}
+	within(t, timeout, func() {
+		f("a")
+		c.Put("a", 10)
+		assert.Equal(t, []Event[string, int]{ev(Replaced, "a", 1)}, rec.take(), "fresh")
+
+		clk.Advance(12 * time.Second) // stale, within its grace
+		c.Put("a", 11)
+		assert.Equal(t, []Event[string, int]{ev(Replaced, "a", 10)}, rec.take(), "stale within its grace")
+
+		clk.Advance(20 * time.Second) // past expiry and grace, still held
+		c.Put("a", 12)
+		assert.Equal(t, []Event[string, int]{ev(Expired, "a", 11)}, rec.take(), "past its grace")
+		assert.Equal(t, 1, c.CacheInfo().Expirations)
+		assert.Equal(t, 12, f("a"))
+	})
+}
+
+// TestObserveRefreshAfterGrace: when a stale entry's grace ends while its
+// refresh runs, the entry is reported once, as Expired, and the refresh's
+// value is stored all the same.
+func TestObserveRefreshAfterGrace(t *testing.T) {
+	clk := newFakeClock(t0)
+	rec := &recorder[string, int]{}
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	var runs atomic.Int32
+	f, c := Memoize(func(k string) int {
+		if n := runs.Add(1); n > 1 {
+			started <- struct{}{}
+			<-release
+			return int(n)
+		}
+		return 1
+	}, TTL(10*time.Second), StaleWhileRevalidate(5*time.Second), Clock(clk.Now), Observe(rec.observe))
+	rec.cache = c
+	within(t, timeout, func() {
+		f("a")
+		clk.Advance(12 * time.Second)
+		assert.Equal(t, 1, f("a"), "stale; the refresh starts")
+		<-started
+		clk.Advance(10 * time.Second) // the grace ends while the refresh runs
+		close(release)
+		eventually(func() bool { v, _ := c.Peek("a"); return v == 2 && rec.len() > 0 })
+		assert.Equal(t, []Event[string, int]{{Kind: Expired, Key: "a", Value: 1}}, rec.take())
+		assert.Equal(t, 1, c.CacheInfo().Expirations)
+		assert.Equal(t, 2, f("a"), "the refresh's value is stored")
+	})
+}
+
+// TestObserveClearExpired: Clear reports an entry past its expiry, which the
+// cache still held, as Forget does: Expired, and counted in Expirations
+// where the counters survive (a Clear read from a shared cache's store).
+// Fresh entries and stale ones within their grace are Cleared.
+func TestObserveClearExpired(t *testing.T) {
+	clk := newFakeClock(t0)
+	rec := &recorder[string, int]{}
+	f, c := Memoize(func(k string) int { return len(k) },
+		TTL(10*time.Second), StaleWhileRevalidate(5*time.Second), Clock(clk.Now), Observe(rec.observe))
+	rec.cache = c
+	ev := func(kind EventKind, k string, v int) Event[string, int] {
+		return Event[string, int]{Kind: kind, Key: k, Value: v}
+	}
+	within(t, timeout, func() {
+		f("a")
+		clk.Advance(20 * time.Second) // a: past expiry and grace, still held
+		assert.False(t, c.Forget("a"))
+		assert.Equal(t, []Event[string, int]{ev(Expired, "a", 1)}, rec.take(), "Forget")
+
+		f("bb")
+		clk.Advance(6 * time.Second)
+		f("ccc")
+		clk.Advance(12 * time.Second) // bb is past its grace, ccc stale within its own
+		c.clearLocal(false)           // as a Clear read from the store: the counters stay
+		assert.ElementsMatch(t, []Event[string, int]{ev(Expired, "bb", 2), ev(Cleared, "ccc", 3)}, rec.take(), "Clear")
+		assert.Equal(t, 2, c.CacheInfo().Expirations, "a's and bb's")
+
+		f("dddd")
+		clk.Advance(20 * time.Second)
+		c.Clear()
+		assert.Equal(t, []Event[string, int]{ev(Expired, "dddd", 4)}, rec.take(), "Clear")
+		assert.Zero(t, c.CacheInfo().Expirations, "Clear resets the counters")
+	})
+}

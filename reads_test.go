@@ -460,7 +460,7 @@ func TestReadsNoteOfAnEmptiedNode(t *testing.T) {
 	}
 	s := &c.first
 	s.mu.Lock()
-	s.reset(false) // the store's clear, which keeps the generation
+	s.reset(0, false) // the store's clear, which keeps the generation
 	require.Less(t, len(s.l.nodes), 999)
 	st := &s.l.hits.s[0]
 	st.notes[0].Store(999) // the late note of a hit on the node of key 998

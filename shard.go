@@ -259,14 +259,22 @@ func (s *shard[K, V]) peek(k K, now int64) (v V, ok bool) {
 
 // put is Cache.Put for a key of this shard: v, of weight w, stored at now,
 // to expire at at, over whatever k had; an execution in progress for k is
-// released, so that its older result is not stored over v.
+// released, so that its older result is not stored over v. An entry of k
+// that can still be served is Replaced, and for EstimateSizes the Put is a
+// hit on it; one that cannot is left to store's purge, which drops it as
+// Expired, and the Put is a miss, as a call would be.
 func (s *shard[K, V]) put(k K, v V, now, at int64, w int) {
 	s.mu.Lock()
 	defer s.unlock()
 	s.releaseRefresh(k)
 	r := s.l.lookup(k)
 	if i, held := r.entry(); held {
-		s.note(Replaced, k, s.l.value(i))
+		if s.l.exp == nil || s.l.exp.servable(s.l.exp.at[i], now) {
+			s.note(Replaced, k, s.l.value(i))
+			if s.l.sz != nil {
+				s.l.touch(i) // counted by the sizer as a call's hit is
+			}
+		}
 	} else if f, running := r.flight(); running {
 		s.release(k, s.flights[f])
 	}
@@ -308,10 +316,13 @@ func (s *shard[K, V]) forget(k K, now int64) bool {
 	return ok
 }
 
-// reset empties the shard for Clear, with mu held. Only a Clear of this
-// process resets the counters (and starts a new generation of them); one
-// read from the store leaves them.
-func (s *shard[K, V]) reset(counters bool) {
+// reset empties the shard for Clear at now, with mu held: what has expired
+// is dropped as such first (Expired, counted in expirations), as Forget
+// would, and the rest is Cleared. Only a Clear of this process resets the
+// counters (and starts a new generation of them); one read from the store
+// leaves them.
+func (s *shard[K, V]) reset(now int64, counters bool) {
+	s.purge(now)
 	if s.c.observe != nil {
 		for k, v := range s.l.all() {
 			s.note(Cleared, k, v)

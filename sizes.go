@@ -5,6 +5,7 @@ import (
 	"container/heap"
 	"math"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,8 +20,16 @@ import (
 // the order of its evictions. It follows a sample of the keys, chosen by a
 // hash of the key (spatial sampling: SHARDS, Waldspurger et al., FAST 2015),
 // at most budget keys (32768 when budget is 0): with fewer distinct keys than
-// that, every key is followed and the estimate is exact. An Unbounded cache,
-// which holds every key, is estimated exactly at 16, 64, 256 ... 4^10 entries.
+// that, every key is followed and the estimate is exact. A sharded cache
+// gives each shard an equal share of the budget (at least 64 keys), but lets
+// a shard follow more while the shards together follow no more than budget
+// keys, so that this holds however the keys fall into shards. When the
+// shards' keys come unevenly, the total may meanwhile exceed budget, by up to
+// the sum of the shards' shares; a shard past its share gives the excess
+// back on its next misses. Any budget is valid that is not negative,
+// math.MaxInt included: the sample takes memory for the keys it follows, not
+// for the budget. An Unbounded cache, which holds every key, is estimated
+// exactly at 16, 64, 256 ... 4^10 entries.
 //
 // The cost: a byte per entry, and about 80 bytes per followed key (2.6 MB
 // at the default budget); a miss hashes its key; a hit in the less recently
@@ -153,8 +162,10 @@ var unboundedSizes = []int{16, 64, 256, 1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 <<
 
 // newSizer returns the sizer of one of a cache's shards: one holding at
 // most bound entries (0: unbounded), of shards of at least least entries, with
-// a share budget of the sample and hash as the sampling hash.
-func newSizer[K comparable, V any](bound, least, shards, budget int, hash func(K) uint64) *sizer[K, V] {
+// a share of the sample's budget, hash as the sampling hash, and followed
+// counting the keys the ghosts of all the cache's shards follow (nil: this
+// shard's only).
+func newSizer[K comparable, V any](bound, least, shards, budget int, hash func(K) uint64, followed *atomic.Int64) *sizer[K, V] {
 	z := &sizer[K, V]{}
 	if bound == 0 {
 		for _, b := range unboundedSizes {
@@ -168,7 +179,7 @@ func newSizer[K comparable, V any](bound, least, shards, budget int, hash func(K
 	}
 	if bound > 0 {
 		z.sizes = append(z.sizes, float64(bound))
-		z.ghost = newGhost(bound, max(budget/shards, 64), hash)
+		z.ghost = newGhost(bound, max(budget/shards, 64), budget, hash, followed)
 		for _, f := range ghostFactors {
 			z.sizes = append(z.sizes, float64(f*bound))
 		}
@@ -329,11 +340,21 @@ var ghostFactors = []int{2, 4, 8}
 //
 // A key is followed when its hash is at most threshold. When more than
 // budget keys are followed, the one of largest hash is dropped and threshold
-// lowered below it (fixed-size SHARDS).
+// lowered below it (fixed-size SHARDS). In a sharded cache, budget is a
+// shard's share of the whole budget, limit: a ghost follows more than its
+// share while the ghosts of all the shards follow no more than limit keys in
+// all, so that with fewer distinct keys than limit every key is followed,
+// however unevenly they fall into shards. A ghost that finds limit exceeded
+// drops keys until it is back to its share or the total to limit; the total
+// stays within limit plus the sum of the shares (the shards over their share
+// followed their keys while the total was within limit, and the others stop
+// at their share).
 type ghost[K comparable] struct {
 	hash      func(K) uint64
 	threshold uint64
-	budget    int
+	budget    int              // this ghost's share of limit
+	limit     int              // the keys all the cache's ghosts may follow before each keeps to its share
+	followed  *atomic.Int64    // the keys all the cache's ghosts follow
 	limits    []float64        // per size above the bound: that size
 	at        map[uint64]int64 // followed key -> when it was evicted, or held
 	byHash    hashHeap         // the followed keys, largest hash first
@@ -347,8 +368,14 @@ type ghost[K comparable] struct {
 // held is the time of a followed key that is in the list.
 const held = -1
 
-func newGhost[K comparable](bound, budget int, hash func(K) uint64) *ghost[K] {
-	g := &ghost[K]{hash: hash, budget: budget}
+// newGhost returns the ghost of a list holding at most bound entries, with
+// a share budget of limit, and followed counting the keys the ghosts of all
+// the cache's shards follow (nil: this ghost's only).
+func newGhost[K comparable](bound, budget, limit int, hash func(K) uint64, followed *atomic.Int64) *ghost[K] {
+	if followed == nil {
+		followed = new(atomic.Int64)
+	}
+	g := &ghost[K]{hash: hash, budget: budget, limit: limit, followed: followed}
 	for _, f := range ghostFactors {
 		g.limits = append(g.limits, float64(f*bound))
 	}
@@ -358,10 +385,11 @@ func newGhost[K comparable](bound, budget int, hash func(K) uint64) *ghost[K] {
 }
 
 func (g *ghost[K]) reset() {
+	g.followed.Add(-int64(len(g.at)))
 	g.threshold = math.MaxUint64
 	g.at = make(map[uint64]int64)
 	g.byHash = g.byHash[:0]
-	g.tree.init(4 * g.budget)
+	g.tree.init(g.treeLen(0))
 	g.now, g.weight = 0, 0
 	clear(g.hits)
 }
@@ -380,6 +408,7 @@ func (g *ghost[K]) share(i int) float64 {
 func (g *ghost[K]) missed(k K, n int32) {
 	h := g.hash(k)
 	if h > g.threshold {
+		g.shrink()
 		return
 	}
 	scale := math.Exp2(64) / (float64(g.threshold) + 1)
@@ -388,6 +417,7 @@ func (g *ghost[K]) missed(k K, n int32) {
 	switch {
 	case !seen:
 		heap.Push(&g.byHash, h)
+		g.followed.Add(1)
 	case t != held: // evicted, and not called since: its distance decides
 		distance := float64(n) + float64(g.tree.count(t+1, g.now))*scale
 		for j, limit := range g.limits {
@@ -401,12 +431,20 @@ func (g *ghost[K]) missed(k K, n int32) {
 		g.hits[len(g.limits)] += scale
 	}
 	g.at[h] = held
-	for len(g.at) > g.budget {
+	g.shrink()
+}
+
+// shrink drops the followed keys of largest hash while the ghost follows
+// more than its share of the budget and all the cache's ghosts more than
+// limit, lowering threshold below each.
+func (g *ghost[K]) shrink() {
+	for len(g.at) > g.budget && g.followed.Load() > int64(g.limit) {
 		top := heap.Pop(&g.byHash).(uint64)
 		if t := g.at[top]; t != held {
 			g.tree.add(t, -1)
 		}
 		delete(g.at, top)
+		g.followed.Add(-1)
 		g.threshold = top - 1
 	}
 }
@@ -439,12 +477,22 @@ func (g *ghost[K]) compact() {
 		}
 	}
 	slices.SortFunc(g.scratch, func(a, b evicted) int { return cmp.Compare(a.t, b.t) })
-	g.tree.init(max(4*g.budget, 2*len(g.scratch)))
+	g.tree.init(g.treeLen(len(g.scratch)))
 	for i, e := range g.scratch {
 		g.at[e.h] = int64(i)
 		g.tree.add(int64(i), 1)
 	}
 	g.now = int64(len(g.scratch))
+}
+
+// treeLen returns how many eviction times the tree is to have room for,
+// with n evicted keys followed: 4 per key of the budget, or of
+// defaultBudget if the budget is larger, or 4 per key followed if more keys
+// are, so that a large budget takes memory only as keys are followed, and a
+// compaction leaves room for at least 3 times as many evictions as it had to
+// renumber.
+func (g *ghost[K]) treeLen(n int) int {
+	return 4 * max(min(g.budget, defaultBudget), n)
 }
 
 // evicted is a followed key's hash and the time it was evicted.

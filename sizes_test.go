@@ -46,7 +46,7 @@ func TestSizerFollowsTheOrder(t *testing.T) {
 	for _, bound := range []int{0, 1, 2, 7, 8, 40} {
 		t.Run(fmt.Sprint(bound), func(t *testing.T) {
 			var l list[int, int]
-			z := newSizer[int, int](bound, bound, 1, 1<<20, func(k int) uint64 { return mix(uint64(k)) })
+			z := newSizer[int, int](bound, bound, 1, 1<<20, func(k int) uint64 { return mix(uint64(k)) }, nil)
 			l.sz = z
 			l.init(bound)
 			model := []int{} // keys, most recent first
@@ -267,4 +267,174 @@ func sizesOf(a Advice) []int {
 		sizes = append(sizes, e.Size)
 	}
 	return sizes
+}
+
+// TestEstimateSizesLargeBudgets: any budget that is not negative is valid,
+// math.MaxInt included: the sample's memory grows with the keys followed,
+// not with the budget, and with fewer keys than the budget every key is
+// followed.
+func TestEstimateSizesLargeBudgets(t *testing.T) {
+	keys := trace.Zipf(20_000, 1000, 5)
+	for _, tc := range []struct {
+		name   string
+		shards int
+		budget int
+	}{
+		{"MaxInt", 1, math.MaxInt},
+		{"half MaxInt, 2 shards", 2, math.MaxInt / 2},
+		{"1<<30", 1, 1 << 30},
+		{"MaxInt, 4 shards", 4, math.MaxInt},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, c := Memoize(func(k int) int { return k }, MaxSize(100), Shards(tc.shards), EstimateSizes(tc.budget))
+			for _, s := range c.shards {
+				assert.LessOrEqual(t, len(s.l.sz.ghost.tree.sum), 4*defaultBudget+1, "the tree is not sized for the budget")
+			}
+			for _, k := range keys {
+				f(k)
+			}
+			a := c.SizeAdvice()
+			assert.Equal(t, len(keys), a.Calls)
+			require.Len(t, a.Sizes, 6)
+			if tc.shards == 1 {
+				for _, e := range a.Sizes {
+					assert.InDelta(t, exactHitRatio(keys, e.Size), e.HitRatio, 1e-9, "size %d", e.Size)
+				}
+			}
+		})
+	}
+}
+
+// TestSizeAdvicePutCounts: a Put counts as a call, over a held entry too,
+// where an LRU replaying the calls hits.
+func TestSizeAdvicePutCounts(t *testing.T) {
+	f, c := Memoize(func(k int) int { return k }, MaxSize(4), EstimateSizes(0))
+	f(1)
+	c.Put(1, 5) // over the entry f(1) stored: a hit
+	c.Put(2, 5) // a miss
+	a := c.SizeAdvice()
+	assert.Equal(t, 3, a.Calls)
+	calls := []int{1, 1, 2}
+	require.Len(t, a.Sizes, 6)
+	for _, e := range a.Sizes {
+		assert.InDelta(t, exactHitRatio(calls, e.Size), e.HitRatio, 1e-9, "size %d", e.Size)
+		assert.InDelta(t, 1.0/3, e.HitRatio, 1e-9, "size %d", e.Size)
+	}
+}
+
+// TestSizeAdvicePutsAndCalls: calls and Puts mixed, replayed as calls by an
+// exact LRU of each size: with every key followed, the same hit ratios.
+func TestSizeAdvicePutsAndCalls(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	f, c := Memoize(func(k int) int { return k }, MaxSize(8), EstimateSizes(0))
+	var calls []int
+	for range 5000 {
+		k := int(rng.ExpFloat64() * 10)
+		if rng.IntN(3) == 0 {
+			c.Put(k, k)
+		} else {
+			f(k)
+		}
+		calls = append(calls, k)
+	}
+	a := c.SizeAdvice()
+	assert.Equal(t, len(calls), a.Calls)
+	for _, e := range a.Sizes {
+		assert.InDelta(t, exactHitRatio(calls, e.Size), e.HitRatio, 1e-9, "size %d", e.Size)
+	}
+}
+
+// shardedExactHitRatio replays keys through exact LRUs standing for c's
+// shards, each key through its own shard's, each of size times that shard's
+// share of MaxSize over MaxSize (0: unbounded), and returns their hit ratio.
+func shardedExactHitRatio(c *Cache[int, int], keys []int, factor float64) float64 {
+	byShard := map[*shard[int, int]][]int{}
+	for _, k := range keys {
+		s := c.shard(k)
+		byShard[s] = append(byShard[s], k)
+	}
+	hits := 0.0
+	for s, ks := range byShard {
+		hits += exactHitRatio(ks, int(factor*float64(s.max))) * float64(len(ks))
+	}
+	return hits / float64(len(keys))
+}
+
+// TestSizeAdviceShardedExact: with fewer distinct keys than the budget, a
+// sharded cache follows every key, though its shards hold them unevenly,
+// and the estimates are exact: those of exact LRUs of each size standing
+// for its shards.
+func TestSizeAdviceShardedExact(t *testing.T) {
+	keys := trace.Zipf(50_000, 1000, 9)
+	for k := range 1000 { // every key of the space, once at least
+		keys = append(keys, k)
+	}
+	for _, shards := range []int{2, 4, 8} {
+		t.Run(fmt.Sprint(shards), func(t *testing.T) {
+			f, c := Memoize(func(k int) int { return k }, MaxSize(400), Shards(shards), EstimateSizes(1001))
+			counts := map[*shard[int, int]]int{}
+			for k := range 1000 {
+				counts[c.shard(k)]++
+			}
+			fuller := 0
+			for _, n := range counts {
+				fuller = max(fuller, n)
+			}
+			t.Logf("%d shards: the fullest holds %d of the 1000 keys, over its share %d of the budget", shards, fuller, 1001/shards)
+			for _, k := range keys {
+				f(k)
+			}
+			a := c.SizeAdvice()
+			require.Len(t, a.Sizes, 6)
+			for i, factor := range []float64{0.5, 1, 2, 4, 8, 0} {
+				assert.InDelta(t, shardedExactHitRatio(c, keys, factor), a.Sizes[i].HitRatio, 1e-9, "size %d", a.Sizes[i].Size)
+			}
+		})
+	}
+}
+
+// TestSizeAdviceShardedBudget: the shards of a cache follow at most about
+// twice the budget in all, even when one shard's keys come first and fill it
+// past its share; that shard gives the excess back on its next misses, and
+// Clear gives back everything.
+func TestSizeAdviceShardedBudget(t *testing.T) {
+	const budget = 256
+	f, c := Memoize(func(k int) int { return k }, MaxSize(64), Shards(4), EstimateSizes(budget))
+	followed := func() (total int64, each []int) {
+		for _, s := range c.shards {
+			each = append(each, len(s.l.sz.ghost.at))
+		}
+		return c.shards[0].l.sz.ghost.followed.Load(), each
+	}
+	keysOf := func(s *shard[int, int], n int) (keys []int) {
+		for k := 0; len(keys) < n; k++ {
+			if c.shard(k) == s {
+				keys = append(keys, k)
+			}
+		}
+		return keys
+	}
+	first := keysOf(c.shards[0], 5000)
+	for _, k := range first[:4000] {
+		f(k)
+	}
+	total, each := followed()
+	assert.Equal(t, []int{budget, 0, 0, 0}, each, "alone, a shard may follow the whole budget")
+	assert.EqualValues(t, budget, total)
+	for _, s := range c.shards[1:] {
+		for _, k := range keysOf(s, 1000) {
+			f(k)
+		}
+	}
+	total, each = followed()
+	assert.Equal(t, []int{budget, budget / 4, budget / 4, budget / 4}, each, "the others follow their share")
+	assert.EqualValues(t, budget+3*budget/4, total)
+	assert.LessOrEqual(t, total, int64(2*budget))
+	f(first[4000]) // the first shard's next miss gives its excess back
+	total, each = followed()
+	assert.Equal(t, []int{budget / 4, budget / 4, budget / 4, budget / 4}, each)
+	assert.EqualValues(t, budget, total)
+	c.Clear()
+	total, _ = followed()
+	assert.Zero(t, total)
 }

@@ -262,8 +262,9 @@ func (s *shard[K, V]) joinRefresh(cl *call[V]) {
 }
 
 // settleRefresh stores the outcome of cl, the refresh of k's stale entry,
-// with s.mu held: a new value over the stale one, if it is still held. A
-// failed refresh leaves the stale value until its grace ends.
+// with s.mu held: a new value over the stale one, if it is still held and
+// within its grace (Replaced); past its grace, store's purge drops it first
+// (Expired). A failed refresh leaves the stale value until its grace ends.
 func (s *shard[K, V]) settleRefresh(k K, cl *call[V], failed bool, now, wall int64) {
 	delete(s.refreshing, k)
 	if failed {
@@ -272,7 +273,7 @@ func (s *shard[K, V]) settleRefresh(k K, cl *call[V], failed bool, now, wall int
 	if !s.keeps(cl) {
 		return // the stale value stays until its grace ends
 	}
-	if i, held := s.l.lookup(k).entry(); held {
+	if i, held := s.l.lookup(k).entry(); held && s.l.exp.servable(s.l.exp.at[i], now) {
 		s.note(Replaced, k, s.l.value(i))
 	}
 	s.storeResult(k, cl, now, wall, false)
