@@ -10,9 +10,9 @@ import (
 // of the list's owner (see list).
 //
 // An entry holding a value never changes it: a new value for the key is a
-// new entry. The key, the value and at are written before ref becomes
-// positive, and never after, so a hit that loads ref and finds it positive
-// may read them without the list's lock. ref is the only field written
+// new entry. The key, the value and (in a timed entry) the expiry are
+// written before ref becomes positive, and never after, so a hit that loads
+// ref and finds it positive may read them without the list's lock. ref is the only field written
 // after the entry is published, once: a mark (negative) becomes a value
 // (fill). An entry the list drops keeps its ref: a hit that found it in the
 // index just before may still return its value, as it would have a moment
@@ -21,8 +21,17 @@ import (
 type entry[K comparable, V any] struct {
 	key K
 	val V
-	at  int64        // when the value stops being fresh; math.MaxInt64 if never
 	ref atomic.Int32 // > 0: the node holding the value; < 0: a mark
+}
+
+// timed is the entry of a list whose entries expire: an entry, which the
+// index points to, followed by when its value stops being fresh. A list
+// with expiries allocates every entry as a timed one (list.entry), so the
+// expiry of any of its entries is found past it (list.at), and a list
+// without them does not pay for the field.
+type timed[K comparable, V any] struct {
+	entry[K, V]
+	at int64
 }
 
 // setRef sets the ref of e, which no other goroutine can see yet: a plain

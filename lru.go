@@ -6,6 +6,7 @@ import (
 	"math"
 	"reflect"
 	"sync"
+	"unsafe"
 )
 
 // list is the unsynchronised LRU core shared by LRU and the memoized
@@ -112,10 +113,29 @@ func (l *list[K, V]) lookup(k K) ref {
 // value returns the value in node i.
 func (l *list[K, V]) value(i int32) V { return l.nodes[i].e.val }
 
+// entry returns a new entry of k holding v, to expire at at if the list has
+// expiries.
+func (l *list[K, V]) entry(k K, v V, at int64) *entry[K, V] {
+	if l.exp == nil {
+		return &entry[K, V]{key: k, val: v}
+	}
+	t := &timed[K, V]{entry: entry[K, V]{key: k, val: v}, at: at}
+	return &t.entry
+}
+
+// at returns when the value of e, an entry of the list, stops being fresh.
+func (l *list[K, V]) at(e *entry[K, V]) int64 {
+	if l.exp == nil {
+		return math.MaxInt64
+	}
+	return (*timed[K, V])(unsafe.Pointer(e)).at
+}
+
 // mark records m < 0 for k, which the list does not hold, and returns the
 // entry that holds it.
 func (l *list[K, V]) mark(k K, m ref) *entry[K, V] {
-	e := &entry[K, V]{key: k}
+	var zero V
+	e := l.entry(k, zero, 0)
 	e.setRef(int32(m))
 	l.idx.add(e)
 	l.marks++
@@ -131,10 +151,10 @@ func (l *list[K, V]) unmark(k K) {
 // fill replaces the mark that e holds with v, as add does, but without
 // looking its key up in the list.
 func (l *list[K, V]) fill(e *entry[K, V], v V, at int64) (old *entry[K, V], evicted bool) {
-	if l.exp == nil {
-		at = math.MaxInt64
+	e.val = v
+	if l.exp != nil {
+		(*timed[K, V])(unsafe.Pointer(e)).at = at
 	}
-	e.val, e.at = v, at
 	old, evicted = l.insert(e, false) // counts the mark out of len while it makes room
 	l.marks--
 	return old, evicted
@@ -211,16 +231,13 @@ func (l *list[K, V]) linkFront(s, i int32) {
 }
 
 // add stores v under k as the most recently used entry, expiring at at if
-// the list has expiries (else never), in place of any value or mark k had. When the list
+// the list has expiries, in place of any value or mark k had. When the list
 // is full, the least recently used entry makes room and is returned. k must
 // be equal to itself (see selfEqual).
 func (l *list[K, V]) add(k K, v V, at int64) (old *entry[K, V], evicted bool) {
-	if l.exp == nil {
-		at = math.MaxInt64
-	}
 	e := l.idx.get(k)
 	if e == nil {
-		return l.insert(&entry[K, V]{key: k, val: v, at: at}, true)
+		return l.insert(l.entry(k, v, at), true)
 	}
 	i, held := ref(e.ref.Load()).entry()
 	if !held {
@@ -228,7 +245,7 @@ func (l *list[K, V]) add(k K, v V, at int64) (old *entry[K, V], evicted bool) {
 	}
 	// A new entry: readers may be reading the old one's value.
 	l.flush()
-	ne := &entry[K, V]{key: k, val: v, at: at}
+	ne := l.entry(k, v, at)
 	ne.setRef(i)
 	l.nodes[i].e = ne
 	l.idx.replace(e, ne)
@@ -296,7 +313,7 @@ func (l *list[K, V]) insert(e *entry[K, V], add bool) (old *entry[K, V], evicted
 		l.linkFront(0, i)
 	}
 	if l.exp != nil {
-		l.exp.push(i, e.at)
+		l.exp.push(i, l.at(e))
 	}
 	if !add {
 		e.ref.Store(i) // last: readers may now read the value
