@@ -191,6 +191,19 @@ func TestBrowser(t *testing.T) {
 		require.NoError(t, err)
 		t.Logf("one process: the size chart reads %q", labels)
 		assert.Contains(t, labels, "unbounded: 0.50", "the chart draws the estimate at every size")
+
+		// An empty query is refused, and the page says why.
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		require.NoError(t, chromedp.Do(tctx,
+			chromedp.Evaluate[chromedp.Void](`document.getElementById('q').value = '  '`),
+			chromedp.Click("#go"),
+		))
+		_, err = chromedp.Run(tctx, chromedp.Poll[bool](`document.getElementById('source').textContent === 'error'`))
+		require.NoError(t, err, "the page leaves the refusal of an empty query on %q", "working...")
+		answer, err = chromedp.Run(tctx, chromedp.Text("#answer"))
+		require.NoError(t, err)
+		assert.Equal(t, "memo webapp: the query is empty", answer)
 	})
 
 	t.Run("workers", func(t *testing.T) {
