@@ -123,7 +123,7 @@ type tier[K comparable, V any] struct {
 	// reading serialises the readings of the store's deletions, by the
 	// poller and by Clear, and guards cursor, where the last one left off.
 	// emptied counts this process's Clears that emptied memory after their
-	// reading: a reading older than the last of them is not applied (apply).
+	// reading: the poller does not empty it for an older reading (apply).
 	reading sync.Mutex
 	cursor  uint64
 	emptied atomic.Uint64
@@ -505,8 +505,9 @@ func (t *tier[K, V]) poll(c *Cache[K, V]) {
 // keys other processes deleted, or everything, for a Clear or for deletions
 // the store no longer knows. Before any reading has worked, it cannot know
 // what was deleted, and drops everything: the constructor's first reading,
-// on an empty cache, only places the cursor. It drops nothing for a reading
-// that a Clear of this process has read past and emptied memory after.
+// on an empty cache, only places the cursor. It does not empty memory for a
+// reading that a Clear of this process has since read past, emptying memory
+// after it.
 func (t *tier[K, V]) apply(c *Cache[K, V]) {
 	keys, all, emptied, err := t.read(false)
 	switch {
