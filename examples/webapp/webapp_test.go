@@ -8,12 +8,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/gomemo/memo/redisstore/redistest"
+	"github.com/gomemo/memo/sqlite"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -119,6 +121,18 @@ func TestWorkersShare(t *testing.T) {
 			assert.Equal(t, first.Result, second.Result)
 		})
 	}
+}
+
+func TestSharedTierSaysWhereAndWhether(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "memo.db")
+	assert.Equal(t, file+", new", sharedTier(dir, ""))
+	st, _, closeStore, err := openStore(dir, "")
+	require.NoError(t, err)
+	closeStore()
+	require.Equal(t, file, st.(*sqlite.Store).Path())
+	assert.Equal(t, file+", made by an earlier run, whose results it serves", sharedTier(dir, ""))
+	assert.Equal(t, "Redis at localhost:6379", sharedTier(dir, "localhost:6379"))
 }
 
 // browser returns a chromedp context on a headless Chromium, failing the test
