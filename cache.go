@@ -303,8 +303,9 @@ func (c *Cache[K, V]) Parameters() Parameters { return c.params }
 // store; the other processes drop what they hold in memory when they next
 // read the store's deletions (Sharing.Poll), and executions of this process
 // that wrote the store while the Clear ran take their results back out. The
-// Clear does not come back to this process through the store: what it
-// computes after Clear returns stays, in its memory and in the store.
+// Clear does not come back to this process through the store: given a store
+// that answers, what it computes after Clear returns stays, in its memory and
+// in the store.
 func (c *Cache[K, V]) Clear() {
 	c.clearLocal(true, nil)
 	if t := c.tier; t != nil {
