@@ -159,8 +159,13 @@ func TestSingleFlightOption(t *testing.T) {
 	assert.False(t, c.Put(4, 1), "a SingleFlight cache keeps nothing")
 	assert.True(t, c.Parameters().SingleFlight)
 
-	assert.PanicsWithValue(t, "memo: SingleFlight keeps no results, so it cannot be combined with TTL, Window, StaleWhileRevalidate, CacheErrors, ExpireAfter, MaxWeight or Share",
-		func() { Memoize(func(n int) int { return n }, SingleFlight(), TTL(time.Second)) })
+	const refused = "memo: SingleFlight keeps no results, so it cannot be combined with MaxSize, Unbounded, TTL, Window, StaleWhileRevalidate, CacheErrors, ExpireAfter, MaxWeight or Share"
+	id := func(n int) int { return n }
+	assert.PanicsWithValue(t, refused, func() { Memoize(id, SingleFlight(), TTL(time.Second)) })
+	// A size is about keeping results too, in either order, even 0.
+	assert.PanicsWithValue(t, refused, func() { Memoize(id, SingleFlight(), MaxSize(10)) })
+	assert.PanicsWithValue(t, refused, func() { Memoize(id, MaxSize(0), SingleFlight()) })
+	assert.PanicsWithValue(t, refused, func() { Memoize(id, Unbounded(), SingleFlight()) })
 }
 
 // ExpireAfter behaves as otter's per-entry ExpiryCalculator on creation:

@@ -310,9 +310,12 @@ func (c *Cache[K, V]) Parameters() Parameters { return c.params }
 // executions. A shared cache (see Share) also clears its namespace in the
 // store; the other processes drop what they hold in memory when they next
 // read the store's deletions (Sharing.Poll), and executions of this process
-// that wrote the store while the Clear ran take their results back out.
+// that wrote the store while the Clear ran take their results back out. The
+// Clear does not come back to this process through the store: given a store
+// that answers, what it computes after Clear returns stays, in its memory and
+// in the store.
 func (c *Cache[K, V]) Clear() {
-	c.clearLocal(true)
+	c.clearLocal(true, nil)
 	if t := c.tier; t != nil {
 		for _, n := range []*atomic.Uint64{&t.hits, &t.misses, &t.waits, &t.errors} {
 			n.Store(0)
@@ -321,11 +324,15 @@ func (c *Cache[K, V]) Clear() {
 	}
 }
 
-// clearLocal empties every shard, resetting the counters too if counters.
-func (c *Cache[K, V]) clearLocal(counters bool) {
+// clearLocal empties every shard, resetting the counters too if counters,
+// unless skip, if not nil, reports true with every shard locked.
+func (c *Cache[K, V]) clearLocal(counters bool, skip func() bool) {
 	now := c.now()
 	c.lockAll()
 	defer c.unlockAll()
+	if skip != nil && skip() {
+		return
+	}
 	for _, s := range c.shards {
 		s.reset(now, counters)
 	}

@@ -91,7 +91,8 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 	c.extra = c.tier != nil || c.expireAfter != nil || c.weigher != nil || p.SingleFlight
 	c.bare = !c.extra && c.observe == nil && p.TTL == 0 && p.Window == 0
 	if t := c.tier; t != nil {
-		go t.poll(c, t.apply(c, 0))
+		t.apply(c)
+		go t.poll(c)
 	}
 	return c
 }

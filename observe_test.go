@@ -282,7 +282,7 @@ func TestObserveClearExpired(t *testing.T) {
 		clk.Advance(6 * time.Second)
 		f("ccc")
 		clk.Advance(12 * time.Second) // bb is past its grace, ccc stale within its own
-		c.clearLocal(false)           // as a Clear read from the store: the counters stay
+		c.clearLocal(false, nil)      // as a Clear read from the store: the counters stay
 		assert.ElementsMatch(t, []Event[string, int]{ev(Expired, "bb", 2), ev(Cleared, "ccc", 3)}, rec.take(), "Clear")
 		assert.Equal(t, 2, c.CacheInfo().Expirations, "a's and bb's")
 

@@ -29,6 +29,7 @@ type config struct {
 	clock      func() time.Time // nil only if Clock was given nil
 	observe    any              // the func(Event[K, V]) given to Observe
 	observeSet bool
+	sized      bool     // MaxSize or Unbounded was given
 	negative   string   // why the first negative duration given is refused
 	sharing    *Sharing // given to Share
 	expire     any      // the func(V) time.Duration given to ExpireAfter
@@ -93,8 +94,8 @@ func (c *config) invalid() string {
 		return "memo: WTinyLFU chooses what to evict, so it needs a MaxSize, not Unbounded"
 	case c.WTinyLFU && (c.weigh != nil || c.EstimateSizes > 0):
 		return "memo: WTinyLFU cannot be combined with MaxWeight or EstimateSizes, which assume an LRU"
-	case c.SingleFlight && (c.TTL > 0 || c.Window > 0 || c.StaleWhileRevalidate > 0 || c.CacheErrors > 0 || c.expire != nil || c.sharing != nil || c.weigh != nil):
-		return "memo: SingleFlight keeps no results, so it cannot be combined with TTL, Window, StaleWhileRevalidate, CacheErrors, ExpireAfter, MaxWeight or Share"
+	case c.SingleFlight && (c.sized || c.TTL > 0 || c.Window > 0 || c.StaleWhileRevalidate > 0 || c.CacheErrors > 0 || c.expire != nil || c.sharing != nil || c.weigh != nil):
+		return "memo: SingleFlight keeps no results, so it cannot be combined with MaxSize, Unbounded, TTL, Window, StaleWhileRevalidate, CacheErrors, ExpireAfter, MaxWeight or Share"
 	}
 	return ""
 }
@@ -103,15 +104,15 @@ func (c *config) invalid() string {
 // entry when full. A size of 0 or less turns caching off, as in Python: every
 // call runs the function and counts as a miss, and the size is reported as 0.
 // A size larger than a cache can index (2^31-2) is invalid. Of MaxSize and
-// Unbounded, the last given wins.
+// Unbounded, the last given wins. SingleFlight refuses both.
 func MaxSize(n int) Option {
-	return func(c *config) { c.MaxSize, c.Unbounded = n, false }
+	return func(c *config) { c.MaxSize, c.Unbounded, c.sized = n, false, true }
 }
 
 // Unbounded lets the cache grow without limit: nothing is ever evicted. Of
-// MaxSize and Unbounded, the last given wins.
+// MaxSize and Unbounded, the last given wins. SingleFlight refuses both.
 func Unbounded() Option {
-	return func(c *config) { c.MaxSize, c.Unbounded = 0, true }
+	return func(c *config) { c.MaxSize, c.Unbounded, c.sized = 0, true, true }
 }
 
 // Shards splits the cache into n parts, each with its own lock, chosen by a
@@ -289,9 +290,9 @@ func Share(s Sharing) Option {
 // context-aware counterpart of golang.org/x/sync/singleflight. (MaxSize(0)
 // is not that: as in Python, every call of a cache of size 0 runs the
 // function on its own.) A SingleFlight cache holds nothing, so it cannot be
-// combined with the options about keeping results (TTL, Window,
-// StaleWhileRevalidate, CacheErrors, ExpireAfter, MaxWeight, Share), and
-// MaxSize does not matter.
+// combined with the options about keeping results (MaxSize, Unbounded, TTL,
+// Window, StaleWhileRevalidate, CacheErrors, ExpireAfter, MaxWeight, Share):
+// the constructor panics, naming them.
 func SingleFlight() Option {
 	return func(c *config) { c.SingleFlight = true }
 }

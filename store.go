@@ -107,8 +107,8 @@ const (
 func (s Sharing) Namespace() string { return s.Name + "/" + strconv.Itoa(s.Version) }
 
 // tier is a cache's use of its Store. Its counters are atomic, mine has a
-// lock of its own (held for no user code), and the rest is fixed at
-// construction.
+// lock of its own (held for no user code), the cursor another (held across
+// the store's Changes), and the rest is fixed at construction.
 type tier[K comparable, V any] struct {
 	Sharing        // normalised: a Codec, no zero durations or sizes
 	ns      string // Sharing.Namespace()
@@ -119,6 +119,14 @@ type tier[K comparable, V any] struct {
 
 	mu   sync.Mutex
 	mine map[string]int // see own
+
+	// reading serialises the readings of the store's deletions, by the
+	// poller and by Clear, and guards cursor, where the last one left off.
+	// emptied counts this process's Clears that emptied memory after their
+	// reading: the poller does not empty it for an older reading (apply).
+	reading sync.Mutex
+	cursor  uint64
+	emptied atomic.Uint64
 
 	// After a failure, executions leave the store alone until downUntil
 	// (Unix nanoseconds), a pause that doubles with each failure from
@@ -457,17 +465,29 @@ func (t *tier[K, V]) others(keys []string) []string {
 	return out
 }
 
-// clear clears the namespace in the store, for Clear.
+// clear clears the namespace in the store, for Clear, which has emptied c's
+// memory already, so that executions in progress take what they write to
+// the store back out (see finish). It then reads the deletions up to its
+// own, so that they do not come back through the poller to drop what this
+// process computes after the Clear, and empties c's memory again of what it
+// took in meanwhile, perhaps from the store before it was cleared.
 func (t *tier[K, V]) clear(c *Cache[K, V]) {
-	if err := t.op(context.Background(), func(ctx context.Context) error { return t.Store.Clear(ctx, t.ns) }); err != nil {
+	err := t.op(context.Background(), func(ctx context.Context) error { return t.Store.Clear(ctx, t.ns) })
+	if err == nil {
+		_, _, _, err = t.read(true)
+	}
+	if err != nil {
+		// The poller reads the Clear, if it happened, and empties memory.
 		var zero K
 		t.fail(c, zero, err)
+		return
 	}
+	c.clearLocal(false, nil)
 }
 
 // poll drops from c's memory what other processes delete from the store,
-// every Poll, until Close. cursor is where the last reading left off.
-func (t *tier[K, V]) poll(c *Cache[K, V], cursor uint64) {
+// every Poll, until Close.
+func (t *tier[K, V]) poll(c *Cache[K, V]) {
 	defer close(t.done)
 	ticker := time.NewTicker(t.Poll)
 	defer ticker.Stop()
@@ -477,38 +497,58 @@ func (t *tier[K, V]) poll(c *Cache[K, V], cursor uint64) {
 			return
 		case <-ticker.C:
 		}
-		cursor = t.apply(c, cursor)
+		t.apply(c)
 	}
 }
 
-// apply reads the store's deletions since cursor, drops them from c's memory
-// and returns the cursor to read from next. At cursor 0, before any reading
-// has worked, it cannot know what was deleted, and drops everything: the
-// constructor's first reading, on an empty cache, only places the cursor.
-func (t *tier[K, V]) apply(c *Cache[K, V], cursor uint64) uint64 {
-	var keys []string
-	var all bool
-	var next uint64
-	err := t.op(context.Background(), func(ctx context.Context) (err error) {
-		keys, all, next, err = t.Store.Changes(ctx, t.ns, cursor)
-		return err
-	})
+// apply reads the store's deletions and drops them from c's memory: the
+// keys other processes deleted, or everything, for a Clear or for deletions
+// the store no longer knows. Before any reading has worked, it cannot know
+// what was deleted, and drops everything: the constructor's first reading,
+// on an empty cache, only places the cursor. It does not empty memory for a
+// reading that a Clear of this process has since read past, emptying memory
+// after it.
+func (t *tier[K, V]) apply(c *Cache[K, V]) {
+	keys, all, emptied, err := t.read(false)
 	switch {
 	case err != nil:
 		var zero K
 		t.fail(c, zero, err)
-		return cursor
-	case all || cursor == 0:
-		c.clearLocal(false)
+	case all:
+		c.clearLocal(false, func() bool { return t.emptied.Load() != emptied })
+	case len(keys) > 0:
+		c.forgetEncoded(keys)
+	}
+}
+
+// read reads the store's deletions since the cursor and moves it on. It
+// returns the keys of the deletions not made by this process, or all true
+// for everything, and the count of this process's Clears that emptied memory
+// after their reading, counting this one if own, for a Clear.
+func (t *tier[K, V]) read(own bool) (keys []string, all bool, emptied uint64, err error) {
+	t.reading.Lock()
+	defer t.reading.Unlock()
+	var next uint64
+	err = t.op(context.Background(), func(ctx context.Context) (err error) {
+		keys, all, next, err = t.Store.Changes(ctx, t.ns, t.cursor)
+		return err
+	})
+	if err != nil {
+		return nil, false, 0, err
+	}
+	if all || t.cursor == 0 {
+		keys, all = nil, true
 		t.mu.Lock()
 		t.mine = nil // whatever this process deleted is gone too
 		t.mu.Unlock()
-	default:
-		if keys = t.others(keys); len(keys) > 0 {
-			c.forgetEncoded(keys)
-		}
+	} else {
+		keys = t.others(keys)
 	}
-	return next
+	t.cursor = next
+	if own {
+		t.emptied.Add(1)
+	}
+	return keys, all, t.emptied.Load(), nil
 }
 
 // close stops the poller and waits for it.

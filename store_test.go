@@ -703,3 +703,46 @@ func TestShareOwnDeletionsKeepNewValues(t *testing.T) {
 	assert.Equal(t, 1000, v)
 	assert.True(t, c.Contains(3), "the result computed after the Forget stays")
 }
+
+func TestShareOwnClearKeepsNewValues(t *testing.T) {
+	st := newMemStore()
+	var blocked atomic.Bool
+	inside := make(chan struct{})
+	release := make(chan struct{})
+	sh := Sharing{Store: st, Name: "f", Poll: time.Millisecond}
+	f, c := Memoize(func(n int) int {
+		switch {
+		case n == 1 && blocked.CompareAndSwap(false, true):
+			close(inside)
+			<-release
+		case n == 3:
+			// Long enough for the poller to read the store a few times.
+			before := st.ops.Load()
+			for deadline := time.Now().Add(await.Timeout); st.ops.Load() < before+3 && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		return n * n
+	}, Share(sh))
+	defer c.Close()
+	done := make(chan struct{})
+	go func() { f(1); close(done) }()
+	<-inside
+	c.Clear()
+	assert.Equal(t, 4, f(2))
+	assert.Equal(t, 9, f(3))
+	close(release)
+	within(t, 5*time.Second, func() { <-done })
+	before := st.ops.Load()
+	await.Soon(t, func() bool { return st.ops.Load() >= before+3 }, "the poller read the store a few times")
+
+	assert.True(t, c.Contains(2), "the result computed after the Clear stays")
+	assert.True(t, c.Contains(3), "the result computed after the Clear stays, however long it took")
+	assert.False(t, c.Contains(1), "the execution begun before the Clear is not kept")
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for n, want := range map[int]bool{1: false, 2: true, 3: true} {
+		_, ok := st.values[[2]string{sh.Namespace(), mustKey(t, n)}]
+		assert.Equal(t, want, ok, "the store holds %d: %v", n, want)
+	}
+}

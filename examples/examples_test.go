@@ -31,26 +31,34 @@ func TestExamplesRun(t *testing.T) {
 }
 
 // TestExamplesRunTwice runs the examples that keep their results on disk
-// twice on one directory each: the second run computes nothing. Each is a
-// module of its own, for its SQLite dependency, and runs from its folder.
+// twice on one directory each: the second run computes nothing; then once
+// with -clear, which computes everything again, and once more, which finds
+// what the run with -clear stored. Each is a module of its own, for its
+// SQLite dependency, and runs from its folder.
 func TestExamplesRunTwice(t *testing.T) {
-	for name, runs := range map[string][2][]string{
+	// run is one run of an example: its flags, and what its output holds.
+	type run struct{ flags, want []string }
+	for name, runs := range map[string][]run{
 		"disk": {
-			{"4 computed, 0 from the disk", "memo       e7af4e3af53f557c"},
+			{nil, []string{"memo.db, new", "4 computed, 0 from the disk\n", "memo       e7af4e3af53f557c"}},
 			// The same result, computed or stored.
-			{"0 computed, 4 from the disk", "memo       e7af4e3af53f557c"},
+			{nil, []string{"memo.db, made by an earlier run", "0 computed, 4 from the disk, stored there by an earlier run", "memo       e7af4e3af53f557c"}},
+			{[]string{"-clear"}, []string{"cleared the cache", "4 computed, 0 from the disk\n"}},
+			{nil, []string{"0 computed, 4 from the disk"}},
 		},
 		// The first run computes each distinct key once across its four
 		// worker processes.
 		"multiprocess": {
-			{"600 records, 40 distinct addresses", "40 executions in all for 40 distinct addresses, 80 calls: 40 saved by the shared cache"},
-			{"600 records, 40 distinct addresses", "0 executions in all for 40 distinct addresses, 80 calls: 80 saved by the shared cache"},
+			{nil, []string{"memo.db, new", "600 records, 40 distinct addresses", "40 executions in all for 40 distinct addresses, 80 calls: 40 saved by the shared cache"}},
+			{nil, []string{"memo.db, made by an earlier run", "0 executions in all for 40 distinct addresses, 80 calls: 80 saved by the shared cache"}},
+			{[]string{"-clear"}, []string{"cleared the shared cache", "40 executions in all for 40 distinct addresses"}},
+			{nil, []string{"0 executions in all for 40 distinct addresses"}},
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			for i, want := range runs {
-				if !goRun(t, name, want, fmt.Sprintf("run %d of go run ./%s", i+1, name), ".", "-dir", dir) {
+			for i, r := range runs {
+				if !goRun(t, name, r.want, fmt.Sprintf("run %d of go run ./%s %v", i+1, name, r.flags), append([]string{".", "-dir", dir}, r.flags...)...) {
 					return
 				}
 			}

@@ -436,3 +436,43 @@ func TestCloseLeavesNothingRunning(t *testing.T) {
 	require.NoError(t, client.Close())
 	goleak.VerifyNone(t)
 }
+
+func TestClearKeepsWhatComesAfter(t *testing.T) {
+	const poll, slow = 20 * time.Millisecond, 9
+	srv := redistest.Start(t)
+	var runsA, runsB atomic.Int64
+	sh := memo.Sharing{Store: newStore(t, srv.Client(t)), Name: "expected", Poll: poll}
+	a, ca := memo.Memoize(func(k int) string {
+		runsA.Add(1)
+		if k == slow {
+			time.Sleep(5 * poll) // the poller reads the store meanwhile
+		}
+		return expected(k)
+	}, memo.Share(sh))
+	t.Cleanup(ca.Close)
+	b, cb := memoized(t, newStore(t, srv.Client(t)), &runsB)
+	for k := range 3 {
+		a(k)
+		b(k)
+	}
+	require.Equal(t, int64(0), runsB.Load())
+
+	ca.Clear()
+	assert.Equal(t, expected(0), a(0))
+	assert.Equal(t, expected(slow), a(slow))
+	require.Equal(t, int64(5), runsA.Load())
+	await.Soon(t, func() bool { return cb.CacheInfo().CurrSize == 0 }, "b drops what it held before a's Clear")
+	assert.Equal(t, expected(3), b(3))
+	require.Equal(t, int64(1), runsB.Load())
+
+	time.Sleep(10 * poll) // both pollers read a's Clear, or would
+	assert.True(t, ca.Contains(0), "a keeps what it computed after its own Clear")
+	assert.True(t, ca.Contains(slow), "a keeps what it computed after its own Clear, however long it took")
+	assert.Equal(t, 2, ca.CacheInfo().CurrSize)
+	assert.True(t, cb.Contains(3), "b keeps what it computed after a's Clear reached it")
+	assert.Equal(t, expected(0), b(0))
+	assert.Equal(t, expected(slow), b(slow))
+	assert.Equal(t, int64(1), runsB.Load(), "a stored what it computed after its Clear")
+	assert.Equal(t, expected(3), a(3))
+	assert.Equal(t, int64(5), runsA.Load(), "b stored what it computed after a's Clear")
+}

@@ -7,7 +7,10 @@
 //	go run . -clear   # empties the cache, then computes again
 //
 // The results live in a directory under the user's cache directory (see
-// -dir); deleting that directory empties the cache too.
+// -dir), where they outlive the checkout: a run from a new clone finds what
+// an earlier run from another one stored. The program says so when it
+// starts, and where the file is; deleting that directory empties the cache
+// too.
 package main
 
 import (
@@ -43,11 +46,18 @@ func main() {
 	clear := flag.Bool("clear", false, "empty the cache first")
 	flag.Parse()
 
+	_, err = os.Stat(filepath.Join(*dir, "memo.db")) // the store's file, see sqlite.Open
+	earlier := err == nil
 	st, err := sqlite.Open(*dir, sqlite.Options{MaxBytes: 16 << 20})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer st.Close()
+	if earlier {
+		fmt.Printf("the cache is %s, made by an earlier run (-clear empties it, -dir puts it elsewhere)\n", st.Path())
+	} else {
+		fmt.Printf("the cache is %s, new (-dir puts it elsewhere)\n", st.Path())
+	}
 	// Name ties the stored results to this function; bump Version when its
 	// results change meaning, and the old ones are ignored.
 	hash, cache := memo.Memoize(stretch, memo.Share(memo.Sharing{Store: st, Name: "stretch", Version: 1}))
@@ -63,7 +73,10 @@ func main() {
 		fmt.Printf("%-10s %s  (%v)\n", word, hash(word), time.Since(t).Round(10*time.Microsecond))
 	}
 	ci := cache.CacheInfo()
-	fmt.Printf("took %v: %d computed, %d from the disk\n", time.Since(start).Round(time.Millisecond),
+	fmt.Printf("took %v: %d computed, %d from the disk", time.Since(start).Round(time.Millisecond),
 		ci.StoreMisses, ci.StoreHits)
-	fmt.Printf("the results are in %s; run with -clear, or delete that directory, to empty it\n", st.Path())
+	if ci.StoreHits > 0 {
+		fmt.Print(", stored there by an earlier run")
+	}
+	fmt.Printf("\nrun with -clear, or delete %s, to empty the cache\n", *dir)
 }

@@ -9,6 +9,11 @@
 //	go run .            # again: every result comes from the disk
 //	go run . -clear     # empties the shared cache first
 //
+// The shared cache lives in a directory under the user's cache directory
+// (see -dir), where it outlives the checkout: a run from a new clone finds
+// what an earlier run from another one stored. The program says so when it
+// starts, and where the file is.
+//
 // Goroutines or processes? In Go, goroutines are the right tool for almost
 // all parallel work: they share memory, one memoized function serves them
 // all, and the runtime spreads them over every core, so the global
@@ -81,6 +86,8 @@ func main() {
 	worker := flag.Bool("worker", false, "run as a worker (the main process starts them)")
 	flag.Parse()
 
+	_, err = os.Stat(filepath.Join(*dir, "memo.db")) // the store's file, see sqlite.Open
+	earlier := err == nil
 	st, err := sqlite.Open(*dir, sqlite.Options{MaxBytes: 16 << 20})
 	if err != nil {
 		log.Fatal(err)
@@ -91,10 +98,16 @@ func main() {
 		work(sharing)
 		return
 	}
+	if earlier {
+		fmt.Printf("the shared cache is %s, made by an earlier run (-clear empties it, -dir puts it elsewhere)\n", st.Path())
+	} else {
+		fmt.Printf("the shared cache is %s, new (-dir puts it elsewhere)\n", st.Path())
+	}
 	if *clear {
 		_, c := memo.Memoize(profile, sharing)
 		c.Clear()
 		c.Close()
+		fmt.Println("cleared the shared cache")
 	}
 
 	// Fold duplicates in the main process, with a local cache.

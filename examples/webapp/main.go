@@ -13,7 +13,10 @@
 // Then open http://localhost:8080. /stats.json gives the panel's numbers and
 // /metrics the cache's metrics for Prometheus. With workers, the panel says
 // which worker answered: a result computed by one is served by another from
-// the shared tier.
+// the shared tier. The SQLite file lives under the user's cache directory
+// (see -dir), where it outlives the checkout, so a query asked in an earlier
+// run is answered from the disk; the program says where the file is, and
+// whether an earlier run made it, when it starts.
 package main
 
 import (
@@ -204,6 +207,19 @@ func openStore(dir, redisAddr string) (memo.Store, string, func(), error) {
 	return st, "disk", func() { st.Close() }, nil
 }
 
+// sharedTier describes the shared tier that workers on dir and redisAddr
+// use: Redis, or the SQLite file, with whether an earlier run made it.
+func sharedTier(dir, redisAddr string) string {
+	if redisAddr != "" {
+		return "Redis at " + redisAddr
+	}
+	file := filepath.Join(dir, "memo.db") // the store's file, see sqlite.Open
+	if _, err := os.Stat(file); err == nil {
+		return file + ", made by an earlier run, whose results it serves"
+	}
+	return file + ", new"
+}
+
 // startWorkers starts n worker processes of this program on free loopback
 // ports and returns their addresses once each answers, and a function that
 // stops them.
@@ -286,13 +302,14 @@ func main() {
 	var h http.Handler
 	switch {
 	case *workers > 0:
+		tier := sharedTier(*dir, *redisAddr) // before the workers create the file
 		addrs, stop, err := startWorkers(*workers, *dir, *redisAddr)
 		if err != nil {
 			log.Fatal(err)
 		}
 		defer stop()
 		h = roundRobin(addrs)
-		log.Printf("%d workers behind http://%s, sharing through %s", *workers, *addr, map[bool]string{true: "Redis at " + *redisAddr, false: *dir}[*redisAddr != ""])
+		log.Printf("%d workers behind http://%s, sharing through %s (-dir puts it elsewhere)", *workers, *addr, tier)
 	case *worker > 0:
 		st, shared, closeStore, err := openStore(*dir, *redisAddr)
 		if err != nil {

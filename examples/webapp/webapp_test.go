@@ -8,12 +8,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/gomemo/memo/redisstore/redistest"
+	"github.com/gomemo/memo/sqlite"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -121,6 +123,18 @@ func TestWorkersShare(t *testing.T) {
 	}
 }
 
+func TestSharedTierSaysWhereAndWhether(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "memo.db")
+	assert.Equal(t, file+", new", sharedTier(dir, ""))
+	st, _, closeStore, err := openStore(dir, "")
+	require.NoError(t, err)
+	closeStore()
+	require.Equal(t, file, st.(*sqlite.Store).Path())
+	assert.Equal(t, file+", made by an earlier run, whose results it serves", sharedTier(dir, ""))
+	assert.Equal(t, "Redis at localhost:6379", sharedTier(dir, "localhost:6379"))
+}
+
 // browser returns a chromedp context on a headless Chromium, failing the test
 // with how to install one if there is none.
 func browser(t *testing.T) context.Context {
@@ -191,6 +205,19 @@ func TestBrowser(t *testing.T) {
 		require.NoError(t, err)
 		t.Logf("one process: the size chart reads %q", labels)
 		assert.Contains(t, labels, "unbounded: 0.50", "the chart draws the estimate at every size")
+
+		// An empty query is refused, and the page says why.
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		require.NoError(t, chromedp.Do(tctx,
+			chromedp.Evaluate[chromedp.Void](`document.getElementById('q').value = '  '`),
+			chromedp.Click("#go"),
+		))
+		_, err = chromedp.Run(tctx, chromedp.Poll[bool](`document.getElementById('source').textContent === 'error'`))
+		require.NoError(t, err, "the page leaves the refusal of an empty query on %q", "working...")
+		answer, err = chromedp.Run(tctx, chromedp.Text("#answer"))
+		require.NoError(t, err)
+		assert.Equal(t, "memo webapp: the query is empty", answer)
 	})
 
 	t.Run("workers", func(t *testing.T) {
