@@ -12,12 +12,12 @@ import (
 // An entry holding a value never changes it: a new value for the key is a
 // new entry. The key, the value and (in a timed entry) the expiry are
 // written before ref becomes positive, and never after, so a hit that loads
-// ref and finds it positive may read them without the list's lock. ref is the only field written
-// after the entry is published, once: a mark (negative) becomes a value
-// (fill). An entry the list drops keeps its ref: a hit that found it in the
-// index just before may still return its value, as it would have a moment
-// earlier (its note then names a node that may hold another entry, which
-// costs that entry's recency, not correctness).
+// ref and finds it positive may read them without the list's lock. ref is
+// the only field written after the entry is published, once: a mark
+// (negative) becomes a value (fill). An entry the list drops keeps its ref:
+// a hit that found it in the index just before may still return its value,
+// as it would have a moment earlier (its note then names a node that may
+// hold another entry, which costs that entry's recency, not correctness).
 type entry[K comparable, V any] struct {
 	key K
 	val V
@@ -48,7 +48,9 @@ func (e *entry[K, V]) setRef(r int32) { *(*int32)(unsafe.Pointer(&e.ref)) = r }
 //     nil, and is read and written atomically. Only the lock holder writes
 //     the current table; a table replaced by a bigger one (grow) or an empty
 //     one (clear) is never written again, so a reader that loaded it before
-//     the change finishes its search in a consistent, older table.
+//     the change finishes its search in a consistent, older table. (The
+//     generations of the stripes keep such a search from counting a hit
+//     after a Clear.)
 //   - An entry is inserted by storing its pointer in the first empty slot of
 //     its probe sequence. Removing one moves back over its slot the entries
 //     after it that the hole would cut off from their first slot (del), so

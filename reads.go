@@ -37,14 +37,20 @@ func procUnpin()
 //     ticket came between), and makes the moves in ticket order. Every list
 //     operation that reads or changes the order drains every stripe first
 //     (list.flush). The hit that takes a stripe's last slot, or each
-//     stripeLen-th ticket past it, drains if the lock is free; past the last
-//     slot, tickets are counted but their moves are dropped.
+//     stripeLen-th ticket past it, drains that stripe if the lock is free;
+//     past the last slot, tickets are counted but their moves are dropped.
 //   - A hit that finds its stripe empty while another is not drains them
 //     all first if the lock is free, so the hits of a goroutine that moved
 //     to another processor are made in the order it made them; with no
 //     other goroutine hitting the list at once, that keeps the order exactly
 //     LRU's. Under concurrency, the moves of different processors are made
-//     one stripe at a time, not in the order they happened.
+//     one stripe at a time, not in the order they happened, and that drain
+//     would come on nearly every hit (each processor's empties the other's
+//     stripe). So a hit that sees concurrency there (the lock held, or the
+//     other stripes changed while it took the lock) has its processor skip
+//     that drain the next backoff times, and while it does, the drains of
+//     its stripe make one move in sampleRate (in an LRU cache; WTinyLFU and
+//     EstimateSizes keep every move).
 //   - Clear starts a new generation: it publishes the emptied index, then
 //     the generation in gen, then in every stripe's state. A hit loads gen
 //     before it looks its key up, and takes its ticket only in a stripe of
@@ -65,12 +71,16 @@ type stripes struct {
 type stripe struct {
 	state atomic.Uint64 // gen<<genShift | tickets
 	notes [stripeLen]atomic.Int32
+	skip  atomic.Int32 // see read: written by its processor's hits only
+	_     int32
 }
 
 const (
-	stripeLen  = 62 // 8 + 62*4 = 256 bytes
+	stripeLen  = 60 // 8 + 60*4 + 8 = 256 bytes
 	genShift   = 40
 	ticketMask = 1<<genShift - 1
+	backoff    = 1024 // see read
+	sampleRate = 4    // see drain
 )
 
 // newStripes returns the stripes of a list: one per processor, rounded up to
@@ -111,16 +121,19 @@ func (l *list[K, V]) read(mu *sync.Mutex, k K, now int64) (v V, ok bool) {
 		}
 		if t == 0 && !checked {
 			checked = true
-			pending := false
-			for j := range h.s {
-				pending = pending || h.s[j].state.Load()&ticketMask != 0
-			}
-			if pending {
+			if n := st.skip.Load(); n > 0 {
+				st.skip.Store(n - 1)
+			} else if seen := h.others(st); seen != 0 {
 				procUnpin()
-				if mu.TryLock() {
-					l.flush()
-					mu.Unlock()
+				if !mu.TryLock() {
+					st.skip.Store(backoff) // someone holds the lock: concurrency
+					continue
 				}
+				if h.others(st) != seen {
+					st.skip.Store(backoff) // another processor hit meanwhile
+				}
+				l.flush()
+				mu.Unlock()
 				continue
 			}
 		}
@@ -141,11 +154,22 @@ func (l *list[K, V]) read(mu *sync.Mutex, k K, now int64) (v V, ok bool) {
 			continue // cleared since the lookup: look again
 		}
 		if t%stripeLen == stripeLen-1 && mu.TryLock() {
-			l.flush()
+			l.drain(st) // its own: another processor's stripe stays in its cache
 			mu.Unlock()
 		}
 		return e.val, true
 	}
+}
+
+// others returns the tickets held by the stripes other than st.
+func (h *stripes) others(st *stripe) uint64 {
+	n := uint64(0)
+	for i := range h.s {
+		if &h.s[i] != st {
+			n += h.s[i].state.Load() & ticketMask
+		}
+	}
+	return n
 }
 
 // drain makes the moves noted in st, in ticket order, and counts its
@@ -159,6 +183,18 @@ func (l *list[K, V]) drain(st *stripe) {
 		}
 		if st.state.CompareAndSwap(s, s&^ticketMask) {
 			l.hits.drained += s & ticketMask
+			if st.skip.Load() > 0 && l.pol == nil && l.sz == nil {
+				// Processors hit at once, and the order is LRU's only up
+				// to the order of their stripes anyway: make one move in
+				// sampleRate, as a sampled LRU does, so that the moves do
+				// not keep the lock busy.
+				k := 0
+				for i := 0; i < int(n); i += sampleRate {
+					noted[k] = noted[i]
+					k++
+				}
+				n = uint64(k)
+			}
 			l.apply(noted[:n])
 			return
 		}

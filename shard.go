@@ -12,14 +12,14 @@ import (
 // The lock protocol. mu guards every field but c and max, which are set when
 // the shard is built and never change, and the parts of l that hits read and
 // write without the lock: its index and its stripes (index.go and reads.go
-// state their protocols; list.read is the hit). mu is held
-// for bookkeeping only, never while user code runs (the function, the clock,
-// the observer), so every path that takes it releases it before calling out,
-// and a function may call its own memoized function for other keys. Events
-// for the observer are noted in pending while mu is held and delivered after
-// it is released: sections that may note one end with unlock (observe.go);
-// only hits, which note none, release mu directly. Operations on the whole
-// cache (CacheInfo, Clear) lock every shard, in order.
+// state their protocols; list.read is the hit). mu is held for bookkeeping
+// only, never while user code runs (the function, the clock, the observer),
+// so every path that takes it releases it before calling out, and a function
+// may call its own memoized function for other keys. Events for the
+// observer are noted in pending while mu is held and delivered after it is
+// released: sections that may note one end with unlock (observe.go); only
+// hits and drains, which note none, release mu directly. Operations on the
+// whole cache (CacheInfo, Clear) lock every shard, in order.
 //
 // Whenever mu is free:
 //   - l.lookup(k) is a ref: an entry of l (fresh, or expired but not yet
