@@ -128,8 +128,9 @@ func share(total, n, i int) int {
 // changes the recency order. Calls made one after another, from one
 // goroutine or several, see exactly LRU's order. Under concurrency the
 // buffers of different processors are applied one after another, not in
-// the order their hits came, and the moves of hits that come while a full
-// buffer waits for the lock are dropped; the hits are counted all the same.
+// the order their hits came, the moves of hits that come while a full
+// buffer waits for the lock are dropped, and while processors hit at once
+// an LRU cache makes one move in four; the hits are counted all the same.
 //
 // If fn panics, nothing is cached, and every caller waiting on that execution
 // panics with a *PanicError holding the original value and stack. A panic
