@@ -48,9 +48,9 @@ func procUnpin()
 //     would come on nearly every hit (each processor's empties the other's
 //     stripe). So a hit that sees concurrency there (the lock held, or the
 //     other stripes changed while it took the lock) has its processor skip
-//     that drain the next backoff times, and while it does, the drains of
-//     its stripe make one move in sampleRate (in an LRU cache; WTinyLFU and
-//     EstimateSizes keep every move).
+//     that drain the next backoff times its stripe is found empty, and
+//     while it does, the drains of its stripe make one move in sampleRate
+//     (in an LRU cache; WTinyLFU and EstimateSizes keep every move).
 //   - Clear starts a new generation: it publishes the emptied index, then
 //     the generation in gen, then in every stripe's state. A hit loads gen
 //     before it looks its key up, and takes its ticket only in a stripe of
