@@ -203,7 +203,7 @@ func shardHash[K comparable]() func(K) uint64 {
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
 		switch t.Size() {
 		case 8:
-			return func(k K) uint64 { return *(*uint64)(unsafe.Pointer(&k)) * golden }
+			return wordHash[K]
 		case 4:
 			return func(k K) uint64 { return uint64(*(*uint32)(unsafe.Pointer(&k))) * golden }
 		case 2:
@@ -220,8 +220,13 @@ func shardHash[K comparable]() func(K) uint64 {
 // consecutive keys.
 const golden = 0x9E3779B97F4A7C15
 
-// wordKey reports whether K is an 8-byte integer, whose shardHash is one
-// multiplication by golden.
+// wordHash is shardHash's hash of a key of an 8-byte integer type (see
+// wordKey), which callers on hot paths call directly, where a call through
+// the func value could not be inlined.
+func wordHash[K comparable](k K) uint64 { return *(*uint64)(unsafe.Pointer(&k)) * golden }
+
+// wordKey reports whether K is an 8-byte integer, whose shardHash is
+// wordHash.
 func wordKey[K comparable]() bool {
 	switch t := reflect.TypeFor[K](); t.Kind() {
 	case reflect.Int, reflect.Int64, reflect.Uint, reflect.Uint64, reflect.Uintptr:
@@ -238,7 +243,7 @@ func wordKey[K comparable]() bool {
 func mixHash[K comparable]() func(K) uint64 {
 	salt := maphash.Comparable(maphash.MakeSeed(), 0)
 	if wordKey[K]() { // shardHash's multiplication inline: one call per hash, not two
-		return func(k K) uint64 { return mix(*(*uint64)(unsafe.Pointer(&k))*golden + salt) }
+		return func(k K) uint64 { return mix(wordHash(k) + salt) }
 	}
 	h := shardHash[K]()
 	return func(k K) uint64 { return mix(h(k) + salt) }

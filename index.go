@@ -99,7 +99,7 @@ func (x *index[K, V]) init() {
 // makes no call to hash it.
 func (x *index[K, V]) of(k K) uint64 {
 	if x.word {
-		return *(*uint64)(unsafe.Pointer(&k)) * golden
+		return wordHash(k)
 	}
 	return x.hash(k)
 }

@@ -181,17 +181,14 @@ func (l *list[K, V]) flush() {
 // nodes that hold no entry (a hit noted without the lock may name a node
 // since emptied).
 func (l *list[K, V]) apply(noted []int32) {
-	if l.sz != nil {
-		l.sz.flush(l, noted)
-		return
-	}
 	for _, i := range noted {
-		if int(i) >= len(l.nodes) || l.nodes[i].e == nil {
-			continue
-		}
-		if l.pol != nil {
+		switch {
+		case int(i) >= len(l.nodes) || l.nodes[i].e == nil:
+		case l.pol != nil:
 			l.pol.hit(l, i)
-		} else {
+		case l.sz != nil:
+			l.sz.hit(l, i)
+		default:
 			l.promote(i)
 		}
 	}

@@ -231,21 +231,15 @@ func (z *sizer[K, V]) pushed(l *list[K, V], i int32) {
 	}
 }
 
-// flush is list.apply for a list with a sizer: it counts each hit on the
-// nodes noted by the segment of its node, then makes the move.
-func (z *sizer[K, V]) flush(l *list[K, V], noted []int32) {
-	seg := z.seg
-	for _, i := range noted {
-		if int(i) >= len(l.nodes) || l.nodes[i].e == nil {
-			continue
-		}
-		sg := seg[i]
-		z.hits[sg]++
-		if sg != 0 {
-			z.front(l, i)
-		}
-		l.promote(i)
+// hit counts a hit on node i of l by the segment of its node, then moves
+// it to the front.
+func (z *sizer[K, V]) hit(l *list[K, V], i int32) {
+	sg := z.seg[i]
+	z.hits[sg]++
+	if sg != 0 {
+		z.front(l, i)
 	}
+	l.promote(i)
 }
 
 // front notes that node i, past the first segment, is about to move to the
