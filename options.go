@@ -256,8 +256,9 @@ func Typed() Option {
 //
 // When several processes miss one key at once, one of them computes it under
 // a lease (Sharing.Lease) and the others wait for its result, so the function
-// runs once per key across processes while they live; if the computing
-// process dies or outlasts its lease, another one takes over. Values expire
+// runs once per key across processes while they live (the computing process
+// renews its lease as long as the function runs); if the computing process
+// dies, another one takes over within about Sharing.Lease. Values expire
 // in the store as in memory (TTL, Window); a value read from the store
 // expires in memory no later than it does there. Errors are never stored,
 // nor, with CacheErrors, shared. Forget and Clear reach the store and, within

