@@ -16,6 +16,7 @@ import (
 
 	"github.com/gomemo/memo"
 	"github.com/gomemo/memo/internal/await"
+	"github.com/gomemo/memo/internal/holdtest"
 	"github.com/gomemo/memo/redisstore/redistest"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -76,6 +77,10 @@ func child(role, addr string) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
+	}
+	if role == "hold" {
+		holdtest.Holder(st)
+		return
 	}
 	n, _ := strconv.Atoi(os.Getenv("MEMO_REDIS_KEYS"))
 	var runs atomic.Int64
