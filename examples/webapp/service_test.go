@@ -58,6 +58,17 @@ func TestNewPanel(t *testing.T) {
 	assert.Equal(t, stats{}, alone.Total, "no worker: nothing summed, no ratio")
 }
 
+// deadAddr returns a loopback address where nothing answers: a worker that
+// died.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
 // scrape gets the metrics at url and parses them with Prometheus's text
 // parser.
 func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
@@ -200,10 +211,7 @@ func TestServiceThroughProxy(t *testing.T) {
 	})
 
 	t.Run("a worker down", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		dead := l.Addr().String()
-		l.Close() // nothing answers there now
+		dead := deadAddr(t)
 		srv := httptest.NewServer(service(append(addrs[:n:n], dead)))
 		defer srv.Close()
 

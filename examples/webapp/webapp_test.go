@@ -226,7 +226,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("workers", func(t *testing.T) {
-		srv, _ := workers(t, 2, "")
+		srv, addrs := workers(t, 2, "")
 		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.URL), chromedp.WaitVisible("#go")))
 		// The queries take turns: worker A computes, worker B finds the
 		// result on the disk, worker A finds it in its memory.
@@ -296,5 +296,23 @@ func TestBrowser(t *testing.T) {
 		assert.Equal(t, []string{"seconds ago", "of all calls"}, axes["chartTitles"])
 		assert.Equal(t, []string{"500", "1000 (now)", "2000", "4000", "8000", "unbounded"}, axes["sizesX"])
 		assert.Equal(t, []string{"entries in each worker's cache", "estimated hit ratio"}, axes["sizesTitles"])
+
+		// A third worker that does not answer: the panel names it and says
+		// what its sum covers.
+		dead := deadAddr(t)
+		down := httptest.NewServer(service(append(addrs[:2:2], dead)))
+		defer down.Close()
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(down.URL), chromedp.WaitVisible("#go")))
+		scope, err := chromedp.Run(ctx, chromedp.Poll[string](`document.querySelector('#workers td.error') && document.getElementById('scope').textContent`, chromedp.WithPollingTimeout(10*time.Second)))
+		require.NoError(t, err, "the panel shows the worker that does not answer")
+		assert.Equal(t, "The service: the 2 of 3 workers that answer", scope)
+		row, err := chromedp.Run(ctx, chromedp.Text("#workers tbody tr:nth-child(3)"))
+		require.NoError(t, err)
+		assert.Contains(t, row, "worker 3")
+		assert.Contains(t, row, "not answering")
+		assert.Contains(t, row, dead)
+		answers, err := chromedp.Run(ctx, chromedp.Text("#answers"))
+		require.NoError(t, err)
+		assert.Equal(t, "3", answers, "the sum of the workers that answer")
 	})
 }
