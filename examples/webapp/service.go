@@ -116,7 +116,7 @@ var workerClient = &http.Client{Timeout: 5 * time.Second}
 func getWorker(addr, path string) (*http.Response, error) {
 	resp, err := workerClient.Get("http://" + addr + path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("memo webapp: the worker at %s does not answer: %w", addr, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
@@ -164,8 +164,12 @@ func servicePanel(addrs []string) panel {
 			}
 			defer resp.Body.Close()
 			var p panel
-			if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || len(p.Workers) != 1 {
-				workers[i].Error = fmt.Sprintf("memo webapp: the worker at %s sent statistics that are not one worker's (%v)", addr, err)
+			if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+				workers[i].Error = fmt.Sprintf("memo webapp: the statistics of the worker at %s: %v", addr, err)
+				return
+			}
+			if len(p.Workers) != 1 {
+				workers[i].Error = fmt.Sprintf("memo webapp: the worker at %s sent the statistics of %d workers, not its own", addr, len(p.Workers))
 				return
 			}
 			workers[i], shared[i] = p.Workers[0], p.Shared
