@@ -309,7 +309,7 @@ func TestBrowser(t *testing.T) {
 		row, err := chromedp.Run(ctx, chromedp.Text("#workers tbody tr:nth-child(3)"))
 		require.NoError(t, err)
 		assert.Contains(t, row, "worker 3")
-		assert.Contains(t, row, "not answering")
+		assert.Contains(t, row, "does not answer")
 		assert.Contains(t, row, dead)
 		answers, err := chromedp.Run(ctx, chromedp.Text("#answers"))
 		require.NoError(t, err)
