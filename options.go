@@ -275,7 +275,9 @@ func Typed() Option {
 // ErrUnsupportedArgument. Values go through s.Codec, framed with a checksum
 // and a fingerprint of the value type, so a damaged or foreign value is
 // never decoded, and two versions of a program whose value types differ
-// ignore each other's values. The constructor panics if s is invalid or if
+// ignore each other's values; with s.Secret, with a MAC instead of the
+// checksum, so that no value is decoded that a holder of the secret did not
+// write for its key. The constructor panics if s is invalid or if
 // the default codec cannot carry the value type exactly.
 //
 // A shared cache runs a goroutine that reads the other processes' deletions;
