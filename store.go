@@ -131,17 +131,16 @@ type Sharing struct {
 	// type's fingerprint, which catch damage and values moved between
 	// keys, not forgery: anyone who can write to the store can make every
 	// process serve a value of their choosing, and the default codec, gob,
-	// decodes what they wrote, and is not hardened against hostile input
-	// (it bounds what it allocates by MaxValue's bound on its input, no
-	// more). Give a Secret whenever others can write to the store.
+	// decodes what they wrote, though it is not hardened against hostile
+	// input. Give a Secret whenever others can write to the store.
 	Secret []byte
 	// OldSecret is a secret accepted besides Secret for reading, never
-	// used for writing: to change the Secret without the processes
-	// rejecting each other's values, give each process the new Secret
-	// and the old one as OldSecret, and drop OldSecret once every process
-	// has the new Secret. (While some processes still have only the old
-	// Secret, they reject the values the others write, and recompute
-	// them.) It requires a Secret.
+	// used for writing. To change the Secret, give each process the new
+	// Secret and the old one as OldSecret, so that it still reads the
+	// values written with the old one, and drop OldSecret once every
+	// process has the new Secret. (While some processes still have only
+	// the old Secret, they reject the values the others write, and
+	// recompute them.) It requires a Secret.
 	OldSecret []byte
 }
 
