@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/gob"
+	"fmt"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -347,4 +348,48 @@ func TestSecretIsCopied(t *testing.T) {
 	assert.Equal(t, 36, a.call(t, 6))
 	assert.Equal(t, 36, b.call(t, 6))
 	assert.Zero(t, b.c.CacheInfo().StoreErrors, "a kept its own copy of the secret")
+}
+
+// limitedStore is a memStore whose Get records ReadLimit's bound and refuses
+// every value longer, as a store that can read lengths first does.
+type limitedStore struct {
+	*memStore
+	limits []int
+}
+
+func (l *limitedStore) Get(ctx context.Context, ns, key string) ([]byte, time.Time, bool, error) {
+	n, ok := ReadLimit(ctx)
+	if !ok {
+		n = -1
+	}
+	l.mu.Lock()
+	l.limits = append(l.limits, n)
+	v, found := l.values[[2]string{ns, key}]
+	l.mu.Unlock()
+	if found && ok && len(v.value) > n {
+		return nil, time.Time{}, false, fmt.Errorf("%w: %d bytes", ErrValueTooLarge, len(v.value))
+	}
+	return l.memStore.Get(ctx, ns, key)
+}
+
+func TestReadLimitGivenToTheStore(t *testing.T) {
+	st := &limitedStore{memStore: newMemStore()}
+	k12 := mustKey(t, 12)
+	st.set("square/0", k12, stored{value: make([]byte, 5000)})
+	p := newSealedProc(t, st, func(sh *Sharing) { sh.MaxValue = 1000 })
+	assert.Equal(t, 144, p.call(t, 12))
+	errs := p.failures()
+	require.Len(t, errs, 1)
+	assert.ErrorIs(t, errs[0], ErrValueTooLarge, "the store's refusal, reported")
+	assert.False(t, p.c.tier.paused(), "a value too large does not pause the store")
+	assert.Equal(t, 4, p.call(t, 2))
+	assert.NotEmpty(t, st.get("square/0", mustKey(t, 2)).value, "the next execution used the store")
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	require.NotEmpty(t, st.limits)
+	for _, n := range st.limits {
+		assert.Equal(t, 1000+sealedLen, n, "every Get is told MaxValue and a frame")
+	}
+	_, ok := ReadLimit(context.Background())
+	assert.False(t, ok)
 }

@@ -32,7 +32,8 @@ import (
 type Store interface {
 	// Get returns the value stored under key in namespace ns and the
 	// instant it expires (the zero Time if it never does), with found false
-	// if there is none or it has expired.
+	// if there is none or it has expired. A value longer than
+	// ReadLimit(ctx) should be refused without being read (see ReadLimit).
 	Get(ctx context.Context, ns, key string) (value []byte, expires time.Time, found bool, err error)
 	// Set stores value under key in ns until expires (the zero Time: no
 	// expiry), replacing what was there.
@@ -56,6 +57,26 @@ type Store interface {
 	// are no longer known, and the cursor to pass next time, which is never
 	// 0. Cursor 0 asks only for the current cursor.
 	Changes(ctx context.Context, ns string, cursor uint64) (keys []string, all bool, next uint64, err error)
+}
+
+// ErrValueTooLarge is wrapped by the error a Store's Get returns for a value
+// longer than ReadLimit allows, which it did not read: see ReadLimit.
+var ErrValueTooLarge = errors.New("memo: the stored value is larger than the reader accepts")
+
+// readLimitKey is the context key of ReadLimit's bound.
+type readLimitKey struct{}
+
+// ReadLimit returns the longest value, in bytes, that the cache calling a
+// Store's Get accepts (Sharing.MaxValue and its frame), given the context of
+// that call, and false for a context that carries no bound. A store that can
+// learn a value's length before reading it (SQLite's length(), Redis's
+// STRLEN) should return, for a longer value, an error wrapping
+// ErrValueTooLarge instead of reading it, so that a value planted by whoever
+// can write to the store makes no reader fetch or allocate more than this.
+// Such an error is a miss, reported, that does not pause the store.
+func ReadLimit(ctx context.Context) (int, bool) {
+	n, ok := ctx.Value(readLimitKey{}).(int)
+	return n, ok
 }
 
 // Sharing puts a memoized function's results in a Store shared with other
@@ -98,7 +119,8 @@ type Sharing struct {
 	// MaxValue is the largest encoded value, in bytes, that is written to
 	// the store or accepted from it (16 MiB by default): a longer one read
 	// from the store is a miss, and is reported, before any of it is
-	// checked or decoded.
+	// checked or decoded. The store is told the bound (see ReadLimit): the
+	// disk store refuses a longer value without reading it.
 	MaxValue int
 
 	// Secret, when set, authenticates every value this cache writes to
@@ -293,7 +315,7 @@ func (t *tier[K, V]) op(ctx context.Context, f func(context.Context) error) erro
 			t.pause.Store(0)
 			t.downUntil.Store(0)
 		}
-	case ctx.Err() == nil:
+	case ctx.Err() == nil && !errors.Is(err, ErrValueTooLarge):
 		p := min(max(2*time.Duration(t.pause.Load()), minPause), maxPause)
 		t.pause.Store(int64(p))
 		t.downUntil.Store(time.Now().Add(p).UnixNano())
@@ -456,6 +478,7 @@ func (t *tier[K, V]) get(c *Cache[K, V], ctx context.Context, k K, key storeKey)
 	var exp time.Time
 	var found bool
 	err := t.op(ctx, func(ctx context.Context) (err error) {
+		ctx = context.WithValue(ctx, readLimitKey{}, t.MaxValue+sealedLen)
 		b, exp, found, err = t.Store.Get(ctx, t.ns, key.store)
 		return err
 	})

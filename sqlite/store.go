@@ -179,7 +179,9 @@ func (s *Store) open() (*handle, error) {
 
 // prepare prepares the lookup statement on db.
 func prepare(db *sql.DB) (*handle, error) {
-	get, err := db.Prepare("SELECT value, expires, used FROM entries WHERE ns = ? AND key = ?")
+	// The value only if within the limit (-1: none); its length first,
+	// which SQLite reads without the value.
+	get, err := db.Prepare("SELECT CASE WHEN ?3 < 0 OR length(value) <= ?3 THEN value END, length(value), expires, used FROM entries WHERE ns = ?1 AND key = ?2")
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("memo/sqlite: %w", err)
@@ -377,8 +379,12 @@ func millis(t time.Time) int64 {
 // database cannot be written.
 func (s *Store) Get(ctx context.Context, ns, key string) (value []byte, expires time.Time, found bool, err error) {
 	err = s.do(func(db *handle) error {
-		var exp, used int64
-		err := db.get.QueryRowContext(ctx, ns, []byte(key)).Scan(&value, &exp, &used)
+		var size, exp, used int64
+		limit, ok := memo.ReadLimit(ctx)
+		if !ok {
+			limit = -1
+		}
+		err := db.get.QueryRowContext(ctx, ns, []byte(key), limit).Scan(&value, &size, &exp, &used)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -389,6 +395,9 @@ func (s *Store) Get(ctx context.Context, ns, key string) (value []byte, expires 
 		if exp != 0 && exp <= t {
 			value = nil
 			return nil
+		}
+		if limit >= 0 && size > int64(limit) {
+			return fmt.Errorf("%w: %d bytes, more than the %d accepted, left unread", memo.ErrValueTooLarge, size, limit)
 		}
 		found = true
 		if exp != 0 {
