@@ -10,6 +10,7 @@ import (
 
 	"github.com/gomemo/memo/redisstore/redistest"
 	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
 )
 
 // cluster is a Redis Cluster of three masters on loopback ports.
@@ -134,4 +135,23 @@ func (cl *cluster) owner(t *testing.T, slot int64) *redistest.Server {
 	}
 	t.Fatalf("no node holds slot %d", slot)
 	return nil
+}
+
+// slotsOf returns the slots of the keys that match pattern on every master,
+// with the number of keys in each.
+func (cl *cluster) slotsOf(t *testing.T, pattern string) map[int64]int {
+	t.Helper()
+	ctx := context.Background()
+	slots := map[int64]int{}
+	for _, n := range cl.nodes {
+		c := n.Client(t)
+		keys, err := c.Keys(ctx, pattern).Result()
+		require.NoError(t, err)
+		for _, k := range keys {
+			slot, err := c.ClusterKeySlot(ctx, k).Result()
+			require.NoError(t, err)
+			slots[slot]++
+		}
+	}
+	return slots
 }
