@@ -2,7 +2,7 @@ package redisstore
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -44,65 +44,161 @@ func (id streamID) after(o streamID) bool {
 	return id.ms > o.ms || id.ms == o.ms && id.seq > o.seq
 }
 
+// streamScript reads a group's stream: the entries after ID ARGV[1] (none
+// if ARGV[1] is empty), at most ARGV[2], and the stream's state, read after
+// them, so that deletions trimmed meanwhile are seen as lost, never missed:
+// its length, entries ever added, first entry's ID and last one's. (A
+// script rather than XINFO STREAM in a pipeline, so that a Cluster client
+// sends it to the key's master.)
+var streamScript = redis.NewScript(`
+local entries = {}
+if ARGV[1] ~= '' then
+	entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {entries, 0, 0, '0-0', '0-0'} end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+local h = {}
+for i = 1, #info, 2 do h[info[i]] = info[i + 1] end
+local first = h['first-entry']
+if first then first = first[1] else first = '0-0' end
+return {entries, h['length'], h['entries-added'], first, h['last-generated-id']}
+`)
+
+// groupRead is what streamScript returns about one group.
+type groupRead struct {
+	keys          []string // the keys of the entries read
+	all           bool     // an entry read is a Clear
+	last          streamID // the last entry read, if any
+	read          int      // entries read
+	length, added int64
+	first, newest streamID // the stream's first entry and last added
+}
+
+// readGroups runs streamScript on the given groups of ns, in one pipeline,
+// reading after the IDs after (every group's; the streams' state only if
+// nil), at most batch entries each.
+func (s *Store) readGroups(ctx context.Context, ns string, groups []int, after []streamID, batch int) ([]groupRead, error) {
+	run := func(eval func(ctx context.Context, c redis.Scripter, keys []string, args ...any) *redis.Cmd) ([]*redis.Cmd, error) {
+		pipe := s.client.Pipeline()
+		cmds := make([]*redis.Cmd, len(groups))
+		for j, i := range groups {
+			from := ""
+			if after != nil {
+				from = after[i].String()
+			}
+			cmds[j] = eval(ctx, pipe, []string{s.groupNames(ns, i, "").changes}, from, batch)
+		}
+		_, err := pipe.Exec(ctx)
+		return cmds, err
+	}
+	cmds, err := run(streamScript.EvalSha)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		cmds, err = run(streamScript.Eval) // loads it
+	}
+	if err != nil {
+		return nil, failed(err)
+	}
+	reads := make([]groupRead, len(groups))
+	for j, cmd := range cmds {
+		if err := reads[j].parse(cmd.Val()); err != nil {
+			return nil, failed(err)
+		}
+	}
+	return reads, nil
+}
+
+// parse reads v, streamScript's answer, into r.
+func (r *groupRead) parse(v any) error {
+	malformed := fmt.Errorf("the stream reading %v is malformed", v)
+	parts, ok := v.([]any)
+	if !ok || len(parts) != 5 {
+		return malformed
+	}
+	entries, ok1 := parts[0].([]any)
+	length, ok2 := parts[1].(int64)
+	added, ok3 := parts[2].(int64)
+	firstText, ok4 := parts[3].(string)
+	newestText, ok5 := parts[4].(string)
+	first, ok6 := parseID(firstText)
+	newest, ok7 := parseID(newestText)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) {
+		return malformed
+	}
+	r.length, r.added, r.first, r.newest, r.read = length, added, first, newest, len(entries)
+	for _, e := range entries {
+		// An entry is its ID and its fields and values.
+		pair, ok := e.([]any)
+		if !ok || len(pair) != 2 {
+			return malformed
+		}
+		idText, ok1 := pair[0].(string)
+		fields, ok2 := pair[1].([]any)
+		id, ok3 := parseID(idText)
+		if !(ok1 && ok2 && ok3) || len(fields) != 2 {
+			return malformed
+		}
+		if k, ok := fields[1].(string); ok && fields[0] == "k" {
+			r.keys = append(r.keys, k)
+		} else {
+			r.all = true
+		}
+		r.last = id
+	}
+	return nil
+}
+
+// trimmed reports whether entries after ID from may be gone from the
+// stream: it was trimmed (more were added than are left), and the oldest
+// entry left, or for an empty stream the last one added, is newer than from.
+func (r *groupRead) trimmed(from streamID) bool {
+	if r.added <= r.length {
+		return false
+	}
+	if r.length == 0 {
+		return r.newest.after(from)
+	}
+	return r.first.after(from)
+}
+
 // Changes implements memo.Store. It reads every group's stream after the
-// cursor's IDs (one pipeline), and then each stream's state, so that
-// deletions trimmed meanwhile are seen as lost, never missed. A reading that
+// cursor's IDs, in one pipeline of one script per group. A reading that
 // finds nothing returns the cursor it was given.
 func (s *Store) Changes(ctx context.Context, ns string, cursor uint64) (keys []string, all bool, next uint64, err error) {
+	every := make([]int, s.groups)
+	for i := range every {
+		every[i] = i
+	}
 	from := s.cursor(ns, cursor)
 	if from == nil {
-		// The current IDs, from the streams' states; for a cursor not
-		// known, lost changes.
-		ids, err := s.lastIDs(ctx, ns)
+		// The present, from the streams' states; for a cursor not known,
+		// lost changes.
+		reads, err := s.readGroups(ctx, ns, every, nil, 0)
 		if err != nil {
 			return nil, false, 0, err
+		}
+		ids := make([]streamID, s.groups)
+		for i, r := range reads {
+			ids[i] = r.newest
 		}
 		return nil, cursor != 0, s.newCursor(ns, ids), nil
 	}
 	const batch = 1000
 	ids := append([]streamID(nil), from...)
-	pending := make([]int, s.groups) // the groups still to read
-	for i := range pending {
-		pending[i] = i
-	}
 	moved := false
-	for len(pending) > 0 {
-		pipe := s.client.Pipeline()
-		ranges := make([]*redis.XMessageSliceCmd, len(pending))
-		infos := make([]*redis.XInfoStreamCmd, len(pending))
-		for j, i := range pending {
-			stream := s.groupNames(ns, i, "").changes
-			ranges[j] = pipe.XRangeN(ctx, stream, "("+ids[i].String(), "+", batch)
-			infos[j] = pipe.XInfoStream(ctx, stream)
+	for pending := every; len(pending) > 0; {
+		reads, err := s.readGroups(ctx, ns, pending, ids, batch)
+		if err != nil {
+			return nil, false, 0, err
 		}
-		pipe.Exec(ctx) // errors are read command by command
-		var more []int
+		var more []int // the groups with more to read
 		for j, i := range pending {
-			entries, err := ranges[j].Result()
-			if err != nil {
-				return nil, false, 0, failed(err)
+			r := &reads[j]
+			keys = append(keys, r.keys...)
+			all = all || r.all || r.trimmed(from[i])
+			if r.read > 0 {
+				ids[i], moved = r.last, true
 			}
-			for _, e := range entries {
-				if k, ok := e.Values["k"].(string); ok {
-					keys = append(keys, k)
-				} else {
-					all = true
-				}
-				id, ok := parseID(e.ID)
-				if !ok {
-					return nil, false, 0, failed(errors.New("the stream entry ID " + e.ID + " is malformed"))
-				}
-				ids[i], moved = id, true
-			}
-			info, err := infos[j].Result()
-			switch {
-			case err != nil && strings.Contains(err.Error(), "no such key"):
-			case err != nil:
-				return nil, false, 0, failed(err)
-			case trimmed(info, from[i]):
-				all = true
-			}
-			if len(entries) == batch {
+			if r.read == batch {
 				more = append(more, i)
 			}
 		}
@@ -112,46 +208,6 @@ func (s *Store) Changes(ctx context.Context, ns string, cursor uint64) (keys []s
 		return nil, false, cursor, nil
 	}
 	return keys, all, s.newCursor(ns, ids), nil
-}
-
-// trimmed reports whether entries after ID from may be gone from the
-// stream: it was trimmed (more were added than are left), and the oldest
-// entry left, or for an empty stream the last one added, is newer than from.
-func trimmed(info *redis.XInfoStream, from streamID) bool {
-	if info.EntriesAdded <= info.Length {
-		return false
-	}
-	first := info.FirstEntry.ID
-	if info.Length == 0 {
-		first = info.LastGeneratedID
-	}
-	id, ok := parseID(first)
-	return !ok || id.after(from)
-}
-
-// lastIDs returns the ID of the last entry added to each group's stream of
-// ns (0-0 for a stream that does not exist).
-func (s *Store) lastIDs(ctx context.Context, ns string) ([]streamID, error) {
-	pipe := s.client.Pipeline()
-	infos := make([]*redis.XInfoStreamCmd, s.groups)
-	for i := range infos {
-		infos[i] = pipe.XInfoStream(ctx, s.groupNames(ns, i, "").changes)
-	}
-	pipe.Exec(ctx)
-	ids := make([]streamID, s.groups)
-	for i, cmd := range infos {
-		info, err := cmd.Result()
-		if err != nil {
-			if strings.Contains(err.Error(), "no such key") {
-				continue
-			}
-			return nil, failed(err)
-		}
-		if ids[i], _ = parseID(info.LastGeneratedID); ids[i] == (streamID{}) && info.LastGeneratedID != "0-0" {
-			return nil, failed(errors.New("the stream entry ID " + info.LastGeneratedID + " is malformed"))
-		}
-	}
-	return ids, nil
 }
 
 // cursor returns the IDs cursor stands for in ns, or nil for 0 or a cursor

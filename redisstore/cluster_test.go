@@ -2,14 +2,18 @@ package redisstore
 
 import (
 	"context"
+	"encoding/json"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gomemo/memo/redisstore/redistest"
 	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -58,13 +62,18 @@ func startCluster(t *testing.T) *cluster {
 	return cl
 }
 
-// client returns a cluster client that honours context deadlines.
-func (cl *cluster) client(t *testing.T) *redis.ClusterClient {
+// addrs returns the addresses of the masters.
+func (cl *cluster) addrs() []string {
 	var addrs []string
 	for _, n := range cl.nodes {
 		addrs = append(addrs, n.Addr())
 	}
-	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true})
+	return addrs
+}
+
+// client returns a cluster client that honours context deadlines.
+func (cl *cluster) client(t *testing.T) *redis.ClusterClient {
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.addrs(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -154,4 +163,84 @@ func (cl *cluster) slotsOf(t *testing.T, pattern string) map[int64]int {
 		}
 	}
 	return slots
+}
+
+func TestNamespaceSpreadsOverMasters(t *testing.T) {
+	cl := startCluster(t)
+	st := newStore(t, cl.client(t))
+	const n, workers = 30_000, 16
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				if err := st.Set(context.Background(), "spread/0", "key "+strconv.Itoa(i), []byte("value"), time.Time{}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	require.NoError(t, <-errs)
+	total := 0
+	for i, node := range cl.nodes {
+		keys, err := node.Client(t).Keys(context.Background(), values("spread/0")).Result()
+		require.NoError(t, err)
+		t.Logf("master %d (%s): %d of the namespace's %d values", i, node.Addr(), len(keys), n)
+		assert.InEpsilon(t, n/3, len(keys), 0.1, "master %d holds a third of the values, within 10%%", i)
+		total += len(keys)
+	}
+	assert.Equal(t, n, total)
+}
+
+func TestReshardUnderLoad(t *testing.T) {
+	cl := startCluster(t)
+	const procs, keys = 3, 2000
+	var children []*childProc
+	for range procs {
+		children = append(children, startChild(t, "load", cl.addrs(), keys))
+	}
+	time.Sleep(time.Second) // the namespace fills
+	before := cl.slotsOf(t, values("load/0"))
+	owners := map[int64]*redistest.Server{}
+	for slot := range before {
+		owners[slot] = cl.owner(t, slot)
+	}
+
+	// Move 600 of master 0's slots to master 1, and 600 of master 1's to
+	// master 2, under load.
+	cli, err := exec.LookPath("redis-cli")
+	require.NoError(t, err)
+	start := time.Now()
+	for _, move := range [][2]int{{0, 1}, {1, 2}} {
+		from, to := cl.nodes[move[0]], cl.nodes[move[1]]
+		out, err := exec.Command(cli, "--cluster", "reshard", from.Addr(), "--cluster-from", nodeID(t, from), "--cluster-to", nodeID(t, to),
+			"--cluster-slots", "600", "--cluster-yes").CombinedOutput()
+		require.NoError(t, err, "redis-cli --cluster reshard: %s", out)
+	}
+	t.Logf("2 reshards of 600 slots each in %v", time.Since(start).Round(time.Millisecond))
+	moved := 0
+	for slot := range before {
+		if cl.owner(t, slot) != owners[slot] {
+			moved++
+		}
+	}
+	t.Logf("%d of the %d slots that hold the namespace's values moved", moved, len(before))
+	require.Positive(t, moved, "the reshard moved slots of the namespace")
+	time.Sleep(500 * time.Millisecond)
+
+	for i, ch := range children {
+		require.NoError(t, ch.in.Close())
+		var r loadReport
+		require.NoError(t, json.Unmarshal([]byte(ch.line(t)), &r))
+		require.NoError(t, ch.cmd.Wait())
+		t.Logf("process %d: %d calls, %d wrong; store hits %d, misses %d, waits %d, errors %d",
+			i, r.Calls, r.Wrong, r.Info.StoreHits, r.Info.StoreMisses, r.Info.StoreWaits, r.Info.StoreErrors)
+		assert.Positive(t, r.Calls)
+		assert.Positive(t, r.Info.StoreHits)
+		assert.Zero(t, r.Wrong, "no wrong value")
+		assert.Zero(t, r.Info.StoreErrors, "no error from Redis: the client follows MOVED and ASK")
+	}
 }

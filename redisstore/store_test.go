@@ -74,12 +74,21 @@ type report struct {
 
 // child runs one process of a multi-process test on the Redis at addr.
 func child(role, addr string) {
-	client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	// One address is a server, several a Cluster.
+	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: strings.Split(addr, ","), ContextTimeoutEnabled: true})
 	defer client.Close()
 	st, err := New(client, Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
+	}
+	switch role {
+	case "load":
+		loadChild(st)
+		return
+	case "latency":
+		latencyChild(st)
+		return
 	}
 	n, _ := strconv.Atoi(os.Getenv("MEMO_REDIS_KEYS"))
 	var runs atomic.Int64
