@@ -63,9 +63,10 @@ type Notifier interface {
 	// Notify arranges for c to be sent a value, without blocking, soon after
 	// any process deletes from ns (Delete, Clear), until stop is called; c
 	// has room for one value, so that notifications coming faster than they
-	// are read are merged into one. It may send when nothing was deleted,
-	// and it may miss deletions (a dropped connection), never blocking the
-	// store's other methods either way.
+	// are read are merged into one. A deletion made before the store
+	// watches for ns is covered by a value sent once it does. It may send
+	// when nothing was deleted, and it may miss deletions (a dropped
+	// connection), never blocking the store's other methods either way.
 	Notify(ns string, c chan<- struct{}) (stop func())
 }
 

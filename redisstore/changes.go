@@ -282,9 +282,10 @@ func quickMedian(xs []uint64) uint64 {
 	return xs[k]
 }
 
-// Notify implements memo.Notifier: c is sent a value whenever a message
-// arrives on ns's channel, and when the Store subscribes to it again after
-// a dropped connection. The first Notify opens the Store's pub/sub
+// Notify implements memo.Notifier: c is sent a value at once, for what was
+// deleted before the subscription, then whenever a message arrives on ns's
+// channel, and when the Store subscribes to it (again, after a dropped
+// connection). The first Notify opens the Store's pub/sub
 // connection; the last stop closes it.
 func (s *Store) Notify(ns string, c chan<- struct{}) (stop func()) {
 	ch := s.channel(ns)
@@ -299,6 +300,10 @@ func (s *Store) Notify(ns string, c chan<- struct{}) (stop func()) {
 		s.watchers[ch] = map[*chan<- struct{}]struct{}{}
 	}
 	s.watchers[ch][key] = struct{}{}
+	select { // for what was deleted before the subscription
+	case c <- struct{}{}:
+	default:
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	switch {
