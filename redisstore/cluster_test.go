@@ -24,7 +24,7 @@ type cluster struct {
 
 // startCluster starts three redis-servers in cluster mode and joins them,
 // each master of a third of the slots.
-func startCluster(t *testing.T) *cluster {
+func startCluster(t testing.TB) *cluster {
 	t.Helper()
 	cl := &cluster{}
 	var addrs []string
@@ -72,14 +72,14 @@ func (cl *cluster) addrs() []string {
 }
 
 // client returns a cluster client that honours context deadlines.
-func (cl *cluster) client(t *testing.T) *redis.ClusterClient {
+func (cl *cluster) client(t testing.TB) *redis.ClusterClient {
 	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.addrs(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { c.Close() })
 	return c
 }
 
 // nodeID returns the cluster node ID of n.
-func nodeID(t *testing.T, n *redistest.Server) string {
+func nodeID(t testing.TB, n *redistest.Server) string {
 	t.Helper()
 	c := n.Client(t)
 	id, err := c.Do(context.Background(), "CLUSTER", "MYID").Text()
@@ -92,7 +92,7 @@ func nodeID(t *testing.T, n *redistest.Server) string {
 // moveSlot moves hash slot slot, with its keys, from node from to node to,
 // as redis-cli --cluster reshard does: IMPORTING on the target, MIGRATING on
 // the source, MIGRATE of every key, then the new owner announced to all.
-func (cl *cluster) moveSlot(t *testing.T, slot int64, from, to *redistest.Server) {
+func (cl *cluster) moveSlot(t testing.TB, slot int64, from, to *redistest.Server) {
 	t.Helper()
 	ctx := context.Background()
 	src, dst := from.Client(t), to.Client(t)
@@ -123,7 +123,7 @@ func (cl *cluster) moveSlot(t *testing.T, slot int64, from, to *redistest.Server
 }
 
 // owner returns the node that holds slot, as node 0 sees the cluster.
-func (cl *cluster) owner(t *testing.T, slot int64) *redistest.Server {
+func (cl *cluster) owner(t testing.TB, slot int64) *redistest.Server {
 	t.Helper()
 	shards, err := cl.nodes[0].Client(t).ClusterShards(context.Background()).Result()
 	if err != nil {
@@ -148,7 +148,7 @@ func (cl *cluster) owner(t *testing.T, slot int64) *redistest.Server {
 
 // slotsOf returns the slots of the keys that match pattern on every master,
 // with the number of keys in each.
-func (cl *cluster) slotsOf(t *testing.T, pattern string) map[int64]int {
+func (cl *cluster) slotsOf(t testing.TB, pattern string) map[int64]int {
 	t.Helper()
 	ctx := context.Background()
 	slots := map[int64]int{}
