@@ -86,7 +86,7 @@ func (s *Store) readGroups(ctx context.Context, ns string, groups []int, after [
 			if after != nil {
 				from = after[i].String()
 			}
-			cmds[j] = eval(ctx, pipe, []string{s.groupNames(ns, i, "").changes}, from, batch)
+			cmds[j] = eval(ctx, pipe, []string{s.groupNames(ns, i, "").changes()}, from, batch)
 		}
 		_, err := pipe.Exec(ctx)
 		return cmds, err

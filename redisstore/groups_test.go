@@ -65,11 +65,11 @@ func TestClearReachesEveryGroup(t *testing.T) {
 	// misses in every group; values of the new one are found.
 	for i := range n {
 		k := "k" + strconv.Itoa(i)
-		require.NoError(t, rc.Set(ctx, st.names("ns", k).value, "0:old", 0).Err())
+		require.NoError(t, rc.Set(ctx, st.names("ns", k).value(), "0:old", 0).Err())
 		_, _, found, err := st.Get(ctx, "ns", k)
 		require.NoError(t, err)
 		require.False(t, found, "%s, of group %d, is of the generation before the Clear", k, st.group(k))
-		require.NoError(t, rc.Set(ctx, st.names("ns", k).value, "1:new", 0).Err())
+		require.NoError(t, rc.Set(ctx, st.names("ns", k).value(), "1:new", 0).Err())
 		v, _, found, err := st.Get(ctx, "ns", k)
 		require.NoError(t, err)
 		require.True(t, found)

@@ -59,8 +59,10 @@
 //
 // # Deletions
 //
-// Changes reads every group's stream in one pipeline. A memo cursor stands
-// for one stream entry ID per group, kept by the Store in memory; a cursor
+// Changes reads every group's stream, one script per group (the entries
+// after the cursor, then the stream's state) sent in one pipeline. A memo
+// cursor stands for one stream entry ID per group, kept by the Store in
+// memory (at most 4096 cursors, the least recently used going first); a cursor
 // the Store no longer knows (another Store's, or one not used for a long
 // time) reads as lost changes, and so does a group whose stream was trimmed
 // past the cursor: memo then drops everything it holds in memory for the
@@ -225,21 +227,24 @@ func (s *Store) group(key string) int {
 	return int(h.Sum64() % uint64(s.groups))
 }
 
-// names are the Redis keys that hold one key of a namespace.
-type names struct {
-	gen, value, lease, changes string
-}
+// names names the Redis keys that hold one key of a namespace: its group's
+// start, and the key.
+type names struct{ start, key string }
 
-// names returns the Redis keys of key in ns: see the package documentation.
-// Every command about key uses these.
+func (n names) gen() string     { return n.start + "g" }
+func (n names) value() string   { return n.start + "v:" + n.key }
+func (n names) lease() string   { return n.start + "l:" + n.key }
+func (n names) changes() string { return n.start + "c" }
+
+// names returns the names of the Redis keys of key in ns: see the package
+// documentation. Every command about key uses these.
 func (s *Store) names(ns, key string) names {
 	return s.groupNames(ns, s.group(key), key)
 }
 
-// groupNames returns the Redis keys of key in group i of ns.
+// groupNames returns the names of the Redis keys of key in group i of ns.
 func (s *Store) groupNames(ns string, i int, key string) names {
-	g := s.space(ns).groups[i]
-	return names{gen: g + "g", value: g + "v:" + key, lease: g + "l:" + key, changes: g + "c"}
+	return names{s.space(ns).groups[i], key}
 }
 
 // channel returns the pub/sub channel on which deletions from ns are
@@ -251,9 +256,9 @@ func (s *Store) channel(ns string) string { return s.prefix + ":deleted:" + ns }
 func (s *Store) Get(ctx context.Context, ns, key string) ([]byte, time.Time, bool, error) {
 	n := s.names(ns, key)
 	pipe := s.client.Pipeline()
-	gen := pipe.Get(ctx, n.gen)
-	val := pipe.Get(ctx, n.value)
-	exp := pipe.PExpireTime(ctx, n.value)
+	gen := pipe.Get(ctx, n.gen())
+	val := pipe.Get(ctx, n.value())
+	exp := pipe.PExpireTime(ctx, n.value())
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, time.Time{}, false, failed(err)
 	}
@@ -299,7 +304,7 @@ func (s *Store) Set(ctx context.Context, ns, key string, value []byte, expires t
 		at = max(expires.UnixMilli(), 1)
 	}
 	n := s.names(ns, key)
-	return failed(setScript.Run(ctx, s.client, []string{n.gen, n.value}, value, at).Err())
+	return failed(setScript.Run(ctx, s.client, []string{n.gen(), n.value()}, value, at).Err())
 }
 
 var deleteScript = redis.NewScript(`
@@ -313,7 +318,7 @@ return 1
 // its group's stream and announced, in one script.
 func (s *Store) Delete(ctx context.Context, ns, key string) error {
 	n := s.names(ns, key)
-	return failed(deleteScript.Run(ctx, s.client, []string{n.value, n.changes}, key, s.keep, s.channel(ns)).Err())
+	return failed(deleteScript.Run(ctx, s.client, []string{n.value(), n.changes()}, key, s.keep, s.channel(ns)).Err())
 }
 
 var clearScript = redis.NewScript(`
@@ -328,7 +333,7 @@ func (s *Store) Clear(ctx context.Context, ns string) error {
 	pipe := s.client.Pipeline()
 	for i := range s.groups {
 		n := s.groupNames(ns, i, "")
-		clearScript.Eval(ctx, pipe, []string{n.gen, n.changes}, s.keep)
+		clearScript.Eval(ctx, pipe, []string{n.gen(), n.changes()}, s.keep)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return failed(err)
@@ -387,7 +392,7 @@ return 1
 
 // Lease implements memo.Store.
 func (s *Store) Lease(ctx context.Context, ns, key, token string, d time.Duration) (bool, error) {
-	n, err := leaseScript.Run(ctx, s.client, []string{s.names(ns, key).lease}, token, max(d.Milliseconds(), 1)).Int()
+	n, err := leaseScript.Run(ctx, s.client, []string{s.names(ns, key).lease()}, token, max(d.Milliseconds(), 1)).Int()
 	if err != nil {
 		return false, failed(err)
 	}
@@ -401,5 +406,5 @@ return 0
 
 // Unlease implements memo.Store.
 func (s *Store) Unlease(ctx context.Context, ns, key, token string) error {
-	return failed(unleaseScript.Run(ctx, s.client, []string{s.names(ns, key).lease}, token).Err())
+	return failed(unleaseScript.Run(ctx, s.client, []string{s.names(ns, key).lease()}, token).Err())
 }
