@@ -737,3 +737,96 @@ func TestShareOwnClearKeepsNewValues(t *testing.T) {
 		assert.Equal(t, want, ok, "the store holds %d: %v", n, want)
 	}
 }
+
+// notifyingStore is a memStore that notifies its watchers of deletions, as
+// the Redis store does through pub/sub, unless told to lose the messages.
+type notifyingStore struct {
+	*memStore
+	wmu      sync.Mutex
+	watchers map[*chan<- struct{}]string // the watchers' namespaces
+	lose     atomic.Bool
+}
+
+func (n *notifyingStore) Notify(ns string, c chan<- struct{}) func() {
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	key := &c
+	n.watchers[key] = ns
+	return func() {
+		n.wmu.Lock()
+		defer n.wmu.Unlock()
+		delete(n.watchers, key)
+	}
+}
+
+// notify tells the watchers of ns.
+func (n *notifyingStore) notify(ns string) {
+	if n.lose.Load() {
+		return
+	}
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	for c, wns := range n.watchers {
+		if wns == ns {
+			select {
+			case *c <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func (n *notifyingStore) Delete(ctx context.Context, ns, key string) error {
+	err := n.memStore.Delete(ctx, ns, key)
+	n.notify(ns)
+	return err
+}
+
+func (n *notifyingStore) Clear(ctx context.Context, ns string) error {
+	err := n.memStore.Clear(ctx, ns)
+	n.notify(ns)
+	return err
+}
+
+func TestNotifierDeletionsArriveWithoutWaitingForPoll(t *testing.T) {
+	st := &notifyingStore{memStore: newMemStore(), watchers: map[*chan<- struct{}]string{}}
+	var runs atomic.Int64
+	open := func(poll time.Duration) (func(int) int, *Cache[int, int]) {
+		f, c := Memoize(func(n int) int { runs.Add(1); return n * n },
+			Share(Sharing{Store: st, Name: "square", Poll: poll}))
+		t.Cleanup(c.Close)
+		return f, c
+	}
+	a, ca := open(time.Hour)
+	b, cb := open(time.Hour)
+	a(3)
+	b(3)
+	a(4)
+	b(4)
+	require.True(t, cb.Contains(3))
+	await.Soon(t, func() bool { st.wmu.Lock(); defer st.wmu.Unlock(); return len(st.watchers) == 2 }, "both pollers watch")
+
+	ca.Forget(3)
+	await.Soon(t, func() bool { return !cb.Contains(3) }, "b drops 3 when notified, long before its Poll (1h)")
+	assert.True(t, cb.Contains(4))
+	ca.Clear()
+	await.Soon(t, func() bool { return cb.Len() == 0 }, "b empties its memory when notified of a's Clear")
+
+	// Lost notifications: the poll still reads the deletions.
+	st.lose.Store(true)
+	c, cc := open(20 * time.Millisecond)
+	d, cd := open(20 * time.Millisecond)
+	c(5)
+	d(5)
+	require.True(t, cd.Contains(5))
+	cc.Forget(5)
+	await.Soon(t, func() bool { return !cd.Contains(5) }, "d drops 5 within its Poll, with the notification lost")
+
+	ca.Close()
+	cb.Close()
+	cc.Close()
+	cd.Close()
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
+	assert.Empty(t, st.watchers, "Close stops the notifications")
+}

@@ -21,8 +21,7 @@
 // in either order; TestApproximateRecencyHitRatio measures what that costs
 // against an exact LRU. Freed pages go back to the file system and the WAL
 // is truncated after checkpoints, so the file stays near the bound. Expired
-// entries are never returned, and are deleted by later writes; no goroutine
-// runs in the background.
+// entries are never returned, and are deleted by later writes.
 //
 // Faults never fail a memoized call: memo runs the function when the store
 // errs. A database that is busy past its timeout, full, missing, or that
@@ -36,7 +35,13 @@
 //
 // Deletions (Forget, Clear) are kept for an hour for other processes to read
 // (memo.Store's Changes); a process that has not read them for longer drops
-// everything it holds in memory instead.
+// everything it holds in memory instead. The Store is a memo.Notifier: while
+// a cache is open on it, one goroutine checks the database's data_version
+// every 10 ms, on a connection of its own, and tells the caches of the
+// namespaces that another connection deleted from, so that another process's
+// Forget or Clear reaches this one's memory within tens of milliseconds
+// rather than within Sharing.Poll. No other goroutine runs in the
+// background.
 package sqlite
 
 import (
@@ -98,9 +103,16 @@ type Store struct {
 	recovered time.Time // when recover last ran
 	writes    atomic.Uint64
 	closed    bool
+
+	wmu                  sync.Mutex                  // guards what follows, for Notify
+	watchers             map[*chan<- struct{}]string // the caches' channels, with their namespaces
+	watchStop, watchDone chan struct{}               // nil while nothing is watched; see watch
 }
 
-var _ memo.Store = (*Store)(nil)
+var (
+	_ memo.Store    = (*Store)(nil)
+	_ memo.Notifier = (*Store)(nil)
+)
 
 // handle is an open database, with the statement every lookup runs prepared.
 type handle struct {
