@@ -142,7 +142,7 @@ type Sharing struct {
 	// the store or accepted from it (16 MiB by default): a longer one read
 	// from the store is a miss, and is reported, before any of it is
 	// checked or decoded. The store is told the bound (see ReadLimit): the
-	// disk store refuses a longer value without reading it.
+	// disk and Redis stores refuse a longer value without fetching it.
 	MaxValue int
 
 	// Secret, when set, authenticates every value this cache writes to

@@ -251,19 +251,33 @@ func (s *Store) groupNames(ns string, i int, key string) names {
 // announced.
 func (s *Store) channel(ns string) string { return s.prefix + ":deleted:" + ns }
 
+// genPrefixMax is the longest a value's generation prefix can be: a
+// generation's 20 decimal digits, then a colon.
+const genPrefixMax = 21
+
 // Get implements memo.Store. It reads the group's generation, the value and
-// its expiry in one pipeline: no script, one round trip.
+// its expiry in one pipeline: no script, one round trip. A value longer than
+// memo.ReadLimit allows is not fetched: its error wraps memo.ErrValueTooLarge.
 func (s *Store) Get(ctx context.Context, ns, key string) ([]byte, time.Time, bool, error) {
 	n := s.names(ns, key)
 	pipe := s.client.Pipeline()
 	gen := pipe.Get(ctx, n.gen())
-	val := pipe.Get(ctx, n.value())
+	// Given the reader's bound, no more of the value is fetched than a
+	// frame that long after its generation's prefix (at most 20 digits and
+	// a colon); a stored value is never empty, so an empty range is none.
+	limit, bounded := memo.ReadLimit(ctx)
+	var val *redis.StringCmd
+	if bounded {
+		val = pipe.GetRange(ctx, n.value(), 0, int64(limit)+genPrefixMax)
+	} else {
+		val = pipe.Get(ctx, n.value())
+	}
 	exp := pipe.PExpireTime(ctx, n.value())
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, time.Time{}, false, failed(err)
 	}
 	v, err := val.Bytes()
-	if errors.Is(err, redis.Nil) {
+	if errors.Is(err, redis.Nil) || err == nil && len(v) == 0 {
 		return nil, time.Time{}, false, nil
 	}
 	g, gerr := gen.Result()
@@ -278,6 +292,9 @@ func (s *Store) Get(ctx context.Context, ns, key string) ([]byte, time.Time, boo
 	prefix, frame, ok := bytes.Cut(v, []byte{':'})
 	if !ok || string(prefix) != g {
 		return nil, time.Time{}, false, nil
+	}
+	if bounded && len(frame) > limit {
+		return nil, time.Time{}, false, fmt.Errorf("memo/redisstore: %w: more than the %d bytes accepted, left unread", memo.ErrValueTooLarge, limit)
 	}
 	var expires time.Time
 	if at := exp.Val(); at > 0 {

@@ -495,3 +495,42 @@ func TestClearKeepsWhatComesAfter(t *testing.T) {
 	assert.Equal(t, expected(3), a(3))
 	assert.Equal(t, int64(5), runsA.Load(), "b stored what it computed after a's Clear")
 }
+
+func TestValueLongerThanMaxValueLeftUnread(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := srv.Client(t)
+	st := newStore(t, rc)
+	big, cb := memo.Memoize(func(int) string { return strings.Repeat("x", 100000) }, memo.Share(memo.Sharing{Store: st, Name: "expected"}))
+	big(1)
+	cb.Close()
+
+	var runs atomic.Int64
+	var failures []error
+	f, c := memo.Memoize(func(k int) string { runs.Add(1); return expected(k) },
+		memo.Share(memo.Sharing{Store: st, Name: "expected", MaxValue: 1000}),
+		memo.Observe(func(e memo.Event[int, string]) {
+			if e.Kind == memo.StoreFailed {
+				failures = append(failures, e.Err)
+			}
+		}))
+	defer c.Close()
+	sent := func() int64 {
+		info, err := rc.Info(context.Background(), "stats").Result()
+		require.NoError(t, err)
+		for line := range strings.Lines(info) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_net_output_bytes:"); ok {
+				n, err := strconv.ParseInt(v, 10, 64)
+				require.NoError(t, err)
+				return n
+			}
+		}
+		t.Fatal("no total_net_output_bytes in INFO stats")
+		return 0
+	}
+	before := sent()
+	assert.Equal(t, expected(1), f(1))
+	assert.Less(t, sent()-before, int64(20000), "the server sent a fraction of the 100 kB value")
+	assert.Equal(t, int64(1), runs.Load())
+	require.Len(t, failures, 1)
+	assert.ErrorIs(t, failures[0], memo.ErrValueTooLarge, "refused by the store, which did not fetch it")
+}
