@@ -191,6 +191,28 @@ func ExampleTTL() {
 	// 1
 }
 
+// A session stays while it is used: each call within the idle time keeps it,
+// and one after a longer pause finds it gone.
+func ExampleExpireAfterAccess() {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	logins := 0
+	session, _ := memo.Memoize(func(user string) int { logins++; return logins },
+		memo.ExpireAfterAccess(30*time.Minute), memo.Clock(func() time.Time { return now }))
+
+	fmt.Println(session("ann"))
+	for range 4 { // used every 20 minutes for 80 minutes
+		now = now.Add(20 * time.Minute)
+		fmt.Print(session("ann"))
+	}
+	fmt.Println()
+	now = now.Add(30 * time.Minute) // idle for 30 minutes
+	fmt.Println(session("ann"))
+	// Output:
+	// 1
+	// 1111
+	// 2
+}
+
 // Values stored in the same wall-clock window expire together when it ends,
 // whenever in the window they were stored.
 func ExampleWindow() {

@@ -13,7 +13,8 @@ import (
 const DefaultMaxSize = 128
 
 // Option configures a memoized function: MaxSize, Unbounded, MaxWeight,
-// Shards, TTL, Window, StaleWhileRevalidate, CacheErrors, ExpireAfter,
+// Shards, TTL, Window, ExpireAfterAccess, StaleWhileRevalidate,
+// CacheErrors, ExpireAfter,
 // SingleFlight, WTinyLFU, Clock, Typed, MeasureExecTime,
 // EstimateSizes, Share, Observe, Log.
 //
@@ -57,7 +58,7 @@ func configure(opts []Option) config {
 		panic(msg)
 	}
 	c.MaxSize = max(c.MaxSize, 0)
-	if c.TTL == 0 && c.Window == 0 && c.expire == nil {
+	if c.TTL == 0 && c.Window == 0 && c.ExpireAfterAccess == 0 && c.expire == nil {
 		c.StaleWhileRevalidate = 0 // nothing expires, so nothing is stale
 	}
 	if c.SingleFlight {
@@ -94,8 +95,10 @@ func (c *config) invalid() string {
 		return "memo: WTinyLFU chooses what to evict, so it needs a MaxSize, not Unbounded"
 	case c.WTinyLFU && (c.weigh != nil || c.EstimateSizes > 0):
 		return "memo: WTinyLFU cannot be combined with MaxWeight or EstimateSizes, which assume an LRU"
-	case c.SingleFlight && (c.sized || c.TTL > 0 || c.Window > 0 || c.StaleWhileRevalidate > 0 || c.CacheErrors > 0 || c.expire != nil || c.sharing != nil || c.weigh != nil):
-		return "memo: SingleFlight keeps no results, so it cannot be combined with MaxSize, Unbounded, TTL, Window, StaleWhileRevalidate, CacheErrors, ExpireAfter, MaxWeight or Share"
+	case c.SingleFlight && (c.sized || c.TTL > 0 || c.Window > 0 || c.ExpireAfterAccess > 0 || c.StaleWhileRevalidate > 0 || c.CacheErrors > 0 || c.expire != nil || c.sharing != nil || c.weigh != nil):
+		return "memo: SingleFlight keeps no results, so it cannot be combined with MaxSize, Unbounded, TTL, Window, ExpireAfterAccess, StaleWhileRevalidate, CacheErrors, ExpireAfter, MaxWeight or Share"
+	case c.ExpireAfterAccess > 0 && c.expire != nil:
+		return "memo: ExpireAfterAccess gives every value the same life, so it cannot be combined with ExpireAfter"
 	}
 	return ""
 }
@@ -146,6 +149,9 @@ type Parameters struct {
 	// Window is the length of the wall-clock windows at whose end values
 	// expire together; 0 when values do not expire by window.
 	Window time.Duration
+	// ExpireAfterAccess is how long a value stays fresh after it was last
+	// stored or served; 0 when values do not expire by access.
+	ExpireAfterAccess time.Duration
 	// StaleWhileRevalidate is how long past its expiry a value may still be
 	// served while it is refreshed in the background.
 	StaleWhileRevalidate time.Duration
@@ -176,19 +182,43 @@ type Parameters struct {
 // TTL makes every stored value expire d after it was stored. A hit does not
 // extend it; a call after it is a miss and stores a fresh value. Every
 // positive d works: an expiry beyond what the clock can reach (such as
-// TTL(math.MaxInt64)) never comes. TTL(0) means values do not expire. Of TTL
-// and Window, the last given wins.
+// TTL(math.MaxInt64)) never comes. TTL(0) means values do not expire. Of TTL,
+// Window and ExpireAfterAccess, the last given wins.
 func TTL(d time.Duration) Option {
-	return func(c *config) { c.TTL, c.Window = c.duration("TTL", d), 0 }
+	return func(c *config) { c.TTL, c.Window, c.ExpireAfterAccess = c.duration("TTL", d), 0, 0 }
+}
+
+// ExpireAfterAccess makes every value expire d after it was last used: stored,
+// or served by a hit, which pushes its expiry to d from then (a sliding TTL,
+// for sessions and the like). A value nobody called for in the last d is
+// never served: the call is a miss, as after TTL. A hit moves the expiry
+// without a lock and allocates nothing; it leaves it where it is when that
+// would move it by less than d/1024, so that hits on one entry from many
+// cores do not all write to it: a value may thus expire up to d/1024 sooner
+// than d after its last use, never later. Peek, CacheInfo and the other
+// methods that look without calling do not count as uses, nor does a stale
+// value served under StaleWhileRevalidate.
+//
+// In a shared cache (see Share) only memory slides: a value written to the
+// store expires there d after it was written, hits in memory do not extend
+// it (that would be a store write per hit), and a value read from the store
+// starts in memory with the life it has left there, then slides from its
+// first hit. A process keeps serving a value that its callers keep using
+// after the store's copy has expired; another process then computes it
+// again. ExpireAfterAccess(0) means values do not expire by access. Of TTL,
+// Window and ExpireAfterAccess, the last given wins; ExpireAfter, which
+// gives each value its own life, cannot be combined with it.
+func ExpireAfterAccess(d time.Duration) Option {
+	return func(c *config) { c.TTL, c.Window, c.ExpireAfterAccess = 0, 0, c.duration("ExpireAfterAccess", d) }
 }
 
 // Window makes values expire together at the end of the wall-clock window of
 // length d in which they were stored. Windows are counted from the Unix
 // epoch, so every process using the same d expires its values at the same
-// instants. Window(0) means values do not expire. Of TTL and Window, the
-// last given wins.
+// instants. Window(0) means values do not expire. Of TTL, Window and
+// ExpireAfterAccess, the last given wins.
 func Window(d time.Duration) Option {
-	return func(c *config) { c.TTL, c.Window = 0, c.duration("Window", d) }
+	return func(c *config) { c.TTL, c.Window, c.ExpireAfterAccess = 0, c.duration("Window", d), 0 }
 }
 
 // StaleWhileRevalidate lets a value that expired less than grace ago still be
@@ -201,7 +231,7 @@ func Window(d time.Duration) Option {
 // value can no longer be served, later calls join the refresh; if they all
 // give up, its context is cancelled and the next call starts afresh. A grace
 // of 0 serves nothing stale; so does any grace when nothing makes values
-// expire (neither TTL, Window nor ExpireAfter).
+// expire (neither TTL, Window, ExpireAfterAccess nor ExpireAfter).
 func StaleWhileRevalidate(grace time.Duration) Option {
 	return func(c *config) { c.StaleWhileRevalidate = c.duration("StaleWhileRevalidate", grace) }
 }
