@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gomemo/memo"
@@ -211,6 +212,36 @@ func ExampleExpireAfterAccess() {
 	// 1
 	// 1111
 	// 2
+}
+
+// A price in use is refreshed in the background in the last 10 seconds of
+// its minute, so its callers never wait for the upstream.
+func ExampleRefreshAhead() {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	var upstream atomic.Int32
+	upstream.Store(100)
+	refreshed := make(chan struct{}, 1)
+	price, cache := memo.Memoize(func(item string) int { return int(upstream.Load()) },
+		memo.TTL(time.Minute), memo.RefreshAhead(10*time.Second, 0),
+		memo.Clock(func() time.Time { return now }),
+		memo.Observe(func(e memo.Event[string, int]) {
+			if e.Kind == memo.Replaced {
+				refreshed <- struct{}{}
+			}
+		}))
+
+	fmt.Println(price("widget"))
+	upstream.Store(120)
+	now = now.Add(50 * time.Second)
+	fmt.Println(price("widget")) // the old price, and a refresh starts
+	<-refreshed
+	fmt.Println(price("widget"))
+	fmt.Println(cache.CacheInfo())
+	// Output:
+	// 100
+	// 100
+	// 120
+	// CacheInfo(hits=2, misses=1, maxsize=128, currsize=1)
 }
 
 // Values stored in the same wall-clock window expire together when it ends,

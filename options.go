@@ -14,7 +14,7 @@ const DefaultMaxSize = 128
 
 // Option configures a memoized function: MaxSize, Unbounded, MaxWeight,
 // Shards, TTL, Window, ExpireAfterAccess, StaleWhileRevalidate,
-// CacheErrors, ExpireAfter,
+// RefreshAhead, CacheErrors, ExpireAfter,
 // SingleFlight, WTinyLFU, Clock, Typed, MeasureExecTime,
 // EstimateSizes, Share, Observe, Log.
 //
@@ -60,6 +60,7 @@ func configure(opts []Option) config {
 	c.MaxSize = max(c.MaxSize, 0)
 	if c.TTL == 0 && c.Window == 0 && c.ExpireAfterAccess == 0 && c.expire == nil {
 		c.StaleWhileRevalidate = 0 // nothing expires, so nothing is stale
+		c.RefreshAhead, c.RefreshJitter = 0, 0
 	}
 	if c.SingleFlight {
 		c.MaxSize, c.Unbounded = 0, false // nothing is kept
@@ -97,6 +98,10 @@ func (c *config) invalid() string {
 		return "memo: WTinyLFU cannot be combined with MaxWeight or EstimateSizes, which assume an LRU"
 	case c.SingleFlight && (c.sized || c.TTL > 0 || c.Window > 0 || c.ExpireAfterAccess > 0 || c.StaleWhileRevalidate > 0 || c.CacheErrors > 0 || c.expire != nil || c.sharing != nil || c.weigh != nil):
 		return "memo: SingleFlight keeps no results, so it cannot be combined with MaxSize, Unbounded, TTL, Window, ExpireAfterAccess, StaleWhileRevalidate, CacheErrors, ExpireAfter, MaxWeight or Share"
+	case c.RefreshJitter > c.RefreshAhead:
+		return fmt.Sprintf("memo: RefreshAhead's jitter (%v) must not be longer than ahead (%v)", c.RefreshJitter, c.RefreshAhead)
+	case c.RefreshAhead > 0 && c.ExpireAfterAccess > 0:
+		return "memo: RefreshAhead cannot be combined with ExpireAfterAccess, whose entries in use do not come near their expiry"
 	case c.ExpireAfterAccess > 0 && c.expire != nil:
 		return "memo: ExpireAfterAccess gives every value the same life, so it cannot be combined with ExpireAfter"
 	}
@@ -155,6 +160,10 @@ type Parameters struct {
 	// StaleWhileRevalidate is how long past its expiry a value may still be
 	// served while it is refreshed in the background.
 	StaleWhileRevalidate time.Duration
+	// RefreshAhead is how long before its expiry a hit refreshes a value
+	// in the background, and RefreshJitter how much earlier, at random, it
+	// may do so; both 0 without RefreshAhead, and when nothing expires.
+	RefreshAhead, RefreshJitter time.Duration
 	// CacheErrors is how long an error is cached; 0 when errors are not.
 	CacheErrors time.Duration
 	// Typed reports that keys holding numbers of different types are kept
@@ -234,6 +243,31 @@ func Window(d time.Duration) Option {
 // expire (neither TTL, Window, ExpireAfterAccess nor ExpireAfter).
 func StaleWhileRevalidate(grace time.Duration) Option {
 	return func(c *config) { c.StaleWhileRevalidate = c.duration("StaleWhileRevalidate", grace) }
+}
+
+// RefreshAhead makes a hit on a value that expires within ahead start one
+// execution refreshing it in the background, as StaleWhileRevalidate does
+// after the expiry, so that the callers of a key in use never wait for it:
+// the call returns the value it found at once, one execution per key runs
+// in a goroutine that ends when the function returns, with the values of
+// the context of the call that started it but not its deadline or
+// cancellation, and its result replaces the value (reported to Observe as
+// Replaced). A refresh that fails leaves the value as it was, to be served
+// until it expires; the next hit within ahead tries again. A value nobody
+// calls for within ahead of its expiry is not refreshed, and expires.
+//
+// jitter, at most ahead, spreads the refreshes of processes that stored a
+// value at the same time (Window, or a value read from a shared store): each
+// hit refreshes when the value has less than ahead minus a random part of
+// jitter left. While a refresh runs, hits on its key take the cache's lock.
+// A negative ahead or jitter is invalid; RefreshAhead(0, 0) refreshes
+// nothing ahead, and so does any ahead when nothing makes values expire
+// (neither TTL, Window nor ExpireAfter). It cannot be combined with
+// ExpireAfterAccess.
+func RefreshAhead(ahead, jitter time.Duration) Option {
+	return func(c *config) {
+		c.RefreshAhead, c.RefreshJitter = c.duration("RefreshAhead", ahead), c.duration("RefreshAhead's jitter", jitter)
+	}
 }
 
 // CacheErrors makes an error returned by the function cached for d, so that

@@ -62,7 +62,8 @@ type shard[K comparable, V any] struct {
 func (s *shard[K, V]) init(c *Cache[K, V], max int) {
 	s.c, s.max = c, max
 	if p := c.params; p.TTL > 0 || p.Window > 0 || p.ExpireAfterAccess > 0 || c.expireAfter != nil {
-		s.l.exp = &expiries{grace: int64(p.StaleWhileRevalidate), slide: int64(p.ExpireAfterAccess)}
+		s.l.exp = &expiries{grace: int64(p.StaleWhileRevalidate), slide: int64(p.ExpireAfterAccess),
+			ahead: int64(p.RefreshAhead), jitter: int64(p.RefreshJitter)}
 	}
 	s.l.hits = newStripes()
 	s.l.init(max)
@@ -92,7 +93,7 @@ func (s *shard[K, V]) find(k K, now int64) (v V, r ref, hit bool) {
 	}
 	s.mu.Lock()
 	r = s.l.lookup(k)
-	if i, ok := r.entry(); ok && (s.l.exp == nil || s.l.fresh(s.l.nodes[i].e, now)) {
+	if i, ok := r.entry(); ok && (s.l.exp == nil || s.l.fresh(s.l.nodes[i].e, now, false)) {
 		s.l.touch(i)
 		s.st.hits++
 		v = s.l.value(i)

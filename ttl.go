@@ -3,6 +3,7 @@ package memo
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"unsafe"
 )
 
@@ -14,11 +15,13 @@ import (
 // costs one comparison in the common case (its expiry is the latest);
 // removing an entry costs a path of the heap.
 type expiries struct {
-	at    []int64 // parallel to list.nodes: when each entry expires
-	slot  []int32 // parallel to list.nodes: where each entry is in heap
-	heap  []int32 // node indices, heap[0] the soonest to expire
-	grace int64   // how long past at an entry may still be served stale
-	slide int64   // ExpireAfterAccess: a hit moves its entry's expiry to now+slide
+	at     []int64 // parallel to list.nodes: when each entry expires
+	slot   []int32 // parallel to list.nodes: where each entry is in heap
+	heap   []int32 // node indices, heap[0] the soonest to expire
+	grace  int64   // how long past at an entry may still be served stale
+	slide  int64   // ExpireAfterAccess: a hit moves its entry's expiry to now+slide
+	ahead  int64   // RefreshAhead: a hit this close to the expiry refreshes (see fresh)
+	jitter int64   // RefreshAhead's jitter
 }
 
 func (e *expiries) init(n int) {
@@ -192,13 +195,13 @@ func (c *Cache[K, V]) now() int64 {
 	return now
 }
 
-// expired answers, with s.mu held, a call whose key has a stale value or a
-// cached error; it then releases the lock and reports true. Otherwise it
+// expired answers, with s.mu held, a call whose key has a stale value, a
+// value due for a refresh ahead of its expiry (see fresh), or a cached error; it then releases the lock and reports true. Otherwise it
 // drops what has expired for k and leaves the call to join or start an
 // execution; r is what s.l holds for k, and it returns what it holds
 // after.
 func (s *shard[K, V]) expired(ctx context.Context, k K, r ref, now int64, fn func(context.Context, K) (V, error)) (v V, after ref, answered bool, err error) {
-	if i, ok := r.entry(); ok { // present but not fresh
+	if i, ok := r.entry(); ok { // present but not fresh, or due for a refresh ahead
 		e := s.l.exp
 		if e.servable(s.l.expiry(i), now) {
 			v = s.l.value(i)
@@ -325,18 +328,31 @@ func (c *Cache[K, V]) PurgeExpired() int {
 const slack = 1024
 
 // fresh reports whether e, an entry of l, which has expiries, is fresh at
-// now. Under ExpireAfterAccess it also counts now as a use of e: it moves
+// now, and not so near its expiry that a hit on it must start a refresh
+// (RefreshAhead): such a hit takes the lock and is answered by
+// shard.expired, as a stale one is. The lock-free hit draws the jitter
+// (draw); the lock holder it then comes to does not draw again, so that one
+// hit is one draw. Under ExpireAfterAccess it also counts
+// now as a use of e: it moves
 // e's expiry to now+slide. It takes no lock and allocates nothing: the
 // expiry in e only ever moves later, by compare-and-swap, so a hit racing
 // with another keeps the later of the two; the lock holder brings the heap's
 // copy up to it when it looks (expiry), so the heap's is never later than
 // e's. The move is skipped when it would be less than slide/slack, so that
 // hits on a hot entry from many cores do not all write its cache line.
-func (l *list[K, V]) fresh(e *entry[K, V], now int64) bool {
+func (l *list[K, V]) fresh(e *entry[K, V], now int64, draw bool) bool {
 	t := (*timed[K, V])(unsafe.Pointer(e))
 	at := t.at.Load()
 	if now >= at {
 		return false
+	}
+	if a := l.exp.ahead; a != 0 {
+		if j := l.exp.jitter; j > 0 && draw {
+			a -= rand.Int64N(j)
+		}
+		if at-now <= a {
+			return false
+		}
 	}
 	if s := l.exp.slide; s != 0 {
 		for next := addSat(now, s); next-at >= s/slack && next > at; at = t.at.Load() {
