@@ -244,6 +244,28 @@ func ExampleRefreshAhead() {
 	// CacheInfo(hits=2, misses=1, maxsize=128, currsize=1)
 }
 
+// Hottest lists what a cache holds, the most recently used first; Coldest
+// starts from the next to be evicted.
+func ExampleCache_Hottest() {
+	square, cache := memo.Memoize(func(n int) int { return n * n }, memo.MaxSize(3))
+	for _, n := range []int{1, 2, 3, 1} {
+		square(n)
+	}
+	for n, sq := range cache.Hottest() {
+		fmt.Println(n, sq)
+	}
+	var coldest []int
+	for n := range cache.Coldest() {
+		coldest = append(coldest, n)
+	}
+	fmt.Println(coldest)
+	// Output:
+	// 1 1
+	// 3 9
+	// 2 4
+	// [2 3 1]
+}
+
 // Values stored in the same wall-clock window expire together when it ends,
 // whenever in the window they were stored.
 func ExampleWindow() {
