@@ -322,7 +322,8 @@ func Typed() Option {
 // a lease (Sharing.Lease) and the others wait for its result, so the function
 // runs once per key across processes while they live; if the computing
 // process dies or outlasts its lease, another one takes over. Values expire
-// in the store as in memory (TTL, Window); a value read from the store
+// in the store as in memory (TTL, Window; ExpireAfterAccess slides in memory
+// only); a value read from the store
 // expires in memory no later than it does there. Errors are never stored,
 // nor, with CacheErrors, shared. Forget and Clear reach the store and, within
 // Sharing.Poll, the memory of the other processes. A cache of size 0
