@@ -61,8 +61,9 @@ type shard[K comparable, V any] struct {
 // init makes s an empty shard of c holding at most max entries.
 func (s *shard[K, V]) init(c *Cache[K, V], max int) {
 	s.c, s.max = c, max
-	if p := c.params; p.TTL > 0 || p.Window > 0 || c.expireAfter != nil {
-		s.l.exp = &expiries{grace: int64(p.StaleWhileRevalidate)}
+	if p := c.params; p.TTL > 0 || p.Window > 0 || p.ExpireAfterAccess > 0 || c.expireAfter != nil {
+		s.l.exp = &expiries{grace: int64(p.StaleWhileRevalidate), slide: int64(p.ExpireAfterAccess),
+			ahead: int64(p.RefreshAhead), jitter: int64(p.RefreshJitter)}
 	}
 	s.l.hits = newStripes()
 	s.l.init(max)
@@ -92,7 +93,7 @@ func (s *shard[K, V]) find(k K, now int64) (v V, r ref, hit bool) {
 	}
 	s.mu.Lock()
 	r = s.l.lookup(k)
-	if i, ok := r.entry(); ok && (s.l.exp == nil || now < s.l.exp.at[i]) {
+	if i, ok := r.entry(); ok && (s.l.exp == nil || s.l.fresh(s.l.nodes[i].e, now, false)) {
 		s.l.touch(i)
 		s.st.hits++
 		v = s.l.value(i)
@@ -251,7 +252,7 @@ func (s *shard[K, V]) peek(k K, now int64) (v V, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i, held := s.l.lookup(k).entry()
-	if !held || (s.l.exp != nil && !s.l.exp.servable(s.l.exp.at[i], now)) {
+	if !held || (s.l.exp != nil && !s.l.exp.servable(s.l.expiry(i), now)) {
 		return v, false
 	}
 	return s.l.value(i), true
@@ -269,7 +270,7 @@ func (s *shard[K, V]) put(k K, v V, now, at int64, w int) {
 	s.releaseRefresh(k)
 	r := s.l.lookup(k)
 	if i, held := r.entry(); held {
-		if s.l.exp == nil || s.l.exp.servable(s.l.exp.at[i], now) {
+		if s.l.exp == nil || s.l.exp.servable(s.l.expiry(i), now) {
 			s.note(Replaced, k, s.l.value(i))
 			if s.l.sz != nil {
 				s.l.touch(i) // counted by the sizer as a call's hit is
@@ -292,7 +293,7 @@ func (s *shard[K, V]) forget(k K, now int64) bool {
 	ok := false
 	r := s.l.lookup(k)
 	if i, held := r.entry(); held {
-		ok = s.l.exp == nil || s.l.exp.servable(s.l.exp.at[i], now)
+		ok = s.l.exp == nil || s.l.exp.servable(s.l.expiry(i), now)
 		v := s.l.removeAt(i)
 		if ok {
 			s.note(Forgotten, k, v)

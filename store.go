@@ -594,9 +594,10 @@ func (t *tier[K, V]) put(c *Cache[K, V], ctx context.Context, k K, key storeKey,
 }
 
 // expiry returns when a value stored now expires, by life (see expiryAt),
-// the cache's TTL or Window: the zero Time for never.
+// the cache's TTL, Window or ExpireAfterAccess (from now: hits in memory do
+// not extend it): the zero Time for never.
 func (t *tier[K, V]) expiry(c *Cache[K, V], life int64) time.Time {
-	if life == 0 && c.params.TTL == 0 && c.params.Window == 0 {
+	if life == 0 && c.params.TTL == 0 && c.params.Window == 0 && c.params.ExpireAfterAccess == 0 {
 		return time.Time{}
 	}
 	now, wall := c.stamp()
