@@ -54,6 +54,23 @@ type Store interface {
 	Changes(ctx context.Context, ns string, cursor uint64) (keys []string, all bool, next uint64, err error)
 }
 
+// BatchGetter is a Store that looks many keys up in one round trip. The
+// batch calls of a shared cache (see MemoizeBatch) use GetBatch where the
+// store has it, and otherwise one Get per key, concurrently. The disk and
+// Redis stores implement it.
+type BatchGetter interface {
+	// GetBatch returns what Get would return for each of keys in ns, in the
+	// order of keys. An error fails the lookup of every key.
+	GetBatch(ctx context.Context, ns string, keys []string) ([]Lookup, error)
+}
+
+// Lookup is what GetBatch found for one key: Get's results.
+type Lookup struct {
+	Value   []byte
+	Expires time.Time // the zero Time if it never expires
+	Found   bool
+}
+
 // Sharing puts a memoized function's results in a Store shared with other
 // processes; see Share. Zero durations and sizes read as their defaults.
 type Sharing struct {
@@ -351,6 +368,13 @@ func (t *tier[K, V]) get(c *Cache[K, V], ctx context.Context, k K, key storeKey)
 		}
 		return v, 0, false, false
 	}
+	return t.accept(c, k, key, b, exp, found)
+}
+
+// accept checks and decodes b, what the store returned for k (found, to
+// expire at exp), for get and getBatch: as get says, it returns the value,
+// or ok false for a miss, with absent true if the store had no value.
+func (t *tier[K, V]) accept(c *Cache[K, V], k K, key storeKey, b []byte, exp time.Time, found bool) (v V, until int64, ok, absent bool) {
 	if !found {
 		return v, 0, false, true
 	}
