@@ -58,7 +58,8 @@ type Batch[K comparable, V any] struct {
 // In a shared cache (see Share), the keys a Get computes are first looked
 // up in the store, all in one round trip if the store is a BatchGetter and
 // with one Get per key, concurrently, otherwise; fn is called for the keys
-// the store does not have, and their values are written to the store. A
+// the store does not have, and their values are written to the store, at
+// once if it is a BatchSetter and with one Set per key otherwise. A
 // batch execution takes no lease in the store, so another process may
 // compute one of its keys at the same time; Call takes leases as MemoizeCtx
 // does. A stale key under StaleWhileRevalidate is refreshed alone, by fn
@@ -414,11 +415,7 @@ func (b *Batch[K, V]) run(ctx context.Context, ws []*want[K, V]) {
 		}
 	}
 	if t != nil && err == nil && !t.paused() {
-		each(len(left), func(i int) {
-			if cl := left[i].cl; cl.err == nil {
-				cl.wrote = t.put(c, ctx, left[i].k, keys[i], cl.val, cl.life)
-			}
-		})
+		b.toStore(ctx, left, keys)
 	}
 	if c.timed {
 		now, wall = c.stamp()
@@ -472,6 +469,47 @@ func (w *want[K, V]) end(now, wall int64, took time.Duration) *PanicError {
 	}
 	w.over = true
 	return w.s.finish(w.k, w.cl, w.shared, now, wall, took, nil)
+}
+
+// toStore writes the values fn returned for ws, whose store keys are keys,
+// to the store, as put does each: with one SetBatch if the store is a
+// BatchSetter, else with one put per key, concurrently.
+func (b *Batch[K, V]) toStore(ctx context.Context, ws []*want[K, V], keys []storeKey) {
+	c, t := b.c, b.c.tier
+	bs, batched := t.Store.(BatchSetter)
+	if !batched {
+		each(len(ws), func(i int) {
+			if cl := ws[i].cl; cl.err == nil {
+				cl.wrote = t.put(c, ctx, ws[i].k, keys[i], cl.val, cl.life)
+			}
+		})
+		return
+	}
+	var entries []Entry
+	var written []*call[V]
+	for i, w := range ws {
+		if w.cl.err != nil {
+			continue
+		}
+		if v, exp, ok := t.framed(c, w.k, keys[i], w.cl.val, w.cl.life); ok {
+			entries = append(entries, Entry{keys[i].store, v, exp})
+			written = append(written, w.cl)
+		}
+	}
+	if len(entries) == 0 {
+		return
+	}
+	err := t.op(context.WithoutCancel(ctx), func(ctx context.Context) error {
+		return bs.SetBatch(ctx, t.ns, entries)
+	})
+	if err != nil {
+		t.fail(c, ws[0].k, err) // one failure, reported with the first key
+	}
+	for _, cl := range written {
+		// Even after an error, as some may be written: what is written
+		// after a key is forgotten is then taken out (see finish).
+		cl.wrote = true
+	}
 }
 
 // getBatch looks ks, whose store keys are keys, up in the store, and checks
