@@ -119,36 +119,69 @@ func (s *Store) changes(ns string) string    { return s.space(ns) + "c" }
 // Get implements memo.Store. It reads the generation, the value and its
 // expiry in one pipeline: no script, one round trip.
 func (s *Store) Get(ctx context.Context, ns, key string) ([]byte, time.Time, bool, error) {
-	vkey := s.value(ns, key)
 	pipe := s.client.Pipeline()
-	gen := pipe.Get(ctx, s.gen(ns))
-	val := pipe.Get(ctx, vkey)
-	exp := pipe.PExpireTime(ctx, vkey)
+	read := s.read(ctx, pipe, ns, key)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, time.Time{}, false, failed(err)
 	}
-	v, err := val.Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, time.Time{}, false, nil
+	return read()
+}
+
+var _ memo.BatchGetter = (*Store)(nil)
+
+// GetBatch implements memo.BatchGetter: Get's reads of every key in one
+// pipeline, one round trip (go-redis splits it by node on a cluster).
+func (s *Store) GetBatch(ctx context.Context, ns string, keys []string) ([]memo.Lookup, error) {
+	pipe := s.client.Pipeline()
+	reads := make([]func() ([]byte, time.Time, bool, error), len(keys))
+	for i, key := range keys {
+		reads[i] = s.read(ctx, pipe, ns, key)
 	}
-	g, gerr := gen.Result()
-	if errors.Is(gerr, redis.Nil) {
-		g, gerr = "0", nil
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, failed(err)
 	}
-	if err = cmp.Or(err, gerr, exp.Err()); err != nil {
-		return nil, time.Time{}, false, failed(err)
+	out := make([]memo.Lookup, len(keys))
+	for i, read := range reads {
+		v, exp, found, err := read()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = memo.Lookup{Value: v, Expires: exp, Found: found}
 	}
-	// The value's generation must be the namespace's: an older one was
-	// cleared.
-	prefix, frame, ok := bytes.Cut(v, []byte{':'})
-	if !ok || string(prefix) != g {
-		return nil, time.Time{}, false, nil
+	return out, nil
+}
+
+// read queues on pipe the commands that read key in ns, and returns what
+// gives Get's results from their replies once pipe has run.
+func (s *Store) read(ctx context.Context, pipe redis.Pipeliner, ns, key string) func() ([]byte, time.Time, bool, error) {
+	vkey := s.value(ns, key)
+	gen := pipe.Get(ctx, s.gen(ns))
+	val := pipe.Get(ctx, vkey)
+	exp := pipe.PExpireTime(ctx, vkey)
+	return func() ([]byte, time.Time, bool, error) {
+		v, err := val.Bytes()
+		if errors.Is(err, redis.Nil) {
+			return nil, time.Time{}, false, nil
+		}
+		g, gerr := gen.Result()
+		if errors.Is(gerr, redis.Nil) {
+			g, gerr = "0", nil
+		}
+		if err = cmp.Or(err, gerr, exp.Err()); err != nil {
+			return nil, time.Time{}, false, failed(err)
+		}
+		// The value's generation must be the namespace's: an older one was
+		// cleared.
+		prefix, frame, ok := bytes.Cut(v, []byte{':'})
+		if !ok || string(prefix) != g {
+			return nil, time.Time{}, false, nil
+		}
+		var expires time.Time
+		if at := exp.Val(); at > 0 {
+			expires = time.UnixMilli(int64(at / time.Millisecond))
+		}
+		return frame, expires, true, nil
 	}
-	var expires time.Time
-	if at := exp.Val(); at > 0 {
-		expires = time.UnixMilli(int64(at / time.Millisecond))
-	}
-	return frame, expires, true, nil
 }
 
 var setScript = redis.NewScript(`
