@@ -150,6 +150,32 @@ type want[K comparable, V any] struct {
 func (b *Batch[K, V]) Get(ctx context.Context, keys []K) (map[K]V, error) {
 	c := b.c
 	ctxDone := ctx.Done()
+	out := make(map[K]V, len(keys))
+	if c.plain {
+		// As do's fast path: the hits first, without a lock; the rest
+		// below.
+		var misses []K
+		for i, k := range keys {
+			if _, dup := out[k]; dup {
+				continue
+			}
+			if k == k {
+				s := c.shard(k)
+				if v, ok := s.l.read(&s.mu, k, 0); ok {
+					out[k] = v
+					continue
+				}
+			}
+			if misses == nil {
+				misses = make([]K, 0, len(keys)-i)
+			}
+			misses = append(misses, k)
+		}
+		if misses == nil {
+			return out, nil
+		}
+		keys = misses
+	}
 	ws := make([]want[K, V], 0, len(keys))
 	of := make([]int, len(keys)) // keys[i] is answered by ws[of[i]]
 	seen := make(map[K]int, len(keys))
@@ -222,7 +248,7 @@ func (b *Batch[K, V]) Get(ctx context.Context, keys []K) (map[K]V, error) {
 			go b.run(fctx, own)
 		}
 	}
-	return b.collect(ctx, ctxDone, keys, ws, of)
+	return b.collect(ctx, ctxDone, keys, ws, of, out)
 }
 
 // find answers w from the cache at now if it can (a hit, or an error or a
@@ -271,8 +297,8 @@ func (b *Batch[K, V]) find(ctx context.Context, ctxDone <-chan struct{}, w *want
 }
 
 // collect waits for the executions of ws, or for ctxDone, and returns what
-// Get returns for keys.
-func (b *Batch[K, V]) collect(ctx context.Context, ctxDone <-chan struct{}, keys []K, ws []want[K, V], of []int) (map[K]V, error) {
+// Get returns for keys, adding their values to out.
+func (b *Batch[K, V]) collect(ctx context.Context, ctxDone <-chan struct{}, keys []K, ws []want[K, V], of []int, out map[K]V) (map[K]V, error) {
 	gaveUp := false
 	for i := range ws {
 		w := &ws[i]
@@ -306,7 +332,6 @@ func (b *Batch[K, V]) collect(ctx context.Context, ctxDone <-chan struct{}, keys
 			runtime.Goexit()
 		}
 	}
-	out := make(map[K]V, len(keys))
 	var failed *BatchError[K]
 	for i, k := range keys {
 		w := &ws[of[i]]
