@@ -152,9 +152,10 @@ func (b *Batch[K, V]) Get(ctx context.Context, keys []K) (map[K]V, error) {
 	ctxDone := ctx.Done()
 	out := make(map[K]V, len(keys))
 	if c.plain {
-		// As do's fast path: the hits first, without a lock; the rest
-		// below.
-		var misses []K
+		// As do's fast path: the hits first, without a lock; the keys
+		// below from the first that is not a hit on, so that a key given
+		// twice is counted once.
+		missed := false
 		for i, k := range keys {
 			if _, dup := out[k]; dup {
 				continue
@@ -166,15 +167,18 @@ func (b *Batch[K, V]) Get(ctx context.Context, keys []K) (map[K]V, error) {
 					continue
 				}
 			}
-			if misses == nil {
-				misses = make([]K, 0, len(keys)-i)
+			rest := make([]K, 0, len(keys)-i)
+			for _, k := range keys[i:] {
+				if _, dup := out[k]; !dup {
+					rest = append(rest, k)
+				}
 			}
-			misses = append(misses, k)
+			keys, missed = rest, true
+			break
 		}
-		if misses == nil {
+		if !missed {
 			return out, nil
 		}
-		keys = misses
 	}
 	ws := make([]want[K, V], 0, len(keys))
 	of := make([]int, len(keys)) // keys[i] is answered by ws[of[i]]
@@ -554,6 +558,7 @@ func (t *tier[K, V]) getBatch(c *Cache[K, V], ctx context.Context, ks []K, keys 
 	}
 	var found []Lookup
 	err := t.op(ctx, func(ctx context.Context) (err error) {
+		ctx = context.WithValue(ctx, readLimitKey{}, t.MaxValue+sealedLen)
 		found, err = bg.GetBatch(ctx, t.ns, names)
 		if err == nil && len(found) != len(names) {
 			err = fmt.Errorf("memo: the store's GetBatch returned %d lookups for %d keys", len(found), len(names))
@@ -567,7 +572,9 @@ func (t *tier[K, V]) getBatch(c *Cache[K, V], ctx context.Context, ks []K, keys 
 		return vs, until, ok
 	}
 	for i, f := range found {
-		vs[i], until[i], ok[i], _ = t.accept(c, ks[i], keys[i], f.Value, f.Expires, f.Found)
+		if f.Found {
+			vs[i], until[i], ok[i] = t.open(c, ks[i], keys[i], f.Value, f.Expires)
+		}
 	}
 	return vs, until, ok
 }

@@ -256,8 +256,9 @@ func Typed() Option {
 //
 // When several processes miss one key at once, one of them computes it under
 // a lease (Sharing.Lease) and the others wait for its result, so the function
-// runs once per key across processes while they live; if the computing
-// process dies or outlasts its lease, another one takes over. Values expire
+// runs once per key across processes while they live (the computing process
+// renews its lease as long as the function runs); if the computing process
+// dies, another one takes over within about Sharing.Lease. Values expire
 // in the store as in memory (TTL, Window); a value read from the store
 // expires in memory no later than it does there. Errors are never stored,
 // nor, with CacheErrors, shared. Forget and Clear reach the store and, within
@@ -274,7 +275,9 @@ func Typed() Option {
 // ErrUnsupportedArgument. Values go through s.Codec, framed with a checksum
 // and a fingerprint of the value type, so a damaged or foreign value is
 // never decoded, and two versions of a program whose value types differ
-// ignore each other's values. The constructor panics if s is invalid or if
+// ignore each other's values; with s.Secret, with a MAC instead of the
+// checksum, so that no value is decoded that a holder of the secret did not
+// write for its key. The constructor panics if s is invalid or if
 // the default codec cannot carry the value type exactly.
 //
 // A shared cache runs a goroutine that reads the other processes' deletions;

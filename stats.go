@@ -71,6 +71,10 @@ type CacheInfo struct {
 	// StoreErrors counts failures of the store and damaged values read
 	// from it, each also reported as a StoreFailed event.
 	StoreErrors int `json:"store_errors"`
+	// StoreRejected counts the values read from the store that
+	// Sharing.Secret did not authenticate (see ErrUnauthenticated), each
+	// also counted in StoreErrors.
+	StoreRejected int `json:"store_rejected"`
 }
 
 // HitRatio returns Hits / (Hits + Misses), or 0 before the first call.

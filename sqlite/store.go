@@ -21,8 +21,7 @@
 // in either order; TestApproximateRecencyHitRatio measures what that costs
 // against an exact LRU. Freed pages go back to the file system and the WAL
 // is truncated after checkpoints, so the file stays near the bound. Expired
-// entries are never returned, and are deleted by later writes; no goroutine
-// runs in the background.
+// entries are never returned, and are deleted by later writes.
 //
 // Faults never fail a memoized call: memo runs the function when the store
 // errs. A database that is busy past its timeout, full, missing, or that
@@ -36,7 +35,13 @@
 //
 // Deletions (Forget, Clear) are kept for an hour for other processes to read
 // (memo.Store's Changes); a process that has not read them for longer drops
-// everything it holds in memory instead.
+// everything it holds in memory instead. The Store is a memo.Notifier: while
+// a cache is open on it, one goroutine checks the database's data_version
+// every 10 ms, on a connection of its own, and tells the caches of the
+// namespaces that another connection deleted from, so that another process's
+// Forget or Clear reaches this one's memory within tens of milliseconds
+// rather than within Sharing.Poll. No other goroutine runs in the
+// background.
 package sqlite
 
 import (
@@ -99,9 +104,16 @@ type Store struct {
 	recovered time.Time // when recover last ran
 	writes    atomic.Uint64
 	closed    bool
+
+	wmu                  sync.Mutex                  // guards what follows, for Notify
+	watchers             map[*chan<- struct{}]string // the caches' channels, with their namespaces
+	watchStop, watchDone chan struct{}               // nil while nothing is watched; see watch
 }
 
-var _ memo.Store = (*Store)(nil)
+var (
+	_ memo.Store    = (*Store)(nil)
+	_ memo.Notifier = (*Store)(nil)
+)
 
 // handle is an open database, with the statement every lookup runs prepared.
 type handle struct {
@@ -180,7 +192,9 @@ func (s *Store) open() (*handle, error) {
 
 // prepare prepares the lookup statement on db.
 func prepare(db *sql.DB) (*handle, error) {
-	get, err := db.Prepare("SELECT value, expires, used FROM entries WHERE ns = ? AND key = ?")
+	// The value only if within the limit (-1: none); its length first,
+	// which SQLite reads without the value.
+	get, err := db.Prepare("SELECT CASE WHEN ?3 < 0 OR length(value) <= ?3 THEN value END, length(value), expires, used FROM entries WHERE ns = ?1 AND key = ?2")
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("memo/sqlite: %w", err)
@@ -378,8 +392,12 @@ func millis(t time.Time) int64 {
 // database cannot be written.
 func (s *Store) Get(ctx context.Context, ns, key string) (value []byte, expires time.Time, found bool, err error) {
 	err = s.do(func(db *handle) error {
-		var exp, used int64
-		err := db.get.QueryRowContext(ctx, ns, []byte(key)).Scan(&value, &exp, &used)
+		var size, exp, used int64
+		limit, ok := memo.ReadLimit(ctx)
+		if !ok {
+			limit = -1
+		}
+		err := db.get.QueryRowContext(ctx, ns, []byte(key), limit).Scan(&value, &size, &exp, &used)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -390,6 +408,9 @@ func (s *Store) Get(ctx context.Context, ns, key string) (value []byte, expires 
 		if exp != 0 && exp <= t {
 			value = nil
 			return nil
+		}
+		if limit >= 0 && size > int64(limit) {
+			return fmt.Errorf("%w: %d bytes, more than the %d accepted, left unread", memo.ErrValueTooLarge, size, limit)
 		}
 		found = true
 		if exp != 0 {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/gomemo/memo"
 	"github.com/gomemo/memo/internal/await"
+	"github.com/gomemo/memo/internal/holdtest"
 	"github.com/gomemo/memo/internal/trace"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -71,6 +72,8 @@ func child(role, dir string) {
 	defer st.Close()
 	var runs atomic.Int64
 	switch role {
+	case "hold":
+		holdtest.Holder(st)
 	case "share":
 		// Every key of 0..n-1, in an order of this process's own, with a
 		// function slow enough for the processes to overlap.
@@ -123,6 +126,8 @@ func child(role, dir string) {
 		}
 		r.Runs, r.Info = runs.Load(), c.CacheInfo()
 		json.NewEncoder(os.Stdout).Encode(r)
+	case "latency":
+		latencyChild(st)
 	case "write":
 		// Writes keys from MEMO_SQLITE_FROM up, announcing each, until
 		// killed.
