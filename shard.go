@@ -120,33 +120,52 @@ func (s *shard[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, r 
 	// once. It counts a miss instead, and execute returns ctx's error.
 	if f, ok := s.inFlight(k, r); ok && !ended(ctxDone) {
 		cl := s.flights[f]
-		s.joinRefresh(cl)
-		s.st.hits++
-		s.st.coalesced++
-		cl.waiters++
-		if cl.done == nil {
-			cl.done = make(chan struct{})
-		}
-		gen := s.gen
+		gen := s.join(cl)
 		s.unlock()
-		if s.c.traced {
-			// Looked for outside the lock: a Context's Value is the user's code.
-			if err := cycle(ctx, s.c, k); err != nil {
-				s.mu.Lock()
-				if gen == s.gen {
-					s.st.hits--
-					s.st.coalesced--
-					s.st.misses++
-				}
-				s.leave(k, cl)
-				var zero V
-				return zero, err
-			}
+		if err := s.cyclic(ctx, k, cl, gen); err != nil {
+			var zero V
+			return zero, err
 		}
 		return s.wait(ctxDone, ctx, k, cl)
 	}
 	s.st.misses++
 	return s.execute(ctx, ctxDone, k, fn, true)
+}
+
+// join adds a caller, counted as a hit, to cl, the execution in progress for
+// its key, with s.mu held, and returns the generation of the counters it
+// counted in.
+func (s *shard[K, V]) join(cl *call[V]) (gen uint64) {
+	s.joinRefresh(cl)
+	s.st.hits++
+	s.st.coalesced++
+	cl.waiters++
+	if cl.done == nil {
+		cl.done = make(chan struct{})
+	}
+	return s.gen
+}
+
+// cyclic checks, without s.mu, that the caller who joined cl, the execution
+// for k, in counters of generation gen, does not wait for an execution it
+// runs in. If it would, it takes the caller off cl, counted as a miss, and
+// returns an error wrapping ErrCycle.
+func (s *shard[K, V]) cyclic(ctx context.Context, k K, cl *call[V], gen uint64) error {
+	if !s.c.traced {
+		return nil
+	}
+	// Looked for outside the lock: a Context's Value is the user's code.
+	err := cycle(ctx, s.c, k)
+	if err != nil {
+		s.mu.Lock()
+		if gen == s.gen {
+			s.st.hits--
+			s.st.coalesced--
+			s.st.misses++
+		}
+		s.leave(k, cl)
+	}
+	return err
 }
 
 // inFlight returns the execution in progress for k, given r, what l

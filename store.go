@@ -59,6 +59,40 @@ type Store interface {
 	Changes(ctx context.Context, ns string, cursor uint64) (keys []string, all bool, next uint64, err error)
 }
 
+// BatchGetter is a Store that looks many keys up in one round trip. The
+// batch calls of a shared cache (see MemoizeBatch) use GetBatch where the
+// store has it, and otherwise one Get per key, concurrently. The disk and
+// Redis stores implement it.
+type BatchGetter interface {
+	// GetBatch returns what Get would return for each of keys in ns, in the
+	// order of keys. An error fails the lookup of every key.
+	GetBatch(ctx context.Context, ns string, keys []string) ([]Lookup, error)
+}
+
+// Lookup is what GetBatch found for one key: Get's results.
+type Lookup struct {
+	Value   []byte
+	Expires time.Time // the zero Time if it never expires
+	Found   bool
+}
+
+// BatchSetter is a Store that writes many values at once more cheaply than
+// one Set each, such as a database in one transaction. The batch calls of
+// a shared cache use SetBatch where the store has it, and otherwise one Set
+// per key, concurrently. The disk store implements it.
+type BatchSetter interface {
+	// SetBatch stores each entry in ns, as Set would. An error may leave
+	// some of them written.
+	SetBatch(ctx context.Context, ns string, entries []Entry) error
+}
+
+// Entry is one value for SetBatch: Set's arguments.
+type Entry struct {
+	Key     string
+	Value   []byte
+	Expires time.Time // the zero Time for no expiry
+}
+
 // ErrValueTooLarge is wrapped by the error a Store's Get returns for a value
 // longer than ReadLimit allows, which it did not read: see ReadLimit.
 var ErrValueTooLarge = errors.New("memo: the stored value is larger than the reader accepts")
@@ -565,25 +599,11 @@ func (t *tier[K, V]) open(c *Cache[K, V], k K, key storeKey, b []byte, exp time.
 // put writes v, fn's result for k or a value Put, to the store, to stay
 // fresh for life (see expiryAt), and reports whether it did.
 func (t *tier[K, V]) put(c *Cache[K, V], ctx context.Context, k K, key storeKey, v V, life int64) bool {
-	if life < 0 {
-		return false // not to be cached
-	}
-	body, err := encodeValue(t.Codec, v)
-	if err != nil {
-		t.fail(c, k, err)
+	b, exp, ok := t.framed(c, k, key, v, life)
+	if !ok {
 		return false
 	}
-	if len(body) > t.MaxValue {
-		t.fail(c, k, fmt.Errorf("memo: the encoded value of %d bytes is larger than MaxValue (%d), so it is not stored", len(body), t.MaxValue))
-		return false
-	}
-	exp := t.expiry(c, life)
-	var sealed int64
-	if !exp.IsZero() {
-		sealed = exp.UnixNano()
-	}
-	b := frame(t.ns, key.full, t.fp, sealed, t.Secret, body)
-	err = t.op(context.WithoutCancel(ctx), func(ctx context.Context) error {
+	err := t.op(context.WithoutCancel(ctx), func(ctx context.Context) error {
 		return t.Store.Set(ctx, t.ns, key.store, b, exp)
 	})
 	if err != nil {
@@ -591,6 +611,30 @@ func (t *tier[K, V]) put(c *Cache[K, V], ctx context.Context, k K, key storeKey,
 		return false
 	}
 	return true
+}
+
+// framed returns what put writes for v, k's value: its frame and its
+// expiry in the store, with ok false if it is not to be written (a failure
+// to encode it is reported).
+func (t *tier[K, V]) framed(c *Cache[K, V], k K, key storeKey, v V, life int64) (b []byte, exp time.Time, ok bool) {
+	if life < 0 {
+		return nil, exp, false // not to be cached
+	}
+	body, err := encodeValue(t.Codec, v)
+	if err != nil {
+		t.fail(c, k, err)
+		return nil, exp, false
+	}
+	if len(body) > t.MaxValue {
+		t.fail(c, k, fmt.Errorf("memo: the encoded value of %d bytes is larger than MaxValue (%d), so it is not stored", len(body), t.MaxValue))
+		return nil, exp, false
+	}
+	exp = t.expiry(c, life)
+	var sealed int64
+	if !exp.IsZero() {
+		sealed = exp.UnixNano()
+	}
+	return frame(t.ns, key.full, t.fp, sealed, t.Secret, body), exp, true
 }
 
 // expiry returns when a value stored now expires, by life (see expiryAt),

@@ -259,8 +259,47 @@ const genPrefixMax = 21
 // its expiry in one pipeline: no script, one round trip. A value longer than
 // memo.ReadLimit allows is not fetched: its error wraps memo.ErrValueTooLarge.
 func (s *Store) Get(ctx context.Context, ns, key string) ([]byte, time.Time, bool, error) {
-	n := s.names(ns, key)
 	pipe := s.client.Pipeline()
+	read := s.read(ctx, pipe, ns, key)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, time.Time{}, false, failed(err)
+	}
+	return read()
+}
+
+var _ memo.BatchGetter = (*Store)(nil)
+
+// GetBatch implements memo.BatchGetter: Get's reads of every key in one
+// pipeline, one round trip (go-redis splits it by node on a cluster). A
+// value longer than memo.ReadLimit allows is not fetched, and reads as
+// none.
+func (s *Store) GetBatch(ctx context.Context, ns string, keys []string) ([]memo.Lookup, error) {
+	pipe := s.client.Pipeline()
+	reads := make([]func() ([]byte, time.Time, bool, error), len(keys))
+	for i, key := range keys {
+		reads[i] = s.read(ctx, pipe, ns, key)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, failed(err)
+	}
+	out := make([]memo.Lookup, len(keys))
+	for i, read := range reads {
+		v, exp, found, err := read()
+		if errors.Is(err, memo.ErrValueTooLarge) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[i] = memo.Lookup{Value: v, Expires: exp, Found: found}
+	}
+	return out, nil
+}
+
+// read queues on pipe the commands that read key in ns, and returns what
+// gives Get's results from their replies once pipe has run.
+func (s *Store) read(ctx context.Context, pipe redis.Pipeliner, ns, key string) func() ([]byte, time.Time, bool, error) {
+	n := s.names(ns, key)
 	gen := pipe.Get(ctx, n.gen())
 	// Given the reader's bound, no more of the value is fetched than a
 	// frame that long after its generation's prefix (at most 20 digits and
@@ -273,34 +312,33 @@ func (s *Store) Get(ctx context.Context, ns, key string) ([]byte, time.Time, boo
 		val = pipe.Get(ctx, n.value())
 	}
 	exp := pipe.PExpireTime(ctx, n.value())
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, time.Time{}, false, failed(err)
+	return func() ([]byte, time.Time, bool, error) {
+		v, err := val.Bytes()
+		if errors.Is(err, redis.Nil) || err == nil && len(v) == 0 {
+			return nil, time.Time{}, false, nil
+		}
+		g, gerr := gen.Result()
+		if errors.Is(gerr, redis.Nil) {
+			g, gerr = "0", nil
+		}
+		if err = cmp.Or(err, gerr, exp.Err()); err != nil {
+			return nil, time.Time{}, false, failed(err)
+		}
+		// The value's generation must be the group's: an older one was
+		// cleared.
+		prefix, frame, ok := bytes.Cut(v, []byte{':'})
+		if !ok || string(prefix) != g {
+			return nil, time.Time{}, false, nil
+		}
+		if bounded && len(frame) > limit {
+			return nil, time.Time{}, false, fmt.Errorf("memo/redisstore: %w: more than the %d bytes accepted, left unread", memo.ErrValueTooLarge, limit)
+		}
+		var expires time.Time
+		if at := exp.Val(); at > 0 {
+			expires = time.UnixMilli(int64(at / time.Millisecond))
+		}
+		return frame, expires, true, nil
 	}
-	v, err := val.Bytes()
-	if errors.Is(err, redis.Nil) || err == nil && len(v) == 0 {
-		return nil, time.Time{}, false, nil
-	}
-	g, gerr := gen.Result()
-	if errors.Is(gerr, redis.Nil) {
-		g, gerr = "0", nil
-	}
-	if err = cmp.Or(err, gerr, exp.Err()); err != nil {
-		return nil, time.Time{}, false, failed(err)
-	}
-	// The value's generation must be the group's: an older one was
-	// cleared.
-	prefix, frame, ok := bytes.Cut(v, []byte{':'})
-	if !ok || string(prefix) != g {
-		return nil, time.Time{}, false, nil
-	}
-	if bounded && len(frame) > limit {
-		return nil, time.Time{}, false, fmt.Errorf("memo/redisstore: %w: more than the %d bytes accepted, left unread", memo.ErrValueTooLarge, limit)
-	}
-	var expires time.Time
-	if at := exp.Val(); at > 0 {
-		expires = time.UnixMilli(int64(at / time.Millisecond))
-	}
-	return frame, expires, true, nil
 }
 
 var setScript = redis.NewScript(`

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -494,6 +495,116 @@ func TestClearKeepsWhatComesAfter(t *testing.T) {
 	assert.Equal(t, int64(1), runsB.Load(), "a stored what it computed after its Clear")
 	assert.Equal(t, expected(3), a(3))
 	assert.Equal(t, int64(5), runsA.Load(), "b stored what it computed after a's Clear")
+}
+
+// roundTrips counts a client's pipelines that read values.
+type roundTrips struct{ pipelines atomic.Int64 }
+
+func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return c.Name() == "pexpiretime" }) {
+			r.pipelines.Add(1) // a read, not a connection's set-up
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// batchMemoized memoizes a batch function of expected on st, counting the
+// keys it computes in runs.
+func batchMemoized(t *testing.T, st memo.Store, runs *atomic.Int64) (*memo.Batch[int, string], *memo.Cache[int, string]) {
+	b, c := memo.MemoizeBatch(func(_ context.Context, keys []int) (map[int]string, error) {
+		runs.Add(int64(len(keys)))
+		m := map[int]string{}
+		for _, k := range keys {
+			m[k] = expected(k)
+		}
+		return m, nil
+	}, memo.Share(memo.Sharing{Store: st, Name: "expected", Poll: time.Hour, Timeout: 5 * time.Second}))
+	t.Cleanup(c.Close)
+	return b, c
+}
+
+// TestGetBatch: GetBatch answers as Get does, key by key, in one round
+// trip; a batch call reads what another client computed, with one pipeline,
+// and computes only the rest.
+func TestGetBatch(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	var runs atomic.Int64
+	f, _ := memoized(t, newStore(t, srv.Client(t)), &runs)
+	for k := range 10 {
+		f(k)
+	}
+	ns := "expected/0"
+	key := func(k int) string {
+		s, err := memo.TypedKeyOf(k)
+		require.NoError(t, err)
+		return s
+	}
+	rc := srv.Client(t)
+	trips := &roundTrips{}
+	rc.AddHook(trips)
+	st := newStore(t, rc)
+	keys := []string{key(3), key(99), key(0), key(3)}
+	got, err := st.GetBatch(ctx, ns, keys)
+	require.NoError(t, err)
+	require.Len(t, got, 4)
+	for i, k := range keys {
+		v, exp, found, err := st.Get(ctx, ns, k)
+		require.NoError(t, err)
+		assert.Equal(t, memo.Lookup{Value: v, Expires: exp, Found: found}, got[i], "lookup %d", i)
+	}
+	assert.True(t, got[0].Found)
+	assert.False(t, got[1].Found)
+	assert.Equal(t, int64(1+len(keys)), trips.pipelines.Load(), "one pipeline for the batch, one per Get")
+
+	trips.pipelines.Store(0)
+	var batchRuns atomic.Int64
+	b, c := batchMemoized(t, st, &batchRuns)
+	want := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
+	values, err := b.Get(ctx, want)
+	require.NoError(t, err)
+	for _, k := range want {
+		assert.Equal(t, expected(k), values[k])
+	}
+	assert.Equal(t, int64(2), batchRuns.Load(), "only 10 and 11 computed")
+	assert.Equal(t, int64(1), trips.pipelines.Load(), "the ten found in one round trip")
+	assert.Equal(t, 10, c.CacheInfo().StoreHits)
+	assert.Equal(t, 2, c.CacheInfo().StoreMisses)
+
+	srv.Kill()
+	values, err = b.Get(ctx, []int{20, 21})
+	require.NoError(t, err, "a store that is down never fails a batch")
+	assert.Equal(t, expected(21), values[21])
+	assert.Positive(t, c.CacheInfo().StoreErrors)
+}
+
+// TestGetBatchOnCluster: a batch call on a cluster reads every key another
+// client wrote, with no error.
+func TestGetBatchOnCluster(t *testing.T) {
+	cl := startCluster(t)
+	var runs, batchRuns atomic.Int64
+	a, _ := memoized(t, newStore(t, cl.client(t)), &runs)
+	for k := range 30 {
+		a(k)
+	}
+	b, c := batchMemoized(t, newStore(t, cl.client(t)), &batchRuns)
+	keys := make([]int, 40)
+	for i := range keys {
+		keys[i] = i
+	}
+	got, err := b.Get(context.Background(), keys)
+	require.NoError(t, err)
+	for _, k := range keys {
+		assert.Equal(t, expected(k), got[k])
+	}
+	assert.Equal(t, int64(10), batchRuns.Load())
+	assert.Equal(t, 30, c.CacheInfo().StoreHits)
+	assert.Zero(t, c.CacheInfo().StoreErrors)
 }
 
 func TestValueLongerThanMaxValueLeftUnread(t *testing.T) {

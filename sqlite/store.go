@@ -52,6 +52,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -415,41 +416,134 @@ func (s *Store) Get(ctx context.Context, ns, key string) (value []byte, expires 
 		if exp != 0 {
 			expires = time.UnixMilli(exp)
 		}
-		if t-used >= touchEvery.Milliseconds() && !s.opts.ReadOnly {
-			// Recency is worth a write only if the write lock is free: a
-			// read never waits on another process's write.
-			tctx, cancel := context.WithTimeout(ctx, touchWait)
-			db.ExecContext(tctx, "UPDATE entries SET used = ? WHERE ns = ? AND key = ?", t, ns, []byte(key))
-			cancel()
+		if t-used >= touchEvery.Milliseconds() {
+			s.touch(ctx, db, t, ns, []any{[]byte(key)})
 		}
 		return nil
 	})
 	return value, expires, found, err
 }
 
+// touch records t as the time of use of keys (each a []byte) in ns, unless
+// the store is read-only. It fails silently where the database cannot be
+// written.
+func (s *Store) touch(ctx context.Context, db *handle, t int64, ns string, keys []any) {
+	if s.opts.ReadOnly || len(keys) == 0 {
+		return
+	}
+	// Recency is worth a write only if the write lock is free: a read never
+	// waits on another process's write.
+	tctx, cancel := context.WithTimeout(ctx, touchWait)
+	defer cancel()
+	for lo := 0; lo < len(keys); lo += batchMax {
+		chunk := keys[lo:min(lo+batchMax, len(keys))]
+		args := append([]any{t, ns}, chunk...)
+		db.ExecContext(tctx, "UPDATE entries SET used = ? WHERE ns = ? AND key IN ("+params(len(chunk))+")", args...)
+	}
+}
+
+var _ memo.BatchGetter = (*Store)(nil)
+
+// batchMax is the most keys one statement of GetBatch names, well within
+// SQLite's limit on a statement's parameters.
+const batchMax = 500
+
+// params returns n comma-separated SQL parameters.
+func params(n int) string { return strings.Repeat("?,", n-1) + "?" }
+
+// GetBatch implements memo.BatchGetter: one query per batchMax keys, and
+// the uses recorded as Get records them, in one statement.
+func (s *Store) GetBatch(ctx context.Context, ns string, keys []string) ([]memo.Lookup, error) {
+	out := make([]memo.Lookup, len(keys))
+	at := make(map[string][]int, len(keys)) // where each key is in keys
+	for i, k := range keys {
+		at[k] = append(at[k], i)
+	}
+	err := s.do(func(db *handle) error {
+		t := now()
+		var used []any // the keys whose use to record
+		for lo := 0; lo < len(keys); lo += batchMax {
+			chunk := keys[lo:min(lo+batchMax, len(keys))]
+			args := make([]any, 1, len(chunk)+1)
+			args[0] = ns
+			for _, k := range chunk {
+				args = append(args, []byte(k))
+			}
+			rows, err := db.QueryContext(ctx, "SELECT key, value, expires, used FROM entries WHERE ns = ? AND key IN ("+params(len(chunk))+")", args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var key, value []byte
+				var exp, last int64
+				if err := rows.Scan(&key, &value, &exp, &last); err != nil {
+					rows.Close()
+					return err
+				}
+				if exp != 0 && exp <= t {
+					continue
+				}
+				l := memo.Lookup{Value: value, Found: true}
+				if exp != 0 {
+					l.Expires = time.UnixMilli(exp)
+				}
+				for _, i := range at[string(key)] {
+					out[i] = l
+				}
+				if t-last >= touchEvery.Milliseconds() {
+					used = append(used, key)
+				}
+			}
+			err = rows.Err()
+			rows.Close()
+			if err != nil {
+				return err
+			}
+		}
+		s.touch(ctx, db, t, ns, used)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Set implements memo.Store. It evicts the least recently used entries past
 // the bounds, in the same transaction, and every so often deletes expired
 // entries, ended leases and old deletions.
 func (s *Store) Set(ctx context.Context, ns, key string, value []byte, expires time.Time) error {
+	return s.SetBatch(ctx, ns, []memo.Entry{{Key: key, Value: value, Expires: expires}})
+}
+
+var _ memo.BatchSetter = (*Store)(nil)
+
+// SetBatch implements memo.BatchSetter: Set for every entry, in one
+// transaction. An entry larger than MaxBytes fails the call, and nothing is
+// written.
+func (s *Store) SetBatch(ctx context.Context, ns string, entries []memo.Entry) error {
 	if s.opts.ReadOnly {
 		return nil
 	}
-	size := int64(len(key) + len(value))
-	if size > s.opts.MaxBytes {
-		return fmt.Errorf("memo/sqlite: an entry of %d bytes is larger than MaxBytes (%d)", size, s.opts.MaxBytes)
+	for _, e := range entries {
+		if size := int64(len(e.Key) + len(e.Value)); size > s.opts.MaxBytes {
+			return fmt.Errorf("memo/sqlite: an entry of %d bytes is larger than MaxBytes (%d)", size, s.opts.MaxBytes)
+		}
 	}
 	evicted := false
 	err := s.do(func(db *handle) error {
 		return tx(ctx, db.DB, func(tx *sql.Tx) error {
 			t := now()
-			if _, err := tx.ExecContext(ctx, `INSERT INTO entries (ns, key, value, size, expires, used) VALUES (?, ?, ?, ?, ?, ?)
+			for _, e := range entries {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO entries (ns, key, value, size, expires, used) VALUES (?, ?, ?, ?, ?, ?)
 				ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, size = excluded.size, expires = excluded.expires, used = excluded.used`,
-				ns, []byte(key), value, size, millis(expires), t); err != nil {
-				return err
-			}
-			if s.writes.Add(1)%64 == 1 {
-				if err := sweep(ctx, tx, t); err != nil {
+					ns, []byte(e.Key), e.Value, len(e.Key)+len(e.Value), millis(e.Expires), t); err != nil {
 					return err
+				}
+				if s.writes.Add(1)%64 == 1 {
+					if err := sweep(ctx, tx, t); err != nil {
+						return err
+					}
 				}
 			}
 			for {
@@ -461,7 +555,8 @@ func (s *Store) Set(ctx context.Context, ns, key string, value []byte, expires t
 				if n == 0 {
 					return nil
 				}
-				// The entry just written is the most recently used, so it goes last.
+				// The entries just written are the most recently used, so
+				// they go last, the last written last of all.
 				if _, err := tx.ExecContext(ctx, "DELETE FROM entries WHERE rowid IN (SELECT rowid FROM entries ORDER BY used, rowid LIMIT ?)", n); err != nil {
 					return err
 				}
