@@ -53,9 +53,13 @@ func newMemStore() *memStore {
 	return &memStore{values: map[[2]string]stored{}, leases: map[[2]string]lease{}, now: time.Now}
 }
 
-// fault returns the injected fault, if any, after waiting out a hang.
+// fault returns the injected fault, if any, after waiting out a hang, or
+// the error of a context that has ended.
 func (m *memStore) fault(ctx context.Context) error {
 	m.ops.Add(1)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if m.hang.Load() {
 		<-ctx.Done()
 		return ctx.Err()
