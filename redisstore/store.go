@@ -17,7 +17,8 @@
 // Every key of a namespace ns (memo's Sharing.Namespace(): name/version)
 // starts with Prefix:{ns}:, so that Redis Cluster keeps a namespace in one
 // hash slot, and every operation (a Lua script, or for Get a pipeline)
-// touches keys of one slot only:
+// touches keys of one slot only; in ns, '%' and '}' are written %25 and
+// %7D, and the empty namespace %, so that no two namespaces' keys meet:
 //
 //	Prefix:{ns}:g        the namespace's generation, a counter; Clear increments it
 //	Prefix:{ns}:v:KEY    the value for KEY (memo's key encoding): "GEN:" then memo's frame,
@@ -110,11 +111,26 @@ func failed(err error) error {
 }
 
 // keys of a namespace: see the package documentation.
-func (s *Store) space(ns string) string      { return s.prefix + ":{" + ns + "}:" }
+func (s *Store) space(ns string) string      { return s.prefix + ":{" + tag(ns) + "}:" }
 func (s *Store) gen(ns string) string        { return s.space(ns) + "g" }
 func (s *Store) value(ns, key string) string { return s.space(ns) + "v:" + key }
 func (s *Store) lease(ns, key string) string { return s.space(ns) + "l:" + key }
 func (s *Store) changes(ns string) string    { return s.space(ns) + "c" }
+
+// tagEscaper escapes a namespace for its hash tag.
+var tagEscaper = strings.NewReplacer("%", "%25", "}", "%7D")
+
+// tag returns ns as it stands between the braces of its keys' hash tag:
+// without a '}', which would end the tag early and let the keys of two
+// namespaces meet, and never empty, which would make no tag at all and
+// spread a namespace over slots. '%' and '}' become %25 and %7D, and the
+// empty namespace %; every other namespace stands as it is.
+func tag(ns string) string {
+	if ns == "" {
+		return "%"
+	}
+	return tagEscaper.Replace(ns)
+}
 
 // Get implements memo.Store. It reads the generation, the value and its
 // expiry in one pipeline: no script, one round trip.
