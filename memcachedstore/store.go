@@ -419,6 +419,35 @@ func (s *Store) Unlease(ctx context.Context, ns, key, token string) error {
 	return nil
 }
 
+// recordWait is how long Changes waits for a deletion being recorded.
+const recordWait = 10 * time.Millisecond
+
+// again reads the records of names missing from items once more, after
+// recordWait, into items.
+func (s *Store) again(ctx context.Context, names []string, items map[string]*memcache.Item) error {
+	var missing []string
+	for _, name := range names {
+		if items[name] == nil {
+			missing = append(missing, name)
+		}
+	}
+	timer := time.NewTimer(recordWait)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+	}
+	more, err := s.client.GetMulti(missing)
+	if err != nil {
+		return failed(err)
+	}
+	for name, it := range more {
+		items[name] = it
+	}
+	return nil
+}
+
 // Changes implements memo.Store. A cursor is the number of the next
 // deletion to read.
 func (s *Store) Changes(ctx context.Context, ns string, cursor uint64) (keys []string, all bool, next uint64, err error) {
@@ -446,11 +475,18 @@ func (s *Store) Changes(ctx context.Context, ns string, cursor uint64) (keys []s
 		if err != nil {
 			return nil, false, 0, failed(err)
 		}
+		if len(items) < len(names) {
+			// A deletion is being recorded (its number taken, its record
+			// not yet written), or was lost: look once more, a little later.
+			if err := s.again(ctx, names, items); err != nil {
+				return nil, false, 0, err
+			}
+		}
 		for _, name := range names {
 			it := items[name]
 			switch {
 			case it == nil || len(it.Value) == 0 || it.Value[0] == 'a':
-				// Lost, not yet written, or a Clear.
+				// Lost, or a Clear.
 				return nil, true, next, nil
 			default:
 				keys = append(keys, string(it.Value[1:]))
