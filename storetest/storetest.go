@@ -750,21 +750,21 @@ func testConcurrentValues(t *testing.T, s *suite) {
 		for r := range rounds {
 			key := fmt.Sprint(r % keys)
 			if err := st.Set(bg, s.ns, key, value(g, r), time.Time{}); err != nil {
-				return fmt.Errorf("Set: %v", err)
+				return fmt.Errorf("storetest: Set: %v", err)
 			}
 			v, _, found, err := st.Get(bg, s.ns, key)
 			if err != nil {
-				return fmt.Errorf("Get: %v", err)
+				return fmt.Errorf("storetest: Get: %v", err)
 			}
 			if found {
 				var g2, r2 int
 				if _, err := fmt.Sscanf(string(v), "%d/%d", &g2, &r2); err != nil || string(v) != string(value(g2, r2)) || r2%keys != r%keys {
-					return fmt.Errorf("Get(%q) = %q: no value ever Set under that key, with others Set at once", key, short(v))
+					return fmt.Errorf("storetest: Get(%q) = %q: no value ever Set under that key, with others Set at once", key, short(v))
 				}
 			}
 			if r%10 == 9 {
 				if err := st.Delete(bg, s.ns, key); err != nil {
-					return fmt.Errorf("Delete: %v", err)
+					return fmt.Errorf("storetest: Delete: %v", err)
 				}
 			}
 		}
@@ -783,7 +783,7 @@ func testConcurrentLeases(t *testing.T, s *suite) {
 			key := fmt.Sprint(k)
 			got, err := st.Lease(bg, s.ns, key, fmt.Sprint("token ", g), time.Hour)
 			if err != nil {
-				return fmt.Errorf("Lease: %v", err)
+				return fmt.Errorf("storetest: Lease: %v", err)
 			}
 			if got {
 				mu.Lock()
@@ -808,7 +808,7 @@ func testConcurrentDeletions(t *testing.T, s *suite) {
 		st := stores[g%len(stores)]
 		for i := range each {
 			if err := st.Delete(bg, s.ns, fmt.Sprint(g, "/", i)); err != nil {
-				return fmt.Errorf("Delete: %v", err)
+				return fmt.Errorf("storetest: Delete: %v", err)
 			}
 		}
 		return nil
