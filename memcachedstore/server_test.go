@@ -1,6 +1,8 @@
 package memcachedstore
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -18,19 +20,19 @@ type server struct {
 	cmd  *exec.Cmd
 }
 
-// startServer starts a memcached on a free loopback port, with extra
-// arguments appended, waits until it answers, and kills it when the test
-// ends. It fails the test, saying how to install it, if memcached cannot be
-// found.
-func startServer(t testing.TB, extra ...string) *server {
-	t.Helper()
+// notInstalled says how to install memcached.
+const notInstalled = "memcached is not installed: apt-get install memcached (Debian, Ubuntu; memo's ./test.sh does it when run as root), brew install memcached (macOS)"
+
+// launch starts a memcached on a free loopback port, with extra arguments
+// appended, and waits until it answers.
+func launch(extra ...string) (*server, error) {
 	path, err := exec.LookPath("memcached")
 	if err != nil {
-		t.Fatal("memcached is not installed: apt-get install memcached (Debian, Ubuntu; memo's ./test.sh does it when run as root), brew install memcached (macOS)")
+		return nil, errors.New(notInstalled)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
@@ -40,19 +42,44 @@ func startServer(t testing.TB, extra ...string) *server {
 	s.cmd = exec.Command(path, args...)
 	s.cmd.Stderr = os.Stderr
 	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := memcache.New(s.addr)
+	defer c.Close()
+	for deadline := time.Now().Add(10 * time.Second); c.Ping() != nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			s.kill()
+			return nil, fmt.Errorf("memcached on %s did not answer within 10s", s.addr)
+		}
+	}
+	return s, nil
+}
+
+// startServer starts a memcached for a test (see launch), and kills it when
+// the test ends. It fails the test, saying how to install it, if memcached
+// cannot be found.
+func startServer(t testing.TB, extra ...string) *server {
+	t.Helper()
+	s, err := launch(extra...)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.kill)
-	c := memcache.New(s.addr)
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("memcached on %s did not answer within 10s", s.addr)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	c.Close()
 	return s
+}
+
+// TestMain starts a memcached for the Example, which finds it in
+// MEMCACHED_SERVERS, and stops it after the tests.
+func TestMain(m *testing.M) {
+	s, err := launch()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("MEMCACHED_SERVERS", s.addr)
+	code := m.Run()
+	s.kill()
+	os.Exit(code)
 }
 
 // kill kills the server with SIGKILL, paused or not, and waits until it is
