@@ -39,7 +39,7 @@ type CacheInfo struct {
 	// Errors counts executions that failed: returned an error, panicked or
 	// called runtime.Goexit. An execution that began before the last Clear
 	// is not counted, nor is its time in ExecTime. A failed background
-	// refresh (StaleWhileRevalidate) counts here, though the call that
+	// refresh (StaleWhileRevalidate, RefreshAhead) counts here, though the call that
 	// started it was a hit, so Errors may exceed Misses.
 	Errors int `json:"errors"`
 	// ExecTime is the total time spent running the function, measured only
@@ -71,6 +71,10 @@ type CacheInfo struct {
 	// StoreErrors counts failures of the store and damaged values read
 	// from it, each also reported as a StoreFailed event.
 	StoreErrors int `json:"store_errors"`
+	// StoreRejected counts the values read from the store that
+	// Sharing.Secret did not authenticate (see ErrUnauthenticated), each
+	// also counted in StoreErrors.
+	StoreRejected int `json:"store_rejected"`
 }
 
 // HitRatio returns Hits / (Hits + Misses), or 0 before the first call.

@@ -34,10 +34,10 @@ func TestHitRatio(t *testing.T) {
 
 func TestCacheInfoJSON(t *testing.T) {
 	b, err := json.Marshal(CacheInfo{Hits: 1, Misses: 2, MaxSize: 3, CurrSize: 2, Evictions: 4, Coalesced: 5, Errors: 6, ExecTime: 7, Expirations: 8,
-		Weight: 13, MaxWeight: 14, StoreHits: 9, StoreMisses: 10, StoreWaits: 11, StoreErrors: 12})
+		Weight: 13, MaxWeight: 14, StoreHits: 9, StoreMisses: 10, StoreWaits: 11, StoreErrors: 12, StoreRejected: 15})
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"hits":1,"misses":2,"maxsize":3,"unbounded":false,"currsize":2,"evictions":4,"coalesced":5,"errors":6,"exec_time_ns":7,"expirations":8,
-		"weight":13,"maxweight":14,"store_hits":9,"store_misses":10,"store_waits":11,"store_errors":12}`, string(b))
+		"weight":13,"maxweight":14,"store_hits":9,"store_misses":10,"store_waits":11,"store_errors":12,"store_rejected":15}`, string(b))
 }
 
 func TestExecTimeCounted(t *testing.T) {

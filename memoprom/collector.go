@@ -99,6 +99,7 @@ var metrics = []metric{
 	counter("store_misses_total", "Executions that found nothing in the shared store.", func(ci memo.CacheInfo) float64 { return float64(ci.StoreMisses) }),
 	counter("store_waits_total", "Store misses answered by another process's execution.", func(ci memo.CacheInfo) float64 { return float64(ci.StoreWaits) }),
 	counter("store_errors_total", "Failures of the shared store.", func(ci memo.CacheInfo) float64 { return float64(ci.StoreErrors) }),
+	counter("store_rejected_total", "Values read from the shared store that the Secret did not authenticate.", func(ci memo.CacheInfo) float64 { return float64(ci.StoreRejected) }),
 	gauge("entries", "Entries in the cache.", func(ci memo.CacheInfo) float64 { return float64(ci.CurrSize) }),
 	gauge("max_entries", "The most entries the cache holds; 0 when unbounded.", func(ci memo.CacheInfo) float64 { return float64(ci.MaxSize) }),
 	gauge("weight", "Total weight of the entries (with memo.MaxWeight).", func(ci memo.CacheInfo) float64 { return float64(ci.Weight) }),

@@ -224,6 +224,7 @@ func newPanel(shared string, workers []stats) panel {
 		c.StoreMisses += wc.StoreMisses
 		c.StoreWaits += wc.StoreWaits
 		c.StoreErrors += wc.StoreErrors
+		c.StoreRejected += wc.StoreRejected
 		t.FromMemory += w.FromMemory
 		t.FromShared += w.FromShared
 		t.Computed += w.Computed
