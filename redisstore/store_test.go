@@ -91,8 +91,8 @@ func child(role, addr string) {
 	case "load":
 		loadChild(st)
 		return
-	case "latency":
-		latencyChild(st)
+	case "watch":
+		holdtest.Watcher(st)
 		return
 	}
 	n, _ := strconv.Atoi(os.Getenv("MEMO_REDIS_KEYS"))
@@ -114,7 +114,7 @@ func child(role, addr string) {
 	case "share":
 		r.Runs, r.Info = runs.Load(), c.CacheInfo()
 		json.NewEncoder(os.Stdout).Encode(r)
-	case "watch":
+	case "clear":
 		// Holds every key, then reports how long after the parent's word
 		// its memory is empty: another process's Clear reaching it.
 		fmt.Println("ready")
@@ -339,7 +339,7 @@ func TestProcessesShareOneExecutionPerKey(t *testing.T) {
 
 	// A Clear here reaches another process.
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "MEMO_REDIS_CHILD=watch", "MEMO_REDIS_ADDR="+srv.Addr(), "MEMO_REDIS_KEYS="+strconv.Itoa(keys))
+	cmd.Env = append(os.Environ(), "MEMO_REDIS_CHILD=clear", "MEMO_REDIS_ADDR="+srv.Addr(), "MEMO_REDIS_KEYS="+strconv.Itoa(keys))
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	require.NoError(t, err)
