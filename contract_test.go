@@ -35,7 +35,19 @@ var broken = map[string]struct {
 	"expired values served":    {"Expiry/past", func(s memo.Store) memo.Store { return noExpiry{s} }},
 	"a Set replaces no expiry": {"Set/replaces", func(s memo.Store) memo.Store { return stickyExpiry{s} }},
 	"deletions of others only": {"Changes/deletions", func(s memo.Store) memo.Store { return otherDeletions{s} }},
+	"no read limit":            {"Get/read limit", func(s memo.Store) memo.Store { return noReadLimit{s} }},
 }
+
+type noReadLimit struct{ memo.Store }
+
+func (s noReadLimit) Get(ctx context.Context, ns, key string) ([]byte, time.Time, bool, error) {
+	return s.Store.Get(noValues{ctx}, ns, key)
+}
+
+// noValues is a context without values, ReadLimit's included.
+type noValues struct{ context.Context }
+
+func (noValues) Value(any) any { return nil }
 
 // anyUnlease ends the lease on a key whichever token asks.
 type anyUnlease struct {

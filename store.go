@@ -40,7 +40,9 @@ type Store interface {
 	// Get returns the value stored under key in namespace ns and the
 	// instant it expires (the zero Time if it never does), with found false
 	// if there is none or it has expired. A value longer than
-	// ReadLimit(ctx) should be refused without being read (see ReadLimit).
+	// ReadLimit(ctx) is refused with an error wrapping ErrValueTooLarge,
+	// without being read where the store can learn its length first (see
+	// ReadLimit).
 	Get(ctx context.Context, ns, key string) (value []byte, expires time.Time, found bool, err error)
 	// Set stores value under key in ns until expires (the zero Time: no
 	// expiry), replacing what was there, its expiry included. A value whose
@@ -111,7 +113,7 @@ type Entry struct {
 }
 
 // ErrValueTooLarge is wrapped by the error a Store's Get returns for a value
-// longer than ReadLimit allows, which it did not read: see ReadLimit.
+// longer than ReadLimit allows: see ReadLimit.
 var ErrValueTooLarge = errors.New("memo: the stored value is larger than the reader accepts")
 
 // readLimitKey is the context key of ReadLimit's bound.
@@ -119,12 +121,12 @@ type readLimitKey struct{}
 
 // ReadLimit returns the longest value, in bytes, that the cache calling a
 // Store's Get accepts (Sharing.MaxValue and its frame), given the context of
-// that call, and false for a context that carries no bound. A store that can
-// learn a value's length before reading it (SQLite's length(), Redis's
-// STRLEN) should return, for a longer value, an error wrapping
-// ErrValueTooLarge instead of reading it, so that a value planted by whoever
-// can write to the store makes no reader fetch or allocate more than this.
-// Such an error is a miss, reported, that does not pause the store.
+// that call, and false for a context that carries no bound. A store returns,
+// for a longer value, an error wrapping ErrValueTooLarge; one that can learn
+// a value's length before reading it (SQLite's length(), Redis's STRLEN)
+// does so instead of reading it, so that a value planted by whoever can
+// write to the store makes no reader fetch or allocate more than this. Such
+// an error is a miss, reported, that does not pause the store.
 func ReadLimit(ctx context.Context) (int, bool) {
 	n, ok := ctx.Value(readLimitKey{}).(int)
 	return n, ok

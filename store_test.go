@@ -83,6 +83,9 @@ func (m *memStore) Get(ctx context.Context, ns, key string) ([]byte, time.Time, 
 	if !ok || (!v.expires.IsZero() && !m.now().Before(v.expires)) {
 		return nil, time.Time{}, false, nil
 	}
+	if limit, ok := ReadLimit(ctx); ok && len(v.value) > limit {
+		return nil, time.Time{}, false, fmt.Errorf("memStore: a value of %d bytes: %w", len(v.value), ErrValueTooLarge)
+	}
 	return append([]byte(nil), v.value...), v.expires, true, nil
 }
 

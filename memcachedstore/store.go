@@ -231,7 +231,9 @@ func (s *Store) increment(ctx context.Context, key string) (uint64, error) {
 const headerLen = 16
 
 // Get implements memo.Store. It reads the generation and the value in one
-// request per server.
+// request per server. Memcached tells no value's length without the value,
+// so one longer than memo.ReadLimit allows is fetched, then refused: its
+// error wraps memo.ErrValueTooLarge.
 func (s *Store) Get(ctx context.Context, ns, key string) ([]byte, time.Time, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, time.Time{}, false, err
@@ -255,6 +257,10 @@ func (s *Store) Get(ctx context.Context, ns, key string) ([]byte, time.Time, boo
 			return nil, time.Time{}, false, nil
 		}
 		expires = time.UnixMilli(ms)
+	}
+	if limit, ok := memo.ReadLimit(ctx); ok && len(v.Value)-headerLen > limit {
+		// Read already (memcached tells no length alone), but not passed on.
+		return nil, time.Time{}, false, fmt.Errorf("memo/memcachedstore: a value of %d bytes, over the reader's limit of %d: %w", len(v.Value)-headerLen, limit, memo.ErrValueTooLarge)
 	}
 	return v.Value[headerLen:], expires, true, nil
 }

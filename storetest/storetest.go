@@ -17,6 +17,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -65,6 +66,7 @@ func (s Suite) Run(t *testing.T) {
 		test func(*testing.T, *suite)
 	}{
 		{"Get/missing", testGetMissing},
+		{"Get/read limit", testReadLimit},
 		{"Set/values", testValues},
 		{"Set/replaces", testReplaces},
 		{"Set/another process", testAnotherProcess},
@@ -277,6 +279,37 @@ func testGetMissing(t *testing.T, s *suite) {
 	st := s.New(t)
 	hasNot(t, st, s.ns, "never set", "nothing was stored")
 	hasNot(t, st, s.ns+"/empty", "", "nothing was stored")
+}
+
+// testReadLimit checks, through a memoized function (memo alone tells a
+// store its ReadLimit), that a value longer than the reading cache accepts
+// is refused with ErrValueTooLarge: a miss, recomputed, never served.
+func testReadLimit(t *testing.T, s *suite) {
+	a, b := s.New(t), s.New(t)
+	big := strings.Repeat("x", 10000)
+	write, wc := memo.Memoize(func(int) string { return big }, memo.Share(memo.Sharing{Store: a, Name: s.ns}))
+	write(1)
+	wc.Close()
+	var mu sync.Mutex
+	var failures []error
+	read, rc := memo.Memoize(func(int) string { return "small" },
+		memo.Share(memo.Sharing{Store: b, Name: s.ns, MaxValue: 1000}),
+		memo.Observe(func(e memo.Event[int, string]) {
+			if e.Kind == memo.StoreFailed {
+				mu.Lock()
+				failures = append(failures, e.Err)
+				mu.Unlock()
+			}
+		}))
+	defer rc.Close()
+	if v := read(1); v != "small" {
+		t.Fatalf("a cache whose MaxValue is 1000 bytes was served the stored value of %d bytes", len(v))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(failures) == 0 || !errors.Is(failures[0], memo.ErrValueTooLarge) {
+		t.Fatalf("Get of a value of 10000 bytes, with a ReadLimit of about 1000: store failures %v, want one wrapping memo.ErrValueTooLarge", failures)
+	}
 }
 
 func testValues(t *testing.T, s *suite) {
