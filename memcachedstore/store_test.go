@@ -241,7 +241,7 @@ func TestServerKilledAndPaused(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the callers had not returned 30s after the end")
 	}
-	t.Logf("%d calls, %d executions, slowest call %v", calls.Load(), runs.Load(), time.Duration(slowest.Load()))
+	t.Logf("%d calls, %d executions, %d wrong values, %d errors, slowest call %v", calls.Load(), runs.Load(), wrong.Load(), failures.Load(), time.Duration(slowest.Load()))
 	assert.Zero(t, wrong.Load(), "a wrong value")
 	assert.Zero(t, failures.Load(), "a call that failed")
 	assert.Positive(t, ca.CacheInfo().StoreErrors+cb.CacheInfo().StoreErrors, "the faults were seen")
