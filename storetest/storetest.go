@@ -1,8 +1,9 @@
 // Package storetest tests a memo.Store against the contract that memo.Store's
-// documentation states, method by method: values and their expiry,
-// namespaces kept apart, keys and namespaces of any bytes, leases and their
-// renewal, the deletions that Changes reports, use by many goroutines and
-// by several processes at once, and contexts that have ended.
+// documentation states, method by method: values and their expiry, the
+// read limit (memo.ReadLimit), namespaces kept apart, keys and namespaces of
+// any bytes, leases and their renewal, the deletions that Changes reports,
+// use by many goroutines and by several processes at once, and contexts
+// that have ended.
 //
 // A store for another engine runs it from a test of its own:
 //
