@@ -305,12 +305,20 @@ func TestSecretRotation(t *testing.T) {
 	assert.Equal(t, 1, before.c.CacheInfo().StoreRejected)
 }
 
+// unlimited returns values whatever their length, as a store that ignores
+// ReadLimit does: the tier's own check must then refuse them.
+type unlimited struct{ *memStore }
+
+func (u unlimited) Get(_ context.Context, ns, key string) ([]byte, time.Time, bool, error) {
+	return u.memStore.Get(context.Background(), ns, key)
+}
+
 func TestSecretOversizedValueNotRead(t *testing.T) {
 	st := newMemStore()
 	k12 := mustKey(t, 12)
 	body := append([]byte{bodyCodec}, make([]byte, 1000)...)
 	st.set("square/0", k12, stored{value: frame("square/0", k12, fingerprint(reflect.TypeFor[int]()), 0, secretA, body)})
-	p := newSealedProc(t, st, func(sh *Sharing) { sh.Secret = secretA; sh.MaxValue = 100 })
+	p := newSealedProc(t, unlimited{st}, func(sh *Sharing) { sh.Secret = secretA; sh.MaxValue = 100 })
 	assert.Equal(t, 144, p.call(t, 12))
 	assert.Equal(t, int64(1), p.runs.Load())
 	errs := p.failures()

@@ -20,28 +20,39 @@ import (
 // an expiry. A memoized function given one with Share looks a key up in its
 // own cache first, then in the store, and only then runs; what it computes,
 // it writes to the store for the others. The disk store (module
-// github.com/gomemo/memo/sqlite) and the Redis store (module
-// github.com/gomemo/memo/redisstore) implement Store; so can any other.
+// github.com/gomemo/memo/sqlite), the Redis store (module
+// github.com/gomemo/memo/redisstore) and the Memcached store (module
+// github.com/gomemo/memo/memcachedstore) implement Store; so can any other,
+// and package github.com/gomemo/memo/storetest tests that one does so.
 //
 // memo never passes a Store a value it has not framed itself: the bytes
 // carry a checksum and the fingerprint of the value's type, and memo
 // verifies both on the way back, so a Store keeps and returns bytes as they
 // are and need not check them. Every method may be called by many goroutines
-// at once; each is given a context with the deadline of Sharing.Timeout.
-// Keys and namespaces are opaque strings, which may hold any bytes.
+// at once, and by many processes on the same data; each is given a context
+// with the deadline of Sharing.Timeout, and one called with a context that
+// has already ended returns an error and changes nothing. Keys and
+// namespaces are opaque strings, which may hold any bytes (NUL, invalid
+// UTF-8, and more than a kilobyte): two values are kept apart unless both
+// their namespace and their key are equal. Times are kept to the
+// millisecond.
 type Store interface {
 	// Get returns the value stored under key in namespace ns and the
 	// instant it expires (the zero Time if it never does), with found false
 	// if there is none or it has expired. A value longer than
-	// ReadLimit(ctx) should be refused without being read (see ReadLimit).
+	// ReadLimit(ctx) is refused with an error wrapping ErrValueTooLarge,
+	// without being read where the store can learn its length first (see
+	// ReadLimit).
 	Get(ctx context.Context, ns, key string) (value []byte, expires time.Time, found bool, err error)
 	// Set stores value under key in ns until expires (the zero Time: no
-	// expiry), replacing what was there.
+	// expiry), replacing what was there, its expiry included. A value whose
+	// expiry has passed is never returned again.
 	Set(ctx context.Context, ns, key string, value []byte, expires time.Time) error
 	// Delete removes the value under key in ns, if any, and records the
-	// deletion for Changes.
+	// deletion for Changes, whether there was a value or not.
 	Delete(ctx context.Context, ns, key string) error
-	// Clear removes every value of ns and records that for Changes.
+	// Clear removes every value of ns, and no other namespace's, and
+	// records that for Changes. Values Set afterwards are kept.
 	Clear(ctx context.Context, ns string) error
 	// Lease gives the lease on key in ns to token for d, unless another
 	// token holds a lease on it that has not expired, and reports whether
@@ -50,12 +61,20 @@ type Store interface {
 	// again for d from now: that is how the process computing a key renews
 	// its lease while the function runs.
 	Lease(ctx context.Context, ns, key, token string, d time.Duration) (bool, error)
-	// Unlease ends token's lease on key in ns, if token still holds it.
+	// Unlease ends token's lease on key in ns, if token still holds it, so
+	// that another token can take it at once; a lease another token holds
+	// stays.
 	Unlease(ctx context.Context, ns, key, token string) error
 	// Changes returns the keys of ns deleted since cursor (by any process),
 	// or all true if ns was cleared since then or the changes since cursor
 	// are no longer known, and the cursor to pass next time, which is never
-	// 0. Cursor 0 asks only for the current cursor.
+	// 0. Cursor 0 asks only for the current cursor: no keys, all false. A
+	// cursor is meaningful only to the Store that returned it (each process
+	// reads its own with its own Store; another Store may take it for one
+	// it does not know, and report all). With all true, keys may be left
+	// out. A store that may have lost a deletion reports all true: it never
+	// returns a list that misses one. Nothing deleted or cleared since
+	// cursor gives no keys and all false.
 	Changes(ctx context.Context, ns string, cursor uint64) (keys []string, all bool, next uint64, err error)
 }
 
@@ -94,7 +113,7 @@ type Entry struct {
 }
 
 // ErrValueTooLarge is wrapped by the error a Store's Get returns for a value
-// longer than ReadLimit allows, which it did not read: see ReadLimit.
+// longer than ReadLimit allows: see ReadLimit.
 var ErrValueTooLarge = errors.New("memo: the stored value is larger than the reader accepts")
 
 // readLimitKey is the context key of ReadLimit's bound.
@@ -102,12 +121,12 @@ type readLimitKey struct{}
 
 // ReadLimit returns the longest value, in bytes, that the cache calling a
 // Store's Get accepts (Sharing.MaxValue and its frame), given the context of
-// that call, and false for a context that carries no bound. A store that can
-// learn a value's length before reading it (SQLite's length(), Redis's
-// STRLEN) should return, for a longer value, an error wrapping
-// ErrValueTooLarge instead of reading it, so that a value planted by whoever
-// can write to the store makes no reader fetch or allocate more than this.
-// Such an error is a miss, reported, that does not pause the store.
+// that call, and false for a context that carries no bound. A store returns,
+// for a longer value, an error wrapping ErrValueTooLarge; one that can learn
+// a value's length before reading it (SQLite's length(), Redis's STRLEN)
+// does so instead of reading it, so that a value planted by whoever can
+// write to the store makes no reader fetch or allocate more than this. Such
+// an error is a miss, reported, that does not pause the store.
 func ReadLimit(ctx context.Context) (int, bool) {
 	n, ok := ctx.Value(readLimitKey{}).(int)
 	return n, ok

@@ -56,9 +56,13 @@ func newMemStore() *memStore {
 	return &memStore{values: map[[2]string]stored{}, leases: map[[2]string]lease{}, now: time.Now}
 }
 
-// fault returns the injected fault, if any, after waiting out a hang.
+// fault returns the injected fault, if any, after waiting out a hang, or
+// the error of a context that has ended.
 func (m *memStore) fault(ctx context.Context) error {
 	m.ops.Add(1)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if m.hang.Load() {
 		<-ctx.Done()
 		return ctx.Err()
@@ -78,6 +82,9 @@ func (m *memStore) Get(ctx context.Context, ns, key string) ([]byte, time.Time, 
 	v, ok := m.values[[2]string{ns, key}]
 	if !ok || (!v.expires.IsZero() && !m.now().Before(v.expires)) {
 		return nil, time.Time{}, false, nil
+	}
+	if limit, ok := ReadLimit(ctx); ok && len(v.value) > limit {
+		return nil, time.Time{}, false, fmt.Errorf("memStore: a value of %d bytes: %w", len(v.value), ErrValueTooLarge)
 	}
 	return append([]byte(nil), v.value...), v.expires, true, nil
 }

@@ -2,7 +2,8 @@
 # Runs every test of every module with the race detector: the README's test
 # command. It sets up what the tests need first: the race detector needs cgo
 # and a C compiler, the Redis store's tests start their own redis-server
-# (they start and stop it themselves), and the web app's test drives a
+# and the Memcached store's their own memcached (they start and stop them
+# themselves), and the web app's test drives a
 # headless Chromium. On a Debian machine run as root that
 # lacks them, this installs them; elsewhere it says what to install.
 set -euo pipefail
@@ -15,6 +16,9 @@ fi
 if ! command -v redis-server >/dev/null 2>&1; then
   missing+=(redis-server)
 fi
+if ! command -v memcached >/dev/null 2>&1; then
+  missing+=(memcached)
+fi
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then
   missing+=(chromium)
 fi
@@ -26,10 +30,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   else
     echo "test.sh: the tests need what is not installed: ${missing[*]}" >&2
     echo "  a C compiler, for the race detector, redis-server, for the Redis store's tests," >&2
-    echo "  and Chromium, for the web app's browser test:" >&2
-    echo "  Debian or Ubuntu: sudo apt-get install gcc redis-server chromium" >&2
-    echo "  Alpine:           apk add gcc musl-dev redis chromium" >&2
-    echo "  macOS:            xcode-select --install; brew install redis; install Google Chrome" >&2
+    echo "  memcached, for the Memcached store's tests, and Chromium, for the web app's" >&2
+    echo "  browser test:" >&2
+    echo "  Debian or Ubuntu: sudo apt-get install gcc redis-server memcached chromium" >&2
+    echo "  Alpine:           apk add gcc musl-dev redis memcached chromium" >&2
+    echo "  macOS:            xcode-select --install; brew install redis memcached; install Google Chrome" >&2
     exit 1
   fi
 fi

@@ -149,8 +149,12 @@ func (r *groupRead) parse(v any) error {
 
 // trimmed reports whether entries after ID from may be gone from the
 // stream: it was trimmed (more were added than are left), and the oldest
-// entry left, or for an empty stream the last one added, is newer than from.
+// entry left, or for an empty stream the last one added, is newer than from;
+// or the stream is gone (deleted or evicted: none added) after from saw it.
 func (r *groupRead) trimmed(from streamID) bool {
+	if r.added == 0 {
+		return from != streamID{}
+	}
 	if r.added <= r.length {
 		return false
 	}
@@ -194,9 +198,15 @@ func (s *Store) Changes(ctx context.Context, ns string, cursor uint64) (keys []s
 		for j, i := range pending {
 			r := &reads[j]
 			keys = append(keys, r.keys...)
-			all = all || r.all || r.trimmed(from[i])
-			if r.read > 0 {
+			lost := r.trimmed(from[i])
+			all = all || r.all || lost
+			switch {
+			case r.read > 0:
 				ids[i], moved = r.last, true
+			case lost:
+				// Nothing left to read: the next reading starts from
+				// the stream's present, so the loss is reported once.
+				ids[i], moved = r.newest, true
 			}
 			if r.read == batch {
 				more = append(more, i)

@@ -124,6 +124,36 @@ func TestTrimmedGroupReadsAsLost(t *testing.T) {
 	assert.Empty(t, keys, "and the cursor it returns is the present")
 }
 
+// A group's stream that is gone (deleted, or evicted under a maxmemory
+// policy that evicts any key) after a reader saw it reads as lost deletions,
+// once; deletions after that are listed again.
+func TestEvictedStreamReadsAsLost(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	rc := srv.Client(t)
+	st, err := New(rc, Options{Groups: 4})
+	require.NoError(t, err)
+	require.NoError(t, st.Delete(ctx, "ns", "a"))
+	_, _, cursor, err := st.Changes(ctx, "ns", 0)
+	require.NoError(t, err)
+	require.NoError(t, st.Delete(ctx, "ns", "b"))
+	for i := range st.groups {
+		require.NoError(t, rc.Del(ctx, st.groupNames("ns", i, "").changes()).Err())
+	}
+	keys, all, next, err := st.Changes(ctx, "ns", cursor)
+	require.NoError(t, err)
+	assert.True(t, all, "deletions lost with their stream read as a Clear; got %q", keys)
+	keys, all, next, err = st.Changes(ctx, "ns", next)
+	require.NoError(t, err)
+	assert.False(t, all, "the loss is reported once")
+	assert.Empty(t, keys)
+	require.NoError(t, st.Delete(ctx, "ns", "c"))
+	keys, all, _, err = st.Changes(ctx, "ns", next)
+	require.NoError(t, err)
+	assert.False(t, all)
+	assert.Equal(t, []string{"c"}, keys)
+}
+
 func TestCursorsAreBounded(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()

@@ -22,13 +22,14 @@
 // one hash slot only. A key KEY (memo's key encoding) belongs to group
 // FNV-1a-64(KEY) mod G, and the keys of group i start with
 //
-//	Prefix:{ns#G.i.n}:
+//	Prefix:{NS#G.i.n}:
 //
-// where the hash tag's n is the least number from 0 up that puts the group
-// in the i-th of G equal ranges of the 16384 hash slots, so that the groups
-// fall on the masters in proportion to the slots each holds, for every
-// namespace (n is 0 for a namespace with a brace, whose groups then share a
-// slot). Under that start:
+// where NS is ns with '%' and '}' written %25 and %7D, so that a '}' in ns
+// cannot end the hash tag early and no two namespaces' keys meet, and the
+// hash tag's n is the least number from 0 up that puts the group in the
+// i-th of G equal ranges of the 16384 hash slots, so that the groups fall on
+// the masters in proportion to the slots each holds, for every namespace.
+// Under that start:
 //
 //	g        the group's generation, a counter; Clear increments it
 //	v:KEY    the value for KEY: "GEN:" then memo's frame, expiring with the value
@@ -65,7 +66,8 @@
 // memory (at most 4096 cursors, the least recently used going first); a cursor
 // the Store no longer knows (another Store's, or one not used for a long
 // time) reads as lost changes, and so does a group whose stream was trimmed
-// past the cursor: memo then drops everything it holds in memory for the
+// past the cursor or is gone (deleted, or evicted by a maxmemory policy that
+// evicts any key): memo then drops everything it holds in memory for the
 // namespace.
 //
 // The Store also implements memo.Notifier through Redis pub/sub: Delete and
@@ -203,10 +205,11 @@ func (s *Store) space(ns string) *space {
 		return sp.(*space)
 	}
 	sp := &space{groups: make([]string, s.groups)}
+	head := s.head(ns)
 	for i := range sp.groups {
 		lo, hi := i*slots/s.groups, (i+1)*slots/s.groups
 		start := func(n int) string {
-			return s.prefix + ":{" + ns + "#" + strconv.Itoa(s.groups) + "." + strconv.Itoa(i) + "." + strconv.Itoa(n) + "}:"
+			return head + strconv.Itoa(i) + "." + strconv.Itoa(n) + "}:"
 		}
 		sp.groups[i] = start(0)
 		for n := range 100 * s.groups { // each try hits with odds 1/groups
@@ -219,6 +222,16 @@ func (s *Store) space(ns string) *space {
 	actual, _ := s.spaces.LoadOrStore(ns, sp)
 	return actual.(*space)
 }
+
+// head returns what the keys of every group of ns start with: the prefix,
+// and the hash tag up to the group's numbers.
+func (s *Store) head(ns string) string {
+	return s.prefix + ":{" + tagEscaper.Replace(ns) + "#" + strconv.Itoa(s.groups) + "."
+}
+
+// tagEscaper writes a namespace for its hash tag: without a '}', which
+// would end the tag early and let the keys of two namespaces meet.
+var tagEscaper = strings.NewReplacer("%", "%25", "}", "%7D")
 
 // group returns the group of key, of the store's groups.
 func (s *Store) group(key string) int {
@@ -405,7 +418,14 @@ func (s *Store) Clear(ctx context.Context, ns string) error {
 // go too: they are only misses.
 func (s *Store) sweep(ctx context.Context, ns string) {
 	escape := strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`).Replace
-	match := escape(s.prefix+":{"+ns+"#"+strconv.Itoa(s.groups)+".") + "*}:v:*"
+	match := escape(s.head(ns)) + "*}:v:*"
+	// The pattern also matches the keys of a namespace that extends ns
+	// with what looks like a group's numbers ("ns#64.1"), and leases whose
+	// key holds "}:v:": only values that start with one of ns's groups go.
+	starts := make(map[string]bool, s.groups)
+	for _, start := range s.space(ns).groups {
+		starts[start] = true
+	}
 	scan := func(ctx context.Context, node redis.Cmdable) error {
 		var cursor uint64
 		for {
@@ -413,12 +433,14 @@ func (s *Store) sweep(ctx context.Context, ns string) {
 			if err != nil {
 				return err
 			}
-			if len(keys) > 0 {
-				// One UNLINK per key: on a Cluster they are in several slots.
-				pipe := node.Pipeline()
-				for _, k := range keys {
+			pipe := node.Pipeline()
+			for _, k := range keys {
+				if i := strings.Index(k, "}:"); i >= 0 && starts[k[:i+2]] && strings.HasPrefix(k[i+2:], "v:") {
+					// One UNLINK per key: on a Cluster they are in several slots.
 					pipe.Unlink(ctx, k)
 				}
+			}
+			if pipe.Len() > 0 {
 				if _, err := pipe.Exec(ctx); err != nil {
 					return err
 				}

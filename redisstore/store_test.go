@@ -114,7 +114,7 @@ func child(role, addr string) {
 	case "share":
 		r.Runs, r.Info = runs.Load(), c.CacheInfo()
 		json.NewEncoder(os.Stdout).Encode(r)
-	case "watch":
+	case "clear":
 		// Holds every key, then reports how long after the parent's word
 		// its memory is empty: another process's Clear reaching it.
 		fmt.Println("ready")
@@ -276,53 +276,6 @@ func TestNothingForTheWrongFunctionOrType(t *testing.T) {
 	assert.Zero(t, c4.CacheInfo().StoreHits)
 }
 
-func TestLostDeletionsClearMemory(t *testing.T) {
-	srv := redistest.Start(t)
-	rc := srv.Client(t)
-	ctx := context.Background()
-	st, err := New(rc, Options{KeepChanges: 1, Groups: 1})
-	require.NoError(t, err)
-	_, _, cursor, err := st.Changes(ctx, "ns", 0)
-	require.NoError(t, err)
-	require.NoError(t, st.Delete(ctx, "ns", "a"))
-	keys, all, next, err := st.Changes(ctx, "ns", cursor)
-	require.NoError(t, err)
-	assert.Equal(t, []string{"a"}, keys)
-	assert.False(t, all)
-	// Many deletions while this reader sleeps: the stream is trimmed past
-	// its cursor (XADD MAXLEN ~ trims whole nodes of 100 entries).
-	for i := range 300 {
-		require.NoError(t, st.Delete(ctx, "ns", strconv.Itoa(i)))
-	}
-	_, all, _, err = st.Changes(ctx, "ns", next)
-	require.NoError(t, err)
-	assert.True(t, all, "lost deletions read as a Clear")
-}
-
-func TestLeases(t *testing.T) {
-	srv := redistest.Start(t)
-	st := newStore(t, srv.Client(t))
-	ctx := context.Background()
-	got, err := st.Lease(ctx, "ns", "k", "a", time.Hour)
-	require.NoError(t, err)
-	assert.True(t, got)
-	got, err = st.Lease(ctx, "ns", "k", "b", time.Hour)
-	require.NoError(t, err)
-	assert.False(t, got)
-	require.NoError(t, st.Unlease(ctx, "ns", "k", "b"))
-	got, err = st.Lease(ctx, "ns", "k", "b", time.Hour)
-	require.NoError(t, err)
-	assert.False(t, got, "b could not end a's lease")
-	require.NoError(t, st.Unlease(ctx, "ns", "k", "a"))
-	got, err = st.Lease(ctx, "ns", "k", "b", 10*time.Millisecond)
-	require.NoError(t, err)
-	assert.True(t, got)
-	await.Soon(t, func() bool {
-		got, err := st.Lease(ctx, "ns", "k", "c", time.Hour)
-		return err == nil && got
-	}, "an expired lease is taken over")
-}
-
 func TestExpiryCarried(t *testing.T) {
 	srv := redistest.Start(t)
 	rc := srv.Client(t)
@@ -386,7 +339,7 @@ func TestProcessesShareOneExecutionPerKey(t *testing.T) {
 
 	// A Clear here reaches another process.
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "MEMO_REDIS_CHILD=watch", "MEMO_REDIS_ADDR="+srv.Addr(), "MEMO_REDIS_KEYS="+strconv.Itoa(keys))
+	cmd.Env = append(os.Environ(), "MEMO_REDIS_CHILD=clear", "MEMO_REDIS_ADDR="+srv.Addr(), "MEMO_REDIS_KEYS="+strconv.Itoa(keys))
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	require.NoError(t, err)

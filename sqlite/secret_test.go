@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,26 +52,4 @@ func TestSecretOnDisk(t *testing.T) {
 	assert.Equal(t, 9, ci.StoreHits, "the values written with the secret")
 	assert.Equal(t, 11, ci.StoreRejected, "the forged ones and the moved one")
 	assert.Equal(t, int64(11), runs.Load(), "each rejected value recomputed")
-}
-
-func TestValueLongerThanMaxValueLeftUnread(t *testing.T) {
-	st := open(t, t.TempDir(), Options{})
-	big, cb := memo.Memoize(func(int) string { return strings.Repeat("x", 10000) }, memo.Share(memo.Sharing{Store: st, Name: "expected"}))
-	big(1)
-	cb.Close()
-	var runs atomic.Int64
-	var failures []error
-	f, c := memo.Memoize(func(k int) string { runs.Add(1); return expected(k) },
-		memo.Share(memo.Sharing{Store: st, Name: "expected", MaxValue: 1000}),
-		memo.Observe(func(e memo.Event[int, string]) {
-			if e.Kind == memo.StoreFailed {
-				failures = append(failures, e.Err)
-			}
-		}))
-	defer c.Close()
-	assert.Equal(t, expected(1), f(1))
-	assert.Equal(t, int64(1), runs.Load())
-	require.Len(t, failures, 1)
-	assert.ErrorIs(t, failures[0], memo.ErrValueTooLarge, "refused by the store, which never read it")
-	t.Log(failures[0])
 }

@@ -698,22 +698,22 @@ func (s *Store) Changes(ctx context.Context, ns string, cursor uint64) (keys []s
 			next = uint64(last) + 1
 			return err
 		}
-		rows, err := db.QueryContext(ctx, "SELECT seq, ns = ?, key FROM changes WHERE seq >= ? ORDER BY seq", ns, int64(cursor))
+		rows, err := db.QueryContext(ctx, "SELECT seq, ns = ?, key IS NULL, key FROM changes WHERE seq >= ? ORDER BY seq", ns, int64(cursor))
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var seq int64
-			var mine bool
+			var mine, cleared bool
 			var key []byte
-			if err := rows.Scan(&seq, &mine, &key); err != nil {
+			if err := rows.Scan(&seq, &mine, &cleared, &key); err != nil {
 				return err
 			}
 			next = uint64(seq) + 1
 			switch {
 			case !mine:
-			case key == nil:
+			case cleared: // not key == nil, which an empty key reads as
 				all = true
 			default:
 				keys = append(keys, string(key))
@@ -729,7 +729,8 @@ func (s *Store) Changes(ctx context.Context, ns string, cursor uint64) (keys []s
 			return err
 		}
 		if uint64(pruned) >= cursor {
-			all = true
+			// Reported once: the next reading starts past what was pruned.
+			all, next = true, max(next, uint64(pruned)+1)
 		}
 		return nil
 	})

@@ -251,19 +251,12 @@ func TestBoundInBytesKeepsTheFileSmall(t *testing.T) {
 	assert.ErrorContains(t, err, "larger than MaxBytes")
 }
 
-func TestExpiredEntriesAreNeverReturned(t *testing.T) {
+// Expired entries are never returned (the contract's suite checks that);
+// here, a sweep deletes them from the file.
+func TestSweepDeletesExpiredEntries(t *testing.T) {
 	st := open(t, t.TempDir(), Options{})
 	ctx := context.Background()
 	require.NoError(t, st.Set(ctx, "ns", "old", []byte("v"), time.Now().Add(-time.Second)))
-	require.NoError(t, st.Set(ctx, "ns", "new", []byte("v"), time.Now().Add(time.Hour)))
-	_, _, found, err := st.Get(ctx, "ns", "old")
-	require.NoError(t, err)
-	assert.False(t, found)
-	_, exp, found, err := st.Get(ctx, "ns", "new")
-	require.NoError(t, err)
-	assert.True(t, found)
-	assert.WithinDuration(t, time.Now().Add(time.Hour), exp, time.Minute)
-
 	// A sweep (every 64th write) deletes it.
 	for i := range 64 {
 		require.NoError(t, st.Set(ctx, "ns", strconv.Itoa(i), []byte("v"), time.Time{}))
@@ -272,60 +265,6 @@ func TestExpiredEntriesAreNeverReturned(t *testing.T) {
 	require.NoError(t, st.db.QueryRow("SELECT count(*) FROM entries WHERE key = ?", []byte("old")).Scan(&n))
 	assert.Zero(t, n)
 }
-
-func TestLeases(t *testing.T) {
-	st := open(t, t.TempDir(), Options{})
-	ctx := context.Background()
-	got, err := st.Lease(ctx, "ns", "k", "a", time.Hour)
-	require.NoError(t, err)
-	assert.True(t, got)
-	got, err = st.Lease(ctx, "ns", "k", "b", time.Hour)
-	require.NoError(t, err)
-	assert.False(t, got, "held by a")
-	require.NoError(t, st.Unlease(ctx, "ns", "k", "b"), "b cannot end a's lease")
-	got, err = st.Lease(ctx, "ns", "k", "b", time.Hour)
-	require.NoError(t, err)
-	assert.False(t, got)
-	require.NoError(t, st.Unlease(ctx, "ns", "k", "a"))
-	got, err = st.Lease(ctx, "ns", "k", "b", time.Millisecond)
-	require.NoError(t, err)
-	assert.True(t, got)
-	time.Sleep(5 * time.Millisecond) // let b's lease expire
-	got, err = st.Lease(ctx, "ns", "k", "c", time.Hour)
-	require.NoError(t, err)
-	assert.True(t, got, "an expired lease is taken over")
-}
-
-func TestChanges(t *testing.T) {
-	st := open(t, t.TempDir(), Options{})
-	ctx := context.Background()
-	_, _, cursor, err := st.Changes(ctx, "ns", 0)
-	require.NoError(t, err)
-	require.NotZero(t, cursor)
-	require.NoError(t, st.Delete(ctx, "ns", "a"))
-	require.NoError(t, st.Delete(ctx, "other", "b"))
-	keys, all, next, err := st.Changes(ctx, "ns", cursor)
-	require.NoError(t, err)
-	assert.Equal(t, []string{"a"}, keys)
-	assert.False(t, all)
-	require.NoError(t, st.Clear(ctx, "ns"))
-	keys, all, _, err = st.Changes(ctx, "ns", next)
-	require.NoError(t, err)
-	assert.Empty(t, keys)
-	assert.True(t, all)
-
-	// Deletions older than keepChanges are pruned by a sweep; a cursor
-	// before them reads as everything.
-	_, err = st.db.Exec("UPDATE changes SET at = at - ?", 2*keepChanges.Milliseconds())
-	require.NoError(t, err)
-	st.writes.Store(0)
-	require.NoError(t, st.Set(ctx, "ns", "x", []byte("v"), time.Time{}))
-	keys, all, _, err = st.Changes(ctx, "ns", cursor)
-	require.NoError(t, err)
-	assert.Empty(t, keys)
-	assert.True(t, all, "lost deletions read as a Clear")
-}
-
 func TestForgetAndClearReachAnotherProcess(t *testing.T) {
 	dir := t.TempDir()
 	var runsA, runsB atomic.Int64
