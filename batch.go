@@ -59,11 +59,19 @@ type Batch[K comparable, V any] struct {
 // up in the store, all in one round trip if the store is a BatchGetter and
 // with one Get per key, concurrently, otherwise; fn is called for the keys
 // the store does not have, and their values are written to the store, at
-// once if it is a BatchSetter and with one Set per key otherwise. A
-// batch execution takes no lease in the store, so another process may
-// compute one of its keys at the same time; Call takes leases as MemoizeCtx
-// does. A stale key under StaleWhileRevalidate is refreshed alone, by fn
-// given that one key.
+// once if it is a BatchSetter and with one Set per key otherwise. A key
+// that another process is computing is joined, as in MemoizeCtx: the Get
+// takes the store's lease on each key it computes, one Lease per key,
+// concurrently, and looks the keys it got the lease of up once more
+// before fn is called for them. It does not wait for the keys whose lease
+// is held elsewhere before computing its own: once its own are computed
+// and stored and their leases given up, it waits for those, each until
+// its holder stores it or the lease expires because the holder stopped
+// renewing it (a process that died) or gave it up without storing a value
+// (fn failed there). The keys whose lease it then takes over are computed
+// in a second call of fn, so a Get calls fn at most twice. If the store
+// fails, the keys are computed without a lease. A stale key under
+// StaleWhileRevalidate is refreshed alone, by fn given that one key.
 func MemoizeBatch[K comparable, V any](fn func(context.Context, []K) (map[K]V, error), opts ...Option) (*Batch[K, V], *Cache[K, V]) {
 	if fn == nil {
 		panic(nilArg("MemoizeBatch", argFn))
