@@ -519,6 +519,18 @@ func (b *Batch[K, V]) lease(ctx context.Context, ws []*want[K, V], keys []storeK
 		err     error
 	}
 	ls := make([]leased, len(ws))
+	defer func() {
+		// A panic in the user's code (the codec) here gives up the leases
+		// taken, as load's deferred release does.
+		if p := recover(); p != nil {
+			for _, l := range ls {
+				if l.release != nil {
+					l.release()
+				}
+			}
+			panic(p)
+		}
+	}()
 	// Another process may have stored a key between fromStore's look and
 	// the lease: without wait, the keys the store had no value for are
 	// looked up again in one round trip; with wait, each in its own look

@@ -492,7 +492,7 @@ func (t *tier[K, V]) lease(c *Cache[K, V], ctx context.Context, k K, key storeKe
 		}
 		if owner {
 			stop := t.renew(c, ctx, k, key, token)
-			release = func() {
+			release := func() {
 				stop() // before the Unlease, so that no renewal comes after it
 				t.op(context.WithoutCancel(ctx), func(ctx context.Context) error {
 					if err := t.Store.Unlease(ctx, t.ns, key.store, token); err != nil {
@@ -501,13 +501,19 @@ func (t *tier[K, V]) lease(c *Cache[K, V], ctx context.Context, k K, key storeKe
 					return nil
 				})
 			}
+			handed := false
+			defer func() {
+				if !handed { // the value was found, or the codec panicked
+					release()
+				}
+			}()
 			if look {
 				if v, until, ok, _ := t.get(c, ctx, k, key); ok {
-					release()
 					t.waits.Add(1)
 					return leaseStored, v, until, nil, nil
 				}
 			}
+			handed = true
 			return leaseOwned, v, 0, release, nil
 		}
 		if !wait {
