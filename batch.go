@@ -59,11 +59,19 @@ type Batch[K comparable, V any] struct {
 // up in the store, all in one round trip if the store is a BatchGetter and
 // with one Get per key, concurrently, otherwise; fn is called for the keys
 // the store does not have, and their values are written to the store, at
-// once if it is a BatchSetter and with one Set per key otherwise. A
-// batch execution takes no lease in the store, so another process may
-// compute one of its keys at the same time; Call takes leases as MemoizeCtx
-// does. A stale key under StaleWhileRevalidate is refreshed alone, by fn
-// given that one key.
+// once if it is a BatchSetter and with one Set per key otherwise. A key
+// that another process is computing is joined, as in MemoizeCtx: the Get
+// takes the store's lease on each key it computes, one Lease per key,
+// concurrently, and looks the keys it got the lease of up once more
+// before fn is called for them. It does not wait for the keys whose lease
+// is held elsewhere before computing its own: once its own are computed
+// and stored and their leases given up, it waits for those, each until
+// its holder stores it or the lease expires because the holder stopped
+// renewing it (a process that died) or gave it up without storing a value
+// (fn failed there). The keys whose lease it then takes over are computed
+// in a second call of fn, so a Get calls fn at most twice. If the store
+// fails, the keys are computed without a lease. A stale key under
+// StaleWhileRevalidate is refreshed alone, by fn given that one key.
 func MemoizeBatch[K comparable, V any](fn func(context.Context, []K) (map[K]V, error), opts ...Option) (*Batch[K, V], *Cache[K, V]) {
 	if fn == nil {
 		panic(nilArg("MemoizeBatch", argFn))
@@ -133,6 +141,7 @@ type want[K comparable, V any] struct {
 	val    V        // its answer, when cl is nil
 	err    error    // its error, when cl is nil or its caller gave up on cl
 	over   bool     // cl has ended: written and read by run alone
+	absent bool     // the store answered that it has no value for k (see fromStore)
 }
 
 // Get returns the values of keys: a map holding every key given that did
@@ -363,34 +372,37 @@ func (b *Batch[K, V]) collect(ctx context.Context, ctxDone <-chan struct{}, keys
 
 // run is the execution of ws, the keys one Get computes, each registered
 // as its key's execution (unless the cache is off): it answers the keys it
-// can from the store, calls fn once for the others, and ends each key's
-// execution as run does one key's, with finish. fn's panic or Goexit, or
-// one in the user's code run here (codec, clock, ExpireAfter, MaxWeight), is
-// the outcome of every key not yet ended.
+// can from the store, takes the store's lease on the others (see lease),
+// calls fn once for those it holds, and, if other processes held some,
+// waits for them and calls fn once more for those it then has to compute.
+// It ends each key's execution as run does one key's, with finish. fn's
+// panic or Goexit, or one in the user's code run here (codec, clock,
+// ExpireAfter, MaxWeight), is the outcome of every key not yet ended.
 func (b *Batch[K, V]) run(ctx context.Context, ws []*want[K, V]) {
 	c := b.c
 	var start time.Duration
 	if c.params.MeasureExecTime {
 		start = time.Since(epoch)
 	}
-	left := ws // the keys not yet ended
-	var now, wall int64
 	returned := false
 	defer func() {
-		if !returned {
-			var pe *PanicError // one for every key, as the callers of one execution share one
-			if p := recover(); p != nil {
-				pe = &PanicError{Value: p, Stack: debug.Stack()}
+		if returned {
+			return
+		}
+		var pe *PanicError // one for every key, as the callers of one execution share one
+		if p := recover(); p != nil {
+			pe = &PanicError{Value: p, Stack: debug.Stack()}
+		}
+		var left []*want[K, V]
+		for _, w := range ws {
+			if w.over {
+				continue
 			}
-			for _, w := range left {
-				if w.over {
-					continue
-				}
-				if pe != nil {
-					w.cl.panicked = pe
-				} else {
-					w.cl.goexit = true
-				}
+			left = append(left, w)
+			if pe != nil {
+				w.cl.panicked = pe
+			} else {
+				w.cl.goexit = true
 			}
 		}
 		var took time.Duration
@@ -399,7 +411,7 @@ func (b *Batch[K, V]) run(ctx context.Context, ws []*want[K, V]) {
 		}
 		var lost *PanicError
 		for _, w := range left {
-			if p := w.end(now, wall, took); p != nil && lost == nil {
+			if p := w.end(0, 0, took); p != nil && lost == nil {
 				lost = p
 			}
 		}
@@ -407,17 +419,38 @@ func (b *Batch[K, V]) run(ctx context.Context, ws []*want[K, V]) {
 			panic(lost)
 		}
 	}()
-	t := c.tier
-	var keys []storeKey // the store's keys of left, with a tier
-	if t != nil {
-		left, keys = b.fromStore(ctx, left)
-	}
-	if len(left) == 0 {
+	if c.tier == nil {
+		b.compute(ctx, ws, nil, start, nil)
 		returned = true
 		return
 	}
-	args := make([]K, len(left))
-	for i, w := range left {
+	left, keys := b.fromStore(ctx, ws)
+	// The first round leases without waiting, so that a Get never waits
+	// while it holds leases; the second waits for the keys held elsewhere.
+	for wait := false; len(left) > 0; wait = true {
+		var mine []*want[K, V]
+		var mkeys []storeKey
+		var release func()
+		mine, mkeys, left, keys, release = b.lease(ctx, left, keys, wait)
+		b.compute(ctx, mine, mkeys, start, release)
+	}
+	returned = true
+}
+
+// compute calls fn once for ws, whose store keys are keys (nil without a
+// tier), writes the values to the store, ends the keys' executions, and
+// then calls release (if not nil), even if fn panics; start is when run
+// began.
+func (b *Batch[K, V]) compute(ctx context.Context, ws []*want[K, V], keys []storeKey, start time.Duration, release func()) {
+	if release != nil {
+		defer release()
+	}
+	if len(ws) == 0 {
+		return
+	}
+	c, t := b.c, b.c.tier
+	args := make([]K, len(ws))
+	for i, w := range ws {
 		args[i] = w.arg
 	}
 	fctx := ctx
@@ -425,7 +458,7 @@ func (b *Batch[K, V]) run(ctx context.Context, ws []*want[K, V]) {
 		fctx = &batchCtx[K, V]{ctx, c, args}
 	}
 	m, err := b.fn(fctx, args)
-	for _, w := range left {
+	for _, w := range ws {
 		cl := w.cl
 		v, ok := m[w.arg]
 		switch {
@@ -444,12 +477,113 @@ func (b *Batch[K, V]) run(ctx context.Context, ws []*want[K, V]) {
 		}
 	}
 	if t != nil && err == nil && !t.paused() {
-		b.toStore(ctx, left, keys)
+		b.toStore(ctx, ws, keys)
 	}
+	var now, wall int64
 	if c.timed {
 		now, wall = c.stamp()
 	}
-	returned = true
+	var took time.Duration
+	if c.params.MeasureExecTime {
+		took = (time.Since(epoch) - start) / time.Duration(len(ws))
+	}
+	var lost *PanicError
+	for _, w := range ws {
+		if p := w.end(now, wall, took); p != nil && lost == nil {
+			lost = p
+		}
+	}
+	if lost != nil {
+		panic(lost)
+	}
+}
+
+// lease takes the store's lease on each key of ws, whose store keys are
+// keys, as load does for one key (see tier.lease), concurrently. It ends
+// the executions of the keys another process has stored meanwhile, and
+// fails those whose wait ctx ended. It returns the keys to compute now,
+// mine, with their store keys and the function that releases their leases
+// (after they are computed and stored): those whose lease it holds, and
+// those the store could not lease (computed without a lease, as load
+// does). Without wait, it does not wait for the keys whose lease another
+// process holds, and returns them as held, with their store keys; with
+// wait, it waits for each of them until the value is stored or the lease
+// is taken over, so held is empty.
+func (b *Batch[K, V]) lease(ctx context.Context, ws []*want[K, V], keys []storeKey, wait bool) (mine []*want[K, V], mkeys []storeKey, held []*want[K, V], hkeys []storeKey, release func()) {
+	c, t := b.c, b.c.tier
+	type leased struct {
+		l       leaseOutcome
+		v       V
+		until   int64
+		release func()
+		err     error
+	}
+	ls := make([]leased, len(ws))
+	defer func() {
+		// A panic in the user's code (the codec) here gives up the leases
+		// taken, as load's deferred release does.
+		if p := recover(); p != nil {
+			for _, l := range ls {
+				if l.release != nil {
+					l.release()
+				}
+			}
+			panic(p)
+		}
+	}()
+	// Another process may have stored a key between fromStore's look and
+	// the lease: without wait, the keys the store had no value for are
+	// looked up again in one round trip; with wait, each in its own look
+	// after its lease. (What was there but unusable still is.)
+	each(len(ws), func(i int) {
+		l := &ls[i]
+		l.l, l.v, l.until, l.release, l.err = t.lease(c, ctx, ws[i].k, keys[i], wait && ws[i].absent, wait)
+	})
+	var owned []int
+	for i, w := range ws {
+		if ls[i].l == leaseOwned && !wait && w.absent {
+			owned = append(owned, i)
+		}
+	}
+	if len(owned) > 0 {
+		ks, sks := make([]K, len(owned)), make([]storeKey, len(owned))
+		for j, i := range owned {
+			ks[j], sks[j] = ws[i].k, keys[i]
+		}
+		vs, until, ok, _ := t.getBatch(c, ctx, ks, sks)
+		for j, i := range owned {
+			if ok[j] {
+				t.waits.Add(1)
+				ls[i].release()
+				ls[i] = leased{l: leaseStored, v: vs[j], until: until[j]}
+			}
+		}
+	}
+	var now, wall int64
+	if c.timed && slices.ContainsFunc(ls, func(l leased) bool { return l.l == leaseStored }) {
+		now, wall = c.stamp()
+	}
+	var releases []func()
+	for i, w := range ws {
+		l := &ls[i]
+		switch {
+		case l.err != nil:
+			w.cl.err = l.err
+			w.end(0, 0, 0)
+		case l.l == leaseStored:
+			w.cl.val, w.cl.until = l.v, l.until
+			w.end(now, wall, 0)
+		case l.l == leaseHeld:
+			held, hkeys = append(held, w), append(hkeys, keys[i])
+		default:
+			mine, mkeys = append(mine, w), append(mkeys, keys[i])
+			if l.release != nil {
+				releases = append(releases, l.release)
+			}
+		}
+	}
+	release = func() { each(len(releases), func(i int) { releases[i]() }) }
+	return mine, mkeys, held, hkeys, release
 }
 
 // fromStore ends the executions of the keys of ws that the store holds,
@@ -470,7 +604,7 @@ func (b *Batch[K, V]) fromStore(ctx context.Context, ws []*want[K, V]) (left []*
 	if len(left) == 0 || t.paused() {
 		return left, keys
 	}
-	vs, until, ok := t.getBatch(c, ctx, ks, keys)
+	vs, until, ok, absent := t.getBatch(c, ctx, ks, keys)
 	var now, wall int64
 	if c.timed && slices.Contains(ok, true) {
 		now, wall = c.stamp()
@@ -479,6 +613,7 @@ func (b *Batch[K, V]) fromStore(ctx context.Context, ws []*want[K, V]) (left []*
 	for i, w := range left {
 		if !ok[i] {
 			t.misses.Add(1)
+			w.absent = absent[i]
 			left[n], keys[n] = w, keys[i]
 			n++
 			continue
@@ -544,13 +679,14 @@ func (b *Batch[K, V]) toStore(ctx context.Context, ws []*want[K, V], keys []stor
 // getBatch looks ks, whose store keys are keys, up in the store, and checks
 // and decodes what it finds as get does: with one GetBatch if the store is a
 // BatchGetter, else with one get per key, concurrently. It returns each
-// key's value and its expiry in the store, and whether it was found.
-func (t *tier[K, V]) getBatch(c *Cache[K, V], ctx context.Context, ks []K, keys []storeKey) (vs []V, until []int64, ok []bool) {
-	vs, until, ok = make([]V, len(ks)), make([]int64, len(ks)), make([]bool, len(ks))
+// key's value and its expiry in the store, whether it was found, and
+// whether the store answered that it has no value for the key.
+func (t *tier[K, V]) getBatch(c *Cache[K, V], ctx context.Context, ks []K, keys []storeKey) (vs []V, until []int64, ok, absent []bool) {
+	vs, until, ok, absent = make([]V, len(ks)), make([]int64, len(ks)), make([]bool, len(ks)), make([]bool, len(ks))
 	bg, batched := t.Store.(BatchGetter)
 	if !batched {
-		each(len(ks), func(i int) { vs[i], until[i], ok[i], _ = t.get(c, ctx, ks[i], keys[i]) })
-		return vs, until, ok
+		each(len(ks), func(i int) { vs[i], until[i], ok[i], absent[i] = t.get(c, ctx, ks[i], keys[i]) })
+		return vs, until, ok, absent
 	}
 	names := make([]string, len(keys))
 	for i, key := range keys {
@@ -569,14 +705,16 @@ func (t *tier[K, V]) getBatch(c *Cache[K, V], ctx context.Context, ks []K, keys 
 		if ctx.Err() == nil {
 			t.fail(c, ks[0], err) // one failure, of the first key's lookup
 		}
-		return vs, until, ok
+		return vs, until, ok, absent
 	}
 	for i, f := range found {
 		if f.Found {
 			vs[i], until[i], ok[i] = t.open(c, ks[i], keys[i], f.Value, f.Expires)
+		} else {
+			absent[i] = true
 		}
 	}
-	return vs, until, ok
+	return vs, until, ok, absent
 }
 
 // maxEach is the most goroutines each runs at once.

@@ -446,51 +446,16 @@ func (t *tier[K, V]) load(c *Cache[K, V], ctx context.Context, k K, fn func(cont
 		return v, until, 0, false, nil
 	}
 	t.misses.Add(1)
-	token := strconv.FormatUint(rand.Uint64(), 36)
-	delay := leaseFirstPoll
-	for !t.paused() { // if the lookup failed, straight to fn
-		var owner bool
-		err := t.op(ctx, func(ctx context.Context) (err error) {
-			owner, err = t.Store.Lease(ctx, t.ns, key.store, token, t.Lease)
-			return err
-		})
-		if err != nil {
-			if ctx.Err() != nil {
-				return v, 0, 0, false, ctx.Err()
-			}
-			t.fail(c, k, err)
-			break // compute without the lease
-		}
-		if owner {
-			defer t.op(context.WithoutCancel(ctx), func(ctx context.Context) error {
-				if err := t.Store.Unlease(ctx, t.ns, key.store, token); err != nil {
-					t.fail(c, k, err)
-				}
-				return nil
-			})
-			defer t.renew(c, ctx, k, key, token)() // stopped before the Unlease
-			// Another process may have stored it between the look and
-			// the lease. (What was there but unusable still is.)
-			if absent {
-				if v, until, ok, _ := t.get(c, ctx, k, key); ok {
-					t.waits.Add(1)
-					return v, until, 0, false, nil
-				}
-			}
-			break
-		}
-		timer := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return v, 0, 0, false, ctx.Err()
-		case <-timer.C:
-		}
-		delay = min(2*delay, leaseMaxPoll)
-		if v, until, ok, _ := t.get(c, ctx, k, key); ok {
-			t.waits.Add(1)
-			return v, until, 0, false, nil
-		}
+	// If the lookup failed, the store is paused: straight to fn. What was
+	// there but unusable still is: no second look once the lease is taken.
+	l, v, until, release, err := t.lease(c, ctx, k, key, absent, true)
+	switch {
+	case err != nil:
+		return v, 0, 0, false, err
+	case l == leaseStored:
+		return v, until, 0, false, nil
+	case l == leaseOwned:
+		defer release()
 	}
 	v, err = fn(ctx, k)
 	if err != nil {
@@ -501,6 +466,92 @@ func (t *tier[K, V]) load(c *Cache[K, V], ctx context.Context, k K, fn func(cont
 		return v, 0, life, false, nil
 	}
 	return v, 0, life, t.put(c, ctx, k, key, v, life), nil
+}
+
+// leaseOutcome is what lease found.
+type leaseOutcome uint8
+
+const (
+	leaseNone   leaseOutcome = iota // no lease: the store is paused or failed; compute without one
+	leaseOwned                      // this process holds the lease: compute, store, then release
+	leaseStored                     // another process stored the value
+	leaseHeld                       // another process holds the lease (only without wait)
+)
+
+// lease takes the store's lease on k (under key) for an execution of k,
+// with a token of its own. Once it holds the lease, it renews it every
+// Lease/renewals until release is called, which stops the renewals and
+// then gives the lease up: the caller calls it after it has computed and
+// stored k's value. With look, it first looks k up again, as another
+// process may have stored it between the caller's look and the lease; if
+// it is there, it gives the lease up and reports leaseStored.
+//
+// If another process holds the lease, lease reports leaseHeld without wait.
+// With wait, it waits, with pauses from leaseFirstPoll doubling up to
+// leaseMaxPoll, looks k up after each pause (leaseStored once the holder
+// has stored it), and tries the lease again, which it gets once the holder
+// has given it up or stopped renewing it (a process that died). A store
+// that fails, or is paused, gives leaseNone: the caller computes k without
+// a lease. lease fails only with ctx's error, when ctx ends first.
+func (t *tier[K, V]) lease(c *Cache[K, V], ctx context.Context, k K, key storeKey, look, wait bool) (l leaseOutcome, v V, until int64, release func(), err error) {
+	token := strconv.FormatUint(rand.Uint64(), 36)
+	delay := leaseFirstPoll
+	for !t.paused() {
+		var owner bool
+		err := t.op(ctx, func(ctx context.Context) (err error) {
+			owner, err = t.Store.Lease(ctx, t.ns, key.store, token, t.Lease)
+			return err
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return leaseNone, v, 0, nil, ctx.Err()
+			}
+			t.fail(c, k, err)
+			return leaseNone, v, 0, nil, nil
+		}
+		if owner {
+			stop := t.renew(c, ctx, k, key, token)
+			release := func() {
+				stop() // before the Unlease, so that no renewal comes after it
+				t.op(context.WithoutCancel(ctx), func(ctx context.Context) error {
+					if err := t.Store.Unlease(ctx, t.ns, key.store, token); err != nil {
+						t.fail(c, k, err)
+					}
+					return nil
+				})
+			}
+			handed := false
+			defer func() {
+				if !handed { // the value was found, or the codec panicked
+					release()
+				}
+			}()
+			if look {
+				if v, until, ok, _ := t.get(c, ctx, k, key); ok {
+					t.waits.Add(1)
+					return leaseStored, v, until, nil, nil
+				}
+			}
+			handed = true
+			return leaseOwned, v, 0, release, nil
+		}
+		if !wait {
+			return leaseHeld, v, 0, nil, nil
+		}
+		timer := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return leaseNone, v, 0, nil, ctx.Err()
+		case <-timer.C:
+		}
+		delay = min(2*delay, leaseMaxPoll)
+		if v, until, ok, _ := t.get(c, ctx, k, key); ok {
+			t.waits.Add(1)
+			return leaseStored, v, until, nil, nil
+		}
+	}
+	return leaseNone, v, 0, nil, nil
 }
 
 // renewals is how many times a lease is renewed within its Lease.

@@ -525,7 +525,7 @@ func TestGetBatch(t *testing.T) {
 		assert.Equal(t, expected(k), values[k])
 	}
 	assert.Equal(t, int64(2), batchRuns.Load(), "only 10 and 11 computed")
-	assert.Equal(t, int64(1), trips.pipelines.Load(), "the ten found in one round trip")
+	assert.Equal(t, int64(2), trips.pipelines.Load(), "the twelve looked up in one round trip, the two leased looked up again in one")
 	assert.Equal(t, 10, c.CacheInfo().StoreHits)
 	assert.Equal(t, 2, c.CacheInfo().StoreMisses)
 

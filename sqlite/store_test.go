@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -94,10 +95,19 @@ func child(role, dir string) {
 		r.Runs, r.Info = runs.Load(), c.CacheInfo()
 		json.NewEncoder(os.Stdout).Encode(r)
 	case "batch":
-		// Keys 0..n-1 in one batch call.
+		// Keys from MEMO_SQLITE_FROM (0 if unset) up, n of them, in one
+		// batch call. With MEMO_SQLITE_HOLD set, each call of the batch
+		// function prints "entered" and waits for a line on stdin.
 		n, _ := strconv.Atoi(os.Getenv("MEMO_SQLITE_KEYS"))
+		from, _ := strconv.Atoi(os.Getenv("MEMO_SQLITE_FROM"))
+		hold := os.Getenv("MEMO_SQLITE_HOLD") != ""
+		in := bufio.NewScanner(os.Stdin)
 		b, c := memo.MemoizeBatch(func(_ context.Context, keys []int) (map[int]string, error) {
 			runs.Add(int64(len(keys)))
+			if hold {
+				fmt.Println("entered")
+				in.Scan()
+			}
 			m := map[int]string{}
 			for _, k := range keys {
 				m[k] = expected(k)
@@ -111,7 +121,7 @@ func child(role, dir string) {
 		defer c.Close()
 		keys := make([]int, n)
 		for i := range keys {
-			keys[i] = i
+			keys[i] = from + i
 		}
 		got, err := b.Get(context.Background(), keys)
 		if err != nil {
@@ -810,6 +820,65 @@ func TestBatchAcrossProcesses(t *testing.T) {
 	assert.Equal(t, int64(50), second.Runs, "only the keys the file lacks are computed")
 	assert.Equal(t, 300, second.Info.StoreHits)
 	assert.Equal(t, 50, second.Info.StoreMisses)
+}
+
+// TestBatchLeasesAcrossProcesses: two processes whose batches overlap on
+// one file compute each key once in all: the second computes the keys the
+// first is not computing, and waits for the first's, which it then reads
+// from the file.
+func TestBatchLeasesAcrossProcesses(t *testing.T) {
+	dir := t.TempDir()
+	start := func(from int, hold bool) (*exec.Cmd, *bufio.Scanner, io.WriteCloser) {
+		cmd := exec.Command(os.Args[0], "-test.run=^$", dir)
+		cmd.Env = append(os.Environ(), "MEMO_SQLITE_CHILD=batch", "MEMO_SQLITE_KEYS=200", "MEMO_SQLITE_FROM="+strconv.Itoa(from))
+		if hold {
+			cmd.Env = append(cmd.Env, "MEMO_SQLITE_HOLD=1")
+		}
+		cmd.Stderr = os.Stderr
+		in, err := cmd.StdinPipe()
+		require.NoError(t, err)
+		out, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd, bufio.NewScanner(out), in
+	}
+	line := func(out *bufio.Scanner) string {
+		t.Helper()
+		got := make(chan string, 1)
+		go func() {
+			if out.Scan() {
+				got <- out.Text()
+			}
+			close(got)
+		}()
+		select {
+		case l := <-got:
+			return l
+		case <-time.After(30 * time.Second):
+			t.Fatal("the process printed nothing for 30s")
+			return ""
+		}
+	}
+	report := func(out *bufio.Scanner) report {
+		t.Helper()
+		var r report
+		require.NoError(t, json.Unmarshal([]byte(line(out)), &r))
+		assert.Zero(t, r.Wrong)
+		assert.Zero(t, r.Info.StoreErrors)
+		return r
+	}
+	_, outA, inA := start(0, true) // keys 0..199
+	require.Equal(t, "entered", line(outA))
+	_, outB, inB := start(100, true) // keys 100..299
+	require.Equal(t, "entered", line(outB), "b computes the keys a is not computing")
+	fmt.Fprintln(inB)
+	// b now waits for 100..199, whose leases a renews: let a finish.
+	fmt.Fprintln(inA)
+	a, b := report(outA), report(outB)
+	assert.Equal(t, int64(200), a.Runs)
+	assert.Equal(t, int64(100), b.Runs, "b computed only 200..299")
+	assert.Equal(t, 100, b.Info.StoreWaits, "b read a's keys from the file")
 }
 
 func TestSetBatch(t *testing.T) {
