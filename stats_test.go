@@ -2,6 +2,7 @@ package memo
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
@@ -60,4 +61,46 @@ func TestExecTimeOffByDefault(t *testing.T) {
 	f(1)
 	assert.Zero(t, c.CacheInfo().ExecTime)
 	assert.False(t, c.Parameters().MeasureExecTime)
+}
+
+func TestMeasuresCoverEveryField(t *testing.T) {
+	// Each number of the snapshot a value of its own: field i holds i+1.
+	var ci CacheInfo
+	v := reflect.ValueOf(&ci).Elem()
+	want := map[float64]string{}
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		switch f.Type {
+		case reflect.TypeFor[int]():
+			v.Field(i).SetInt(int64(i + 1))
+			want[float64(i+1)] = f.Name
+		case reflect.TypeFor[time.Duration]():
+			v.Field(i).SetInt(int64(i+1) * int64(time.Second))
+			want[float64(i+1)] = f.Name
+		case reflect.TypeFor[bool]():
+			require.Equal(t, "Unbounded", f.Name, "a field Measures leaves out")
+		default:
+			t.Fatalf("CacheInfo.%s: a field of type %v that Measures does not know", f.Name, f.Type)
+		}
+	}
+	names := map[string]bool{}
+	for _, m := range ci.Measures() {
+		field, ok := want[m.Value]
+		require.True(t, ok, "%s: %v is no field's value", m.Name, m.Value)
+		delete(want, m.Value)
+		assert.False(t, names[m.Name], "%s twice", m.Name)
+		names[m.Name] = true
+		assert.Regexp(t, `^[a-z]+(\.[a-z]+)*$`, m.Name, field)
+		assert.NotEmpty(t, m.Unit, m.Name)
+		assert.Regexp(t, `^[A-Z].*\.$`, m.Help, m.Name)
+		assert.Equal(t, field == "CurrSize" || field == "MaxSize" || field == "Weight" || field == "MaxWeight", m.Level, m.Name)
+	}
+	assert.Empty(t, want, "fields Measures leaves out")
+	assert.Equal(t, names, func() map[string]bool {
+		n := map[string]bool{}
+		for _, m := range (CacheInfo{}).Measures() {
+			n[m.Name] = true
+		}
+		return n
+	}(), "the same names for every snapshot")
 }

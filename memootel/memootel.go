@@ -58,54 +58,28 @@ type advised struct {
 	advice func() memo.Advice
 }
 
-// counter is one field of CacheInfo exported as an instrument.
-type counter struct {
-	name, unit, desc string
-	value            func(memo.CacheInfo) int64
-	updown           bool // an up-down counter: a level, not a count
-}
-
-// counters are the integer fields of CacheInfo, in the order memoprom
-// exports them.
-var counters = []counter{
-	{"memo.cache.hits", "{call}", "Calls answered without running the function.", func(ci memo.CacheInfo) int64 { return int64(ci.Hits) }, false},
-	{"memo.cache.misses", "{call}", "Calls the cache could not answer from memory.", func(ci memo.CacheInfo) int64 { return int64(ci.Misses) }, false},
-	{"memo.cache.coalesced", "{call}", "Hits that waited for another caller's execution.", func(ci memo.CacheInfo) int64 { return int64(ci.Coalesced) }, false},
-	{"memo.cache.evictions", "{entry}", "Entries dropped to make room.", func(ci memo.CacheInfo) int64 { return int64(ci.Evictions) }, false},
-	{"memo.cache.expirations", "{entry}", "Entries dropped because they had expired.", func(ci memo.CacheInfo) int64 { return int64(ci.Expirations) }, false},
-	{"memo.cache.errors", "{execution}", "Executions that failed.", func(ci memo.CacheInfo) int64 { return int64(ci.Errors) }, false},
-	{"memo.cache.store.hits", "{execution}", "Executions answered from the shared store.", func(ci memo.CacheInfo) int64 { return int64(ci.StoreHits) }, false},
-	{"memo.cache.store.misses", "{execution}", "Executions that found nothing in the shared store.", func(ci memo.CacheInfo) int64 { return int64(ci.StoreMisses) }, false},
-	{"memo.cache.store.waits", "{execution}", "Store misses answered by another process's execution.", func(ci memo.CacheInfo) int64 { return int64(ci.StoreWaits) }, false},
-	{"memo.cache.store.errors", "{error}", "Failures of the shared store.", func(ci memo.CacheInfo) int64 { return int64(ci.StoreErrors) }, false},
-	{"memo.cache.entries", "{entry}", "Entries in the cache.", func(ci memo.CacheInfo) int64 { return int64(ci.CurrSize) }, true},
-	{"memo.cache.entries.limit", "{entry}", "The most entries the cache holds; 0 when unbounded.", func(ci memo.CacheInfo) int64 { return int64(ci.MaxSize) }, true},
-	{"memo.cache.weight", "1", "Total weight of the entries (with memo.MaxWeight).", func(ci memo.CacheInfo) int64 { return int64(ci.Weight) }, true},
-	{"memo.cache.weight.limit", "1", "The bound on the total weight; 0 without memo.MaxWeight.", func(ci memo.CacheInfo) int64 { return int64(ci.MaxWeight) }, true},
-}
-
 // New returns an Exporter of no caches yet, whose instruments are registered
 // on meter. It fails if meter refuses an instrument or the callback.
 func New(meter metric.Meter) (*Exporter, error) {
 	e := &Exporter{}
-	ints := make([]metric.Int64Observable, len(counters))
-	var all []metric.Observable
-	for i, c := range counters {
+	// One instrument per number of CacheInfo.Measures, in its order: a
+	// float for a time, an integer otherwise.
+	measures := memo.CacheInfo{}.Measures()
+	insts := make([]metric.Observable, len(measures))
+	for i, m := range measures {
+		name, unit, desc := "memo.cache."+m.Name, metric.WithUnit(m.Unit), metric.WithDescription(m.Help)
 		var err error
-		if c.updown {
-			ints[i], err = meter.Int64ObservableUpDownCounter(c.name, metric.WithUnit(c.unit), metric.WithDescription(c.desc))
-		} else {
-			ints[i], err = meter.Int64ObservableCounter(c.name, metric.WithUnit(c.unit), metric.WithDescription(c.desc))
+		switch {
+		case m.Unit == "s":
+			insts[i], err = meter.Float64ObservableCounter(name, unit, desc)
+		case m.Level:
+			insts[i], err = meter.Int64ObservableUpDownCounter(name, unit, desc)
+		default:
+			insts[i], err = meter.Int64ObservableCounter(name, unit, desc)
 		}
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, ints[i])
-	}
-	exec, err := meter.Float64ObservableCounter("memo.cache.exec.time", metric.WithUnit("s"),
-		metric.WithDescription("Time spent running the function (with memo.MeasureExecTime)."))
-	if err != nil {
-		return nil, err
 	}
 	ratio, err := meter.Float64ObservableGauge("memo.cache.size.hit_ratio", metric.WithUnit("1"),
 		metric.WithDescription("Estimated hit ratio of the cache at the size memo.cache.size (memo.EstimateSizes)."))
@@ -117,18 +91,21 @@ func New(meter metric.Meter) (*Exporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	all = append(all, exec, ratio, saved)
+	all := append(insts, ratio, saved)
 	e.reg, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		e.mu.Lock()
 		caches := append([]cache(nil), e.caches...)
 		advisedCaches := append([]advised(nil), e.advised...)
 		e.mu.Unlock()
 		for _, c := range caches {
-			ci := c.info()
-			for i, m := range counters {
-				o.ObserveInt64(ints[i], m.value(ci), c.attrs)
+			for i, m := range c.info().Measures() {
+				switch inst := insts[i].(type) {
+				case metric.Float64Observable:
+					o.ObserveFloat64(inst, m.Value, c.attrs)
+				case metric.Int64Observable:
+					o.ObserveInt64(inst, int64(m.Value), c.attrs)
+				}
 			}
-			o.ObserveFloat64(exec, ci.ExecTime.Seconds(), c.attrs)
 		}
 		for _, a := range advisedCaches {
 			adv := a.advice()

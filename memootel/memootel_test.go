@@ -87,7 +87,8 @@ func TestExporter(t *testing.T) {
 		require.Equal(t, w[0], values[name][named("square")], "%s of square", name)
 		require.Equal(t, w[1], values[name][named("len")], "%s of len", name)
 	}
-	require.Len(t, values, len(counters)+1, "every CacheInfo field, and nothing from AddAdvice")
+	require.Len(t, values, len(memo.CacheInfo{}.Measures()), "every CacheInfo number, and nothing from AddAdvice")
+	require.Contains(t, values, "memo.cache.store.rejected")
 
 	// Counts are monotonic sums, levels are not: what OTel backends need to
 	// tell a rate from a level.

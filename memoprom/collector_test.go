@@ -39,20 +39,20 @@ memo_evictions_total{cache="square"} 1
 # TYPE memo_hits_total counter
 memo_hits_total{cache="len"} 0
 memo_hits_total{cache="square"} 1
-# HELP memo_max_entries The most entries the cache holds; 0 when unbounded.
-# TYPE memo_max_entries gauge
-memo_max_entries{cache="len"} 0
-memo_max_entries{cache="square"} 2
+# HELP memo_entries_limit The most entries the cache holds; 0 when unbounded.
+# TYPE memo_entries_limit gauge
+memo_entries_limit{cache="len"} 0
+memo_entries_limit{cache="square"} 2
 # HELP memo_misses_total Calls the cache could not answer from memory.
 # TYPE memo_misses_total counter
 memo_misses_total{cache="len"} 0
 memo_misses_total{cache="square"} 3
 `
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want),
-		"memo_entries", "memo_evictions_total", "memo_hits_total", "memo_max_entries", "memo_misses_total"))
+		"memo_entries", "memo_evictions_total", "memo_hits_total", "memo_entries_limit", "memo_misses_total"))
 	n, err := testutil.GatherAndCount(reg)
 	require.NoError(t, err)
-	require.Equal(t, 2*len(metrics), n, "every CacheInfo field, for each cache")
+	require.Equal(t, 2*len(memo.CacheInfo{}.Measures()), n, "every CacheInfo number, for each cache")
 
 	problems, err := testutil.GatherAndLint(reg)
 	require.NoError(t, err)

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,8 +16,8 @@ import (
 	"time"
 
 	"github.com/gomemo/memo"
+	"github.com/gomemo/memo/internal/holdtest"
 	"github.com/gomemo/memo/redisstore/redistest"
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -104,65 +103,13 @@ func (ch *childProc) line(t *testing.T) string {
 	}
 }
 
-// latencyChild holds keys the parent names, one at a time, and reports when
-// each leaves its memory: after another process's Forget, which its poll
-// (10s) would take seconds to see, and a pushed deletion milliseconds.
-func latencyChild(st *Store) {
-	f, c := memo.Memoize(expected, memo.Share(memo.Sharing{Store: st, Name: "latency", Poll: 10 * time.Second}))
-	defer c.Close()
-	fmt.Println("ready")
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		k, _ := strconv.Atoi(in.Text())
-		f(k)
-		fmt.Println("held")
-		deadline := time.Now().Add(timeout)
-		for c.Contains(k) && time.Now().Before(deadline) {
-			time.Sleep(100 * time.Microsecond)
-		}
-		fmt.Println(time.Now().UnixNano())
-	}
-}
-
-// measureInvalidation measures, over 100 keys, the time from a Forget
-// returning in this process to the key leaving the memory of a child
-// process, both on the Redis at addrs, and returns the sorted times.
-func measureInvalidation(t *testing.T, st *Store, addrs []string) []time.Duration {
-	ch := startChild(t, "latency", addrs, 0)
-	f, c := memo.Memoize(expected, memo.Share(memo.Sharing{Store: st, Name: "latency"}))
-	defer c.Close()
-	var times []time.Duration
-	for k := range 100 {
-		f(k) // stored
-		fmt.Fprintln(ch.in, k)
-		require.Equal(t, "held", ch.line(t))
-		c.Forget(k)
-		forgotten := time.Now()
-		gone, err := strconv.ParseInt(ch.line(t), 10, 64)
-		require.NoError(t, err)
-		times = append(times, max(time.Unix(0, gone).Sub(forgotten), 0))
-	}
-	require.NoError(t, ch.in.Close())
-	require.NoError(t, ch.cmd.Wait())
-	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
-	return times
-}
-
-// checkInvalidation logs the percentiles of times and fails unless every
-// deletion arrived well within the child's Poll (10s): pushed, not polled.
-func checkInvalidation(t *testing.T, times []time.Duration) {
-	t.Logf("Forget returning here to the value gone from another process's memory, 100 samples: p50 %v, p99 %v, max %v",
-		times[49].Round(10*time.Microsecond), times[98].Round(10*time.Microsecond), times[99].Round(10*time.Microsecond))
-	assert.Less(t, times[98], time.Second, "p99 well under the other process's Poll (10s)")
-}
-
 func TestInvalidationPushedAcrossProcesses(t *testing.T) {
 	t.Run("server", func(t *testing.T) {
 		srv := redistest.Start(t)
-		checkInvalidation(t, measureInvalidation(t, newStore(t, srv.Client(t)), []string{srv.Addr()}))
+		holdtest.Invalidation(t, newStore(t, srv.Client(t)), other("watch", srv.Addr()))
 	})
 	t.Run("cluster", func(t *testing.T) {
 		cl := startCluster(t)
-		checkInvalidation(t, measureInvalidation(t, newStore(t, cl.client(t)), cl.addrs()))
+		holdtest.Invalidation(t, newStore(t, cl.client(t)), other("watch", cl.addrs()...))
 	})
 }

@@ -91,8 +91,8 @@ func child(role, addr string) {
 	case "load":
 		loadChild(st)
 		return
-	case "latency":
-		latencyChild(st)
+	case "watch":
+		holdtest.Watcher(st)
 		return
 	}
 	n, _ := strconv.Atoi(os.Getenv("MEMO_REDIS_KEYS"))

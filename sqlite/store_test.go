@@ -126,8 +126,8 @@ func child(role, dir string) {
 		}
 		r.Runs, r.Info = runs.Load(), c.CacheInfo()
 		json.NewEncoder(os.Stdout).Encode(r)
-	case "latency":
-		latencyChild(st)
+	case "watch":
+		holdtest.Watcher(st)
 	case "write":
 		// Writes keys from MEMO_SQLITE_FROM up, announcing each, until
 		// killed.

@@ -1,91 +1,18 @@
 package sqlite
 
 import (
-	"bufio"
-	"fmt"
-	"os"
-	"os/exec"
-	"sort"
-	"strconv"
 	"testing"
 	"time"
 
-	"github.com/gomemo/memo"
 	"github.com/gomemo/memo/internal/await"
+	"github.com/gomemo/memo/internal/holdtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// latencyChild holds keys the parent names, one at a time, and reports when
-// each leaves its memory: after another process's Forget, which its poll
-// (10s) would take seconds to see.
-func latencyChild(st *Store) {
-	f, c := memo.Memoize(expected, memo.Share(memo.Sharing{Store: st, Name: "latency", Poll: 10 * time.Second}))
-	defer c.Close()
-	fmt.Println("ready")
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		k, _ := strconv.Atoi(in.Text())
-		f(k)
-		fmt.Println("held")
-		deadline := time.Now().Add(10 * time.Second)
-		for c.Contains(k) && time.Now().Before(deadline) {
-			time.Sleep(100 * time.Microsecond)
-		}
-		fmt.Println(time.Now().UnixNano())
-	}
-}
-
-// line returns out's next line, failing the test if there is none within
-// 15s.
-func line(t *testing.T, out *bufio.Scanner) string {
-	t.Helper()
-	got := make(chan bool, 1)
-	go func() { got <- out.Scan() }()
-	select {
-	case ok := <-got:
-		require.True(t, ok, "the child ended: %v", out.Err())
-		return out.Text()
-	case <-time.After(15 * time.Second):
-		t.Fatal("the child said nothing within 15s")
-		return ""
-	}
-}
-
 func TestInvalidationNotifiedAcrossProcesses(t *testing.T) {
 	dir := t.TempDir()
-	st := open(t, dir, Options{})
-	cmd := exec.Command(os.Args[0], "-test.run=^$", dir)
-	cmd.Env = append(os.Environ(), "MEMO_SQLITE_CHILD=latency")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	pipe, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	out := bufio.NewScanner(pipe)
-	require.Equal(t, "ready", line(t, out))
-
-	f, c := memo.Memoize(expected, memo.Share(memo.Sharing{Store: st, Name: "latency"}))
-	defer c.Close()
-	var times []time.Duration
-	for k := range 100 {
-		f(k) // stored
-		fmt.Fprintln(in, k)
-		require.Equal(t, "held", line(t, out))
-		c.Forget(k)
-		forgotten := time.Now()
-		gone, err := strconv.ParseInt(line(t, out), 10, 64)
-		require.NoError(t, err)
-		times = append(times, max(time.Unix(0, gone).Sub(forgotten), 0))
-	}
-	require.NoError(t, in.Close())
-	require.NoError(t, cmd.Wait())
-	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
-	t.Logf("Forget returning here to the value gone from another process's memory, 100 samples: p50 %v, p99 %v, max %v",
-		times[49].Round(10*time.Microsecond), times[98].Round(10*time.Microsecond), times[99].Round(10*time.Microsecond))
-	assert.Less(t, times[98], time.Second, "p99 well under the other process's Poll (10s)")
+	holdtest.Invalidation(t, open(t, dir, Options{}), other("watch", dir))
 }
 
 func TestNotifyOnlyForDeletionsOfTheNamespace(t *testing.T) {

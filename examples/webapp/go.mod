@@ -1,6 +1,6 @@
 module github.com/gomemo/memo/examples/webapp
 
-go 1.25.0
+go 1.26.0
 
 require (
 	github.com/chromedp/chromedp v0.23.0

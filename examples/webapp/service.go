@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -77,16 +79,41 @@ func startWorkers(n int, dir, redisAddr string) ([]string, func(), error) {
 // roundRobin is a reverse proxy that sends each query to the next worker.
 // Queries and the page's other requests (the page itself, its icon) take
 // turns apart, so that loading the page does not decide which worker
-// answers the next query.
+// answers the next query. A worker that refuses the connection (it died)
+// is passed over.
 func roundRobin(addrs []string) http.Handler {
 	var queries, others atomic.Uint64
-	return &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		turn := &others
-		if r.In.URL.Path == "/api/query" {
-			turn = &queries
+	return &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			turn := &others
+			if r.In.URL.Path == "/api/query" {
+				turn = &queries
+			}
+			r.SetURL(&url.URL{Scheme: "http", Host: addrs[int(turn.Add(1)-1)%len(addrs)]})
+		},
+		Transport: passOver(addrs),
+	}
+}
+
+// passOver is a transport that sends a request without a body to the next
+// worker when the one chosen refuses the connection: that worker never got
+// it. It tries each worker once.
+type passOver []string
+
+// RoundTrip implements http.RoundTripper.
+func (addrs passOver) RoundTrip(r *http.Request) (*http.Response, error) {
+	first := slices.Index(addrs, r.URL.Host)
+	try := r
+	for i := 1; ; i++ {
+		resp, err := http.DefaultTransport.RoundTrip(try)
+		var op *net.OpError
+		if err == nil || !errors.As(err, &op) || op.Op != "dial" || r.ContentLength != 0 || first < 0 || i == len(addrs) {
+			return resp, err
 		}
-		r.SetURL(&url.URL{Scheme: "http", Host: addrs[int(turn.Add(1)-1)%len(addrs)]})
-	}}
+		try = r.Clone(r.Context())
+		try.URL.Host = addrs[(first+i)%len(addrs)]
+		try.Host = try.URL.Host
+	}
 }
 
 // service is what the main process serves in front of the workers at

@@ -224,5 +224,11 @@ func TestServiceThroughProxy(t *testing.T) {
 
 		families := scrape(t, srv.URL+"/metrics")
 		assert.Len(t, series(t, families["memo_misses_total"]), n, "the others' series are served")
+
+		// Every query is answered: the dead worker's turns go to the next.
+		for i := range 2 * (n + 1) {
+			var a answer
+			get(t, fmt.Sprintf("%s/api/query?q=down-%d", srv.URL, i), &a)
+		}
 	})
 }

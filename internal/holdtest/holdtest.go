@@ -1,8 +1,10 @@
-// Package holdtest tests a store's leases across real OS processes, for the
-// stores' tests: a process holding a key's lease is killed with kill -9 in
-// the middle of a long execution, or lives through an execution many times
-// longer than its lease. A store's test binary doubles as the holder's
-// program, running Holder when its TestMain is told to.
+// Package holdtest tests a store across real OS processes, for the stores'
+// tests: a process holding a key's lease is killed with kill -9 in the
+// middle of a long execution, or lives through an execution many times
+// longer than its lease (Killed, Long); a deletion made in one process
+// leaves another's memory (Invalidation). A store's test binary doubles as
+// the other process's program, running Holder or Watcher when its TestMain
+// is told to.
 package holdtest
 
 import (
@@ -42,8 +44,9 @@ func Holder(st memo.Store) {
 	fmt.Println(f(1))
 }
 
-// Start starts the test binary as a holder, with env added to its
-// environment; given by each store's test.
+// Start returns the command that runs the test binary as the other process
+// (a Holder or a Watcher, as the function called says), with env added to
+// its environment; given by each store's test.
 type Start func(env ...string) *exec.Cmd
 
 // started starts a holder and waits for it to be computing, failing t
