@@ -201,11 +201,12 @@ var errTruncated = errors.New("memo: Load: the snapshot is truncated")
 // reads the others without keeping them. Load never replaces what a call
 // could be answered with: a key that has a fresh value, a cached error or an
 // execution in progress keeps it, the snapshot's entry is skipped. Loading
-// counts no hit and no miss (evictions to make room are counted), notes no
-// event but evictions and expirations, and, in a shared cache, writes
-// nothing to the store. Entries are read with MaxValue (16 MiB without
-// Sharing) as the bound of each key and value, checked before either is
-// read.
+// counts no hit and no miss in CacheInfo (evictions to make room are
+// counted; EstimateSizes takes each entry stored as it takes a Put, as a
+// miss), notes no event but evictions and expirations, and, in a shared
+// cache, writes nothing to the store. Entries are read with MaxValue (16 MiB
+// without Sharing) as the bound of each key and value, checked before either
+// is read.
 func (c *Cache[K, V]) Load(r io.Reader) (int, error) {
 	sn, err := c.snapshotter("Load")
 	if err != nil {
