@@ -1,6 +1,7 @@
 package memo_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -264,6 +265,33 @@ func ExampleCache_Hottest() {
 	// 3 9
 	// 2 4
 	// [2 3 1]
+}
+
+// A process saves its cache when it stops, and the next one loads it when
+// it starts: the keys computed before are answered without running the
+// function again, with the time they had left.
+func ExampleCache_Save() {
+	runs := 0
+	square := func(n int) int { runs++; return n * n }
+	before, cache := memo.Memoize(square, memo.TTL(time.Hour))
+	before(2)
+	before(3)
+	var file bytes.Buffer // an *os.File in a real program
+	if err := cache.Save(&file); err != nil {
+		fmt.Println(err)
+	}
+
+	// The restarted process.
+	runs = 0
+	after, restarted := memo.Memoize(square, memo.TTL(time.Hour))
+	n, err := restarted.Load(&file)
+	fmt.Println(n, err)
+	fmt.Println(after(2), after(3), runs)
+	fmt.Println(restarted.CacheInfo().Hits)
+	// Output:
+	// 2 <nil>
+	// 4 9 0
+	// 2
 }
 
 // Values stored in the same wall-clock window expire together when it ends,

@@ -31,44 +31,55 @@ func (c *Cache[K, V]) Coldest() iter.Seq2[K, V] { return c.entries(true) }
 // of its list, or the reverse if coldest (the shards too).
 func (c *Cache[K, V]) entries(coldest bool) iter.Seq2[K, V] {
 	return func(yield func(K, V) bool) {
-		if c.off {
-			return
-		}
-		now := c.now()
-		held := make([][]*entry[K, V], len(c.shards))
-		for n, s := range c.shards {
-			held[n] = s.fresh(now, coldest)
-		}
-		if coldest {
-			slices.Reverse(held)
-		}
-		for _, es := range held {
-			for _, e := range es {
-				if !yield(e.key, e.val) {
-					return
-				}
+		es, _ := c.held(c.now(), coldest)
+		for _, e := range es {
+			if !yield(e.key, e.val) {
+				return
 			}
 		}
 	}
 }
 
-// fresh returns the entries of s holding values fresh at now, in the order
-// of its list, or the reverse if reverse.
-func (s *shard[K, V]) fresh(now int64, reverse bool) []*entry[K, V] {
+// held returns the entries holding values fresh at now, in the order of
+// entries, each shard's copied under its lock, and when each stops being
+// fresh (nil if nothing expires).
+func (c *Cache[K, V]) held(now int64, coldest bool) (es []*entry[K, V], ats []int64) {
+	if c.off {
+		return nil, nil
+	}
+	shards := slices.Clone(c.shards)
+	if coldest {
+		slices.Reverse(shards)
+	}
+	for _, s := range shards {
+		es, ats = s.fresh(now, coldest, es, ats)
+	}
+	return es, ats
+}
+
+// fresh appends the entries of s holding values fresh at now, in the order
+// of its list, or the reverse if reverse, to es, and when each stops being
+// fresh to ats, if the list has expiries.
+func (s *shard[K, V]) fresh(now int64, reverse bool, es []*entry[K, V], ats []int64) ([]*entry[K, V], []int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := &s.l
 	l.flush()
-	out := make([]*entry[K, V], 0, l.len())
+	from := len(es)
 	for _, sen := range l.order() {
 		for i := l.nodes[sen].next; i != sen; i = l.nodes[i].next {
-			if l.exp == nil || now < l.expiry(i) {
-				out = append(out, l.nodes[i].e)
+			if l.exp == nil {
+				es = append(es, l.nodes[i].e)
+			} else if at := l.expiry(i); now < at {
+				es, ats = append(es, l.nodes[i].e), append(ats, at)
 			}
 		}
 	}
 	if reverse {
-		slices.Reverse(out)
+		slices.Reverse(es[from:])
+		if ats != nil {
+			slices.Reverse(ats[from:])
+		}
 	}
-	return out
+	return es, ats
 }

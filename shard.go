@@ -304,6 +304,29 @@ func (s *shard[K, V]) put(k K, v V, now, at int64, w int) {
 	s.storeValue(k, v, now, at, w, nil)
 }
 
+// adopt is Cache.Load for a key of this shard: v, of weight w, stored at
+// now to expire at at, as put stores it, unless k has a value or an error a
+// call could be answered with, or an execution in progress, whose result is
+// newer; it reports whether it stored v. It counts no hit and no miss.
+func (s *shard[K, V]) adopt(k K, v V, now, at int64, w int) bool {
+	s.mu.Lock()
+	defer s.unlock()
+	r := s.l.lookup(k)
+	if i, held := r.entry(); held && (s.l.exp == nil || s.l.exp.servable(s.l.expiry(i), now)) {
+		return false
+	}
+	if _, running := s.inFlight(k, r); running {
+		return false
+	}
+	if s.errs != nil {
+		if i, held := s.errs.lookup(k).entry(); held && now < s.errs.expiry(i) {
+			return false
+		}
+	}
+	s.storeValue(k, v, now, at, w, nil)
+	return true
+}
+
 // forget is Cache.Forget for a key of this shard.
 func (s *shard[K, V]) forget(k K, now int64) bool {
 	s.mu.Lock()
