@@ -18,9 +18,11 @@ import "math"
 // frequency sketch of about 8 bytes per entry, halved periodically so that
 // old popularity fades. The main part keeps its entries used twice in a
 // protected segment (80% of it). The window's share of the cache starts at
-// 1% and moves, every 10 x MaxSize calls, in whichever direction raised the
-// hit ratio: toward LRU where recency wins (large windows), toward LFU where
-// frequency does.
+// 1% and moves, every 10 x MaxSize calls (at least 4,096, at most 100,000),
+// in whichever direction raised the hit ratio: toward LRU where recency wins
+// (large windows), toward LFU where frequency does. Its steps lengthen while
+// the hit ratio keeps rising, so that it reaches the large window a
+// recency-friendly traffic wants in a few periods.
 //
 // It keeps more of what matters on skewed traffic, scans and loops (the
 // README's table compares it with LRU and otter on public traces); exact
@@ -42,16 +44,23 @@ const (
 	segments  = 3
 )
 
-// The policy's settings: how far the hill climber moves the window at first
-// (a share of MaxSize), how much each step shrinks, the change in hit ratio
-// that starts it over (the traffic changed), how many calls a step waits for,
-// and the protected segment's share of the main part.
+// The policy's settings: the climber's first step (a share of MaxSize), how
+// much a step grows after a rise of the hit ratio and shrinks after a fall,
+// its least and largest size (shares of MaxSize), how many calls a period
+// lasts (climbPeriod x MaxSize, but at least climbMinCalls, which keep the
+// noise of its hit ratio near 0.01, and at most climbMaxCalls, so that a
+// large cache adapts in a trace's time), and the protected segment's share
+// of the main part.
 const (
-	climbStep    = 0.0625
-	climbDecay   = 0.98
-	climbRestart = 0.05
-	climbPeriod  = 10 // calls per step, in multiples of MaxSize
-	protectShare = 0.8
+	climbStep     = 0.0625
+	climbGrow     = 1.5
+	climbShrink   = 0.5
+	climbMinStep  = 0.01
+	climbMaxStep  = 0.25
+	climbPeriod   = 10
+	climbMinCalls = 4096
+	climbMaxCalls = 100_000
+	protectShare  = 0.8
 )
 
 // tinyLFU is the W-TinyLFU policy of one list (see WTinyLFU). It knows each
@@ -65,14 +74,15 @@ type tinyLFU[K comparable, V any] struct {
 	wmax, pmax  int // the most entries the window and the protected segment hold
 	sketch      sketch
 	hits, calls int     // since the climber's last step
+	period      int     // calls between the climber's steps
 	last        float64 // the hit ratio of the climber's last period
 	step        float64 // how far the next step moves the window, in entries
 	widen       bool    // whether the next step widens the window
 }
 
-func newTinyLFU[K comparable, V any](max int, hash func(K) uint64) *tinyLFU[K, V] {
-	p := &tinyLFU[K, V]{hash: hash, max: max}
-	p.sketch.init(max)
+func newTinyLFU[K comparable, V any](size int, hash func(K) uint64) *tinyLFU[K, V] {
+	p := &tinyLFU[K, V]{hash: hash, max: size, period: min(max(climbPeriod*size, climbMinCalls), climbMaxCalls)}
+	p.sketch.init(size)
 	p.reset()
 	return p
 }
@@ -185,26 +195,31 @@ func (p *tinyLFU[K, V]) demote(l *list[K, V]) {
 	}
 }
 
-// tick counts a call, and every climbPeriod x max calls moves the window
-// one step: on in the same direction if the hit ratio of the period rose,
-// back if it fell.
+// tick counts a call, and at the end of every period moves the window one
+// step. A period's hit ratio is compared with the last one's: a rise larger
+// than the noise of a sample of that many calls keeps the direction and
+// lengthens the step, so that a window far from where the traffic wants it
+// gets there in a few periods; a fall larger than the noise turns back and
+// halves the step; a change within the noise keeps going with the same
+// step, so that the window keeps probing. The step never goes below 1% of
+// the cache (nor 1 entry), so that the window follows traffic that changes.
 func (p *tinyLFU[K, V]) tick(l *list[K, V]) {
 	p.calls++
-	if p.calls < climbPeriod*p.max {
+	if p.calls < p.period {
 		return
 	}
 	ratio := float64(p.hits) / float64(p.calls)
+	noise := math.Sqrt(2 * max(ratio*(1-ratio), 0.01) / float64(p.calls))
 	p.hits, p.calls = 0, 0
-	change := ratio - p.last
-	if change < 0 {
+	switch change := ratio - p.last; {
+	case change > noise:
+		p.step *= climbGrow
+	case change < -noise:
 		p.widen = !p.widen
-	}
-	if p.last > 0 && math.Abs(change) >= climbRestart {
-		p.step = climbStep * float64(p.max)
-	} else {
-		p.step *= climbDecay
+		p.step *= climbShrink
 	}
 	p.last = ratio
+	p.step = min(max(p.step, climbMinStep*float64(p.max), 1), climbMaxStep*float64(p.max))
 	d := int(p.step)
 	if !p.widen {
 		d = -d

@@ -274,3 +274,63 @@ func TestSketch(t *testing.T) {
 		assert.Equal(t, n/2, s.freq(h(k)), "key %d", k)
 	}
 }
+
+// replayWindow replays keys through a list of size entries under WTinyLFU,
+// with a fixed hash so that the run is the same every time, and returns its
+// hit ratio and the window's share of the cache (in %) at each of 40 points
+// spread over the replay.
+func replayWindow(keys []int, size int) (ratio float64, window []int) {
+	var l list[int, int]
+	l.pol = newTinyLFU[int, int](size, func(k int) uint64 { return mix(uint64(k) + 1) })
+	l.init(size)
+	hits := 0
+	for n, k := range keys {
+		if i, ok := l.lookup(k).entry(); ok {
+			l.touch(i)
+			hits++
+		} else {
+			l.add(k, k, 0)
+		}
+		if (n+1)%(len(keys)/40) == 0 {
+			window = append(window, 100*l.pol.wmax/size)
+		}
+	}
+	return float64(hits) / float64(len(keys)), window
+}
+
+// The window follows the traffic: it grows toward the whole cache where
+// recency wins (a drifting working set, keys used again a few calls later),
+// within the first quarter of the trace, and stays small where frequency
+// wins (a Zipf distribution, a scan through a hot set). The log shows the
+// window over time (go test -run TestWTinyLFUWindowAdapts -v).
+func TestWTinyLFUWindowAdapts(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		keys    []int
+		size    int
+		recency bool
+	}{
+		{"drift", trace.Drift(1<<20, trace.Seed), 1000, true},
+		{"lookups", trace.Lookups(1<<18, trace.Seed), 1000, true},
+		{"zipf", trace.GetOrCompute(), 1024, false},
+		{"scan in hot set", trace.ScanInHot(1<<20, trace.Seed), 1000, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ratio, window := replayWindow(tc.keys, tc.size)
+			lru := exactHitRatio(tc.keys, tc.size)
+			t.Logf("%s at %d: LRU %.3f, WTinyLFU %.3f, window %% of the cache over time: %v", tc.name, tc.size, lru, ratio, window)
+			mean := 0
+			for _, w := range window[10:] {
+				mean += w
+			}
+			mean /= len(window) - 10
+			if tc.recency {
+				assert.GreaterOrEqual(t, mean, 30, "the window grew, by the first quarter of the trace")
+				assert.GreaterOrEqual(t, ratio, lru-0.025, "close to LRU")
+			} else {
+				assert.LessOrEqual(t, mean, 20, "the window stayed small")
+				assert.Greater(t, ratio, lru+0.02, "better than LRU")
+			}
+		})
+	}
+}

@@ -140,6 +140,9 @@ func main() {
 	}
 	streams = append(streams, stream{"Zipf 1.01, 64K keys", trace.GetOrCompute(),
 		[]int{trace.GetOrComputeSize / 4, trace.GetOrComputeSize}})
+	for _, s := range trace.Synthetics() {
+		streams = append(streams, stream{s.Name, s.Keys(), s.Sizes})
+	}
 
 	fmt.Print("| trace | entries |")
 	for _, c := range contenders {
