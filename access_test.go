@@ -159,9 +159,10 @@ func TestSingleFlightOption(t *testing.T) {
 	assert.False(t, c.Put(4, 1), "a SingleFlight cache keeps nothing")
 	assert.True(t, c.Parameters().SingleFlight)
 
-	const refused = "memo: SingleFlight keeps no results, so it cannot be combined with MaxSize, Unbounded, TTL, Window, StaleWhileRevalidate, CacheErrors, ExpireAfter, MaxWeight or Share"
+	const refused = "memo: SingleFlight keeps no results, so it cannot be combined with MaxSize, Unbounded, TTL, Window, ExpireAfterAccess, StaleWhileRevalidate, CacheErrors, ExpireAfter, MaxWeight or Share"
 	id := func(n int) int { return n }
 	assert.PanicsWithValue(t, refused, func() { Memoize(id, SingleFlight(), TTL(time.Second)) })
+	assert.PanicsWithValue(t, refused, func() { Memoize(id, SingleFlight(), ExpireAfterAccess(time.Second)) })
 	// A size is about keeping results too, in either order, even 0.
 	assert.PanicsWithValue(t, refused, func() { Memoize(id, SingleFlight(), MaxSize(10)) })
 	assert.PanicsWithValue(t, refused, func() { Memoize(id, MaxSize(0), SingleFlight()) })

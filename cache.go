@@ -284,6 +284,7 @@ func (c *Cache[K, V]) CacheInfo() CacheInfo {
 		info.StoreMisses = count(t.misses.Load())
 		info.StoreWaits = count(t.waits.Load())
 		info.StoreErrors = count(t.errors.Load())
+		info.StoreRejected = count(t.rejected.Load())
 	}
 	return info
 }

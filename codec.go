@@ -2,6 +2,8 @@ package memo
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding"
 	"encoding/binary"
 	"encoding/gob"
@@ -326,14 +328,20 @@ func describe(w interface{ Write([]byte) (int, error) }, t reflect.Type, seen ma
 	w.Write([]byte(")"))
 }
 
-// A stored value's frame: a magic byte, the frame's version, the
-// fingerprint of the value's type (8 bytes), a CRC-32C (4 bytes) of the
-// namespace, the key, the bytes before it and the body, then the body the
-// Codec wrote.
+// A stored value's frame, in one of two forms. The plain frame (without
+// Sharing.Secret): a magic byte, the frame's version (1), the fingerprint of
+// the value's type (8 bytes), a CRC-32C (4 bytes) of the namespace, the key,
+// the bytes before it and the body, then the body the Codec wrote. The
+// sealed frame (with a Secret): the magic byte, version 2, the fingerprint,
+// the expiry (8 bytes, Unix nanoseconds, 0 for never), an HMAC-SHA256 (32
+// bytes) keyed by the Secret of the namespace, the key, the bytes before it
+// and the body, then the body.
 const (
-	frameMagic   = 'm'
-	frameVersion = 1
-	frameLen     = 14
+	frameMagic    = 'm'
+	frameVersion  = 1
+	frameLen      = 14
+	sealedVersion = 2
+	sealedLen     = 50
 )
 
 var (
@@ -343,9 +351,26 @@ var (
 	errForeign = errors.New("memo: stored for another type")
 )
 
+// ErrUnauthenticated is wrapped by the error of a StoreFailed event for a
+// value read from the store that the cache's Sharing.Secret (or OldSecret)
+// does not authenticate: written without the secret, with another one, for
+// another key or namespace, or changed since. Such a value is never decoded
+// or served.
+var ErrUnauthenticated = errors.New("memo: the stored value is not authenticated by the Secret")
+
 // frame frames body, a value of the type with fingerprint fp stored under
-// key in ns.
-func frame(ns, key string, fp uint64, body []byte) []byte {
+// key in ns: sealed with secret, expiring at exp (Unix nanoseconds, 0 for
+// never), or plain without one.
+func frame(ns, key string, fp uint64, exp int64, secret []byte, body []byte) []byte {
+	if secret != nil {
+		b := make([]byte, sealedLen, sealedLen+len(body))
+		b[0], b[1] = frameMagic, sealedVersion
+		binary.BigEndian.PutUint64(b[2:10], fp)
+		binary.BigEndian.PutUint64(b[10:18], uint64(exp))
+		b = append(b, body...)
+		copy(b[18:sealedLen], mac(secret, ns, key, b))
+		return b
+	}
 	b := make([]byte, frameLen, frameLen+len(body))
 	b[0], b[1] = frameMagic, frameVersion
 	binary.BigEndian.PutUint64(b[2:10], fp)
@@ -355,33 +380,79 @@ func frame(ns, key string, fp uint64, body []byte) []byte {
 }
 
 // unframe returns the body of b, read from key in ns for a value type with
-// fingerprint fp: errForeign if it was framed for another type, and an error
-// if it is damaged.
-func unframe(ns, key string, fp uint64, b []byte) ([]byte, error) {
+// fingerprint fp, and the expiry a sealed frame carries (0 for never, or for
+// a plain frame). Given secrets (Sharing.Secret, then OldSecret), it accepts
+// only a sealed frame that one of them authenticates, and checks that before
+// anything else in b; an error wrapping ErrUnauthenticated otherwise.
+// Without, it accepts only a plain frame. It returns errForeign for a value
+// framed for another type (or, without secrets, in another form), and an
+// error for a damaged one.
+func unframe(ns, key string, fp uint64, b []byte, secrets ...[]byte) (body []byte, exp int64, err error) {
+	if len(secrets) > 0 {
+		switch {
+		case len(b) < 2 || b[0] != frameMagic || b[1] != sealedVersion:
+			return nil, 0, fmt.Errorf("%w: it is not a sealed frame", ErrUnauthenticated)
+		case len(b) < sealedLen:
+			return nil, 0, fmt.Errorf("%w: %d bytes, shorter than a sealed frame", ErrUnauthenticated, len(b))
+		}
+		ok := false
+		for _, s := range secrets {
+			if hmac.Equal(b[18:sealedLen], mac(s, ns, key, b)) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return nil, 0, fmt.Errorf("%w: its MAC does not match", ErrUnauthenticated)
+		}
+		if binary.BigEndian.Uint64(b[2:10]) != fp {
+			return nil, 0, errForeign
+		}
+		return b[sealedLen:], int64(binary.BigEndian.Uint64(b[10:18])), nil
+	}
 	if len(b) < frameLen {
-		return nil, fmt.Errorf("memo: the stored value is damaged: %d bytes, shorter than a frame", len(b))
+		return nil, 0, fmt.Errorf("memo: the stored value is damaged: %d bytes, shorter than a frame", len(b))
 	}
 	if b[0] != frameMagic || b[1] != frameVersion {
-		return nil, errForeign
+		return nil, 0, errForeign
 	}
 	if got, want := binary.BigEndian.Uint32(b[10:14]), checksum(ns, key, b); got != want {
-		return nil, fmt.Errorf("memo: the stored value is damaged: checksum %08x, want %08x", got, want)
+		return nil, 0, fmt.Errorf("memo: the stored value is damaged: checksum %08x, want %08x", got, want)
 	}
 	if binary.BigEndian.Uint64(b[2:10]) != fp {
-		return nil, errForeign
+		return nil, 0, errForeign
 	}
-	return b[frameLen:], nil
+	return b[frameLen:], 0, nil
 }
 
-// checksum returns the CRC-32C of ns, key and the frame b but for its
+// lengths returns the varint-encoded lengths of ns and key, which begin
+// what checksum and mac cover, so that no two (ns, key) pairs read alike.
+func lengths(buf *[2 * binary.MaxVarintLen64]byte, ns, key string) []byte {
+	l := binary.PutUvarint(buf[:], uint64(len(ns)))
+	l += binary.PutUvarint(buf[l:], uint64(len(key)))
+	return buf[:l]
+}
+
+// checksum returns the CRC-32C of ns, key and the plain frame b but for its
 // checksum field.
 func checksum(ns, key string, b []byte) uint32 {
 	var n [2 * binary.MaxVarintLen64]byte
-	l := binary.PutUvarint(n[:], uint64(len(ns)))
-	l += binary.PutUvarint(n[l:], uint64(len(key)))
-	c := crc32.Update(0, castagnoli, n[:l])
+	c := crc32.Update(0, castagnoli, lengths(&n, ns, key))
 	c = crc32.Update(c, castagnoli, []byte(ns))
 	c = crc32.Update(c, castagnoli, []byte(key))
 	c = crc32.Update(c, castagnoli, b[:10])
 	return crc32.Update(c, castagnoli, b[frameLen:])
+}
+
+// mac returns the HMAC-SHA256, keyed by secret, of ns, key and the sealed
+// frame b but for its MAC field.
+func mac(secret []byte, ns, key string, b []byte) []byte {
+	var n [2 * binary.MaxVarintLen64]byte
+	h := hmac.New(sha256.New, secret)
+	h.Write(lengths(&n, ns, key))
+	h.Write([]byte(ns))
+	h.Write([]byte(key))
+	h.Write(b[:18])
+	h.Write(b[sealedLen:])
+	return h.Sum(nil)
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gomemo/memo"
@@ -189,6 +190,80 @@ func ExampleTTL() {
 	// 100
 	// 120
 	// 1
+}
+
+// A session stays while it is used: each call within the idle time keeps it,
+// and one after a longer pause finds it gone.
+func ExampleExpireAfterAccess() {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	logins := 0
+	session, _ := memo.Memoize(func(user string) int { logins++; return logins },
+		memo.ExpireAfterAccess(30*time.Minute), memo.Clock(func() time.Time { return now }))
+
+	fmt.Println(session("ann"))
+	for range 4 { // used every 20 minutes for 80 minutes
+		now = now.Add(20 * time.Minute)
+		fmt.Print(session("ann"))
+	}
+	fmt.Println()
+	now = now.Add(30 * time.Minute) // idle for 30 minutes
+	fmt.Println(session("ann"))
+	// Output:
+	// 1
+	// 1111
+	// 2
+}
+
+// A price in use is refreshed in the background in the last 10 seconds of
+// its minute, so its callers never wait for the upstream.
+func ExampleRefreshAhead() {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	var upstream atomic.Int32
+	upstream.Store(100)
+	refreshed := make(chan struct{}, 1)
+	price, cache := memo.Memoize(func(item string) int { return int(upstream.Load()) },
+		memo.TTL(time.Minute), memo.RefreshAhead(10*time.Second, 0),
+		memo.Clock(func() time.Time { return now }),
+		memo.Observe(func(e memo.Event[string, int]) {
+			if e.Kind == memo.Replaced {
+				refreshed <- struct{}{}
+			}
+		}))
+
+	fmt.Println(price("widget"))
+	upstream.Store(120)
+	now = now.Add(50 * time.Second)
+	fmt.Println(price("widget")) // the old price, and a refresh starts
+	<-refreshed
+	fmt.Println(price("widget"))
+	fmt.Println(cache.CacheInfo())
+	// Output:
+	// 100
+	// 100
+	// 120
+	// CacheInfo(hits=2, misses=1, maxsize=128, currsize=1)
+}
+
+// Hottest lists what a cache holds, the most recently used first; Coldest
+// starts from the next to be evicted.
+func ExampleCache_Hottest() {
+	square, cache := memo.Memoize(func(n int) int { return n * n }, memo.MaxSize(3))
+	for _, n := range []int{1, 2, 3, 1} {
+		square(n)
+	}
+	for n, sq := range cache.Hottest() {
+		fmt.Println(n, sq)
+	}
+	var coldest []int
+	for n := range cache.Coldest() {
+		coldest = append(coldest, n)
+	}
+	fmt.Println(coldest)
+	// Output:
+	// 1 1
+	// 3 9
+	// 2 4
+	// [2 3 1]
 }
 
 // Values stored in the same wall-clock window expire together when it ends,

@@ -1,6 +1,6 @@
 module github.com/gomemo/memo
 
-go 1.25
+go 1.26.0
 
 require (
 	github.com/stretchr/testify v1.12.1

@@ -11,10 +11,11 @@ import (
 //
 // An entry holding a value never changes it: a new value for the key is a
 // new entry. The key, the value and (in a timed entry) the expiry are
-// written before ref becomes positive, and never after, so a hit that loads
-// ref and finds it positive may read them without the list's lock. ref is
-// the only field written after the entry is published, once: a mark
-// (negative) becomes a value (fill). An entry the list drops keeps its ref:
+// written before ref becomes positive, so a hit that loads ref and finds it
+// positive may read them without the list's lock. ref is written after the
+// entry is published, once: a mark (negative) becomes a value (fill). The
+// expiry is written after, by hits, only under ExpireAfterAccess, and only
+// later (see list.fresh). An entry the list drops keeps its ref:
 // a hit that found it in the index just before may still return its value,
 // as it would have a moment earlier (its note then names a node that may
 // hold another entry, which costs that entry's recency, not correctness).
@@ -31,8 +32,12 @@ type entry[K comparable, V any] struct {
 // without them does not pay for the field.
 type timed[K comparable, V any] struct {
 	entry[K, V]
-	at int64
+	at atomic.Int64
 }
+
+// setAt sets t's expiry before t holds a value readers can see (ref > 0):
+// a plain store, ordered by the publication of ref, as setRef's.
+func (t *timed[K, V]) setAt(at int64) { *(*int64)(unsafe.Pointer(&t.at)) = at }
 
 // setRef sets the ref of e, which no other goroutine can see yet: a plain
 // store (publishing e orders it), where ref.Store would cost a full

@@ -59,6 +59,34 @@ func selfEqual[K comparable](k K) (ok bool, err error) {
 // one, even where they are kept for a long time (in Redis, say). The encoding
 // of a given version never changes: a change that would give any argument
 // list a different key comes with a new KeyVersion.
+//
+// A key of version 2 is the byte 0x02, a mode byte ('U' for KeyOf, 'T' for
+// TypedKeyOf), the number of arguments (a uvarint), then each argument as a
+// tag and a payload:
+//
+//	value                                          tag  payload
+//	nil interface                                  z    none
+//	bool                                           b    one byte
+//	integer (and float or complex with an
+//	  integral value) in int64 range               i    zigzag varint
+//	integer above int64 (and a float from
+//	  2^63 to 2^64)                                u    uvarint
+//	other float, ±Inf, NaN (one canonical NaN)     d    8 bytes, big-endian
+//	complex with an imaginary part                 c    16 bytes
+//	string                                         s    length, bytes
+//	[]byte (nil: Y)                                y    length, bytes
+//	other slice (nil: L)                           l    length, elements
+//	array                                          a    length, elements
+//	map (nil: M)                                   m    length, entries sorted by their encoded bytes
+//	pointer (nil: P)                               p    the value pointed to
+//	struct                                         r    type name, count of fields written
+//	                                                    (blank _ fields are skipped), fields
+//	encoding.BinaryMarshaler (such as time.Time)   x    type name, length, MarshalBinary bytes
+//	big.Int, big.Rat, big.Float                    x    type name, length, the number as text
+//	                                                    (base 16; Float exact)
+//
+// In TypedKeyOf keys every argument and every value in an interface, unless
+// nil (a bare z), is preceded by t and its type name.
 const KeyVersion = 2
 
 // ErrUnsupportedArgument is wrapped by the error KeyOf and TypedKeyOf return

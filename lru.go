@@ -119,7 +119,8 @@ func (l *list[K, V]) entry(k K, v V, at int64) *entry[K, V] {
 	if l.exp == nil {
 		return &entry[K, V]{key: k, val: v}
 	}
-	t := &timed[K, V]{entry: entry[K, V]{key: k, val: v}, at: at}
+	t := &timed[K, V]{entry: entry[K, V]{key: k, val: v}}
+	t.setAt(at)
 	return &t.entry
 }
 
@@ -128,7 +129,7 @@ func (l *list[K, V]) at(e *entry[K, V]) int64 {
 	if l.exp == nil {
 		return math.MaxInt64
 	}
-	return (*timed[K, V])(unsafe.Pointer(e)).at
+	return (*timed[K, V])(unsafe.Pointer(e)).at.Load()
 }
 
 // mark records m < 0 for k, which the list does not hold, and returns the
@@ -153,7 +154,7 @@ func (l *list[K, V]) unmark(k K) {
 func (l *list[K, V]) fill(e *entry[K, V], v V, at int64) (old *entry[K, V], evicted bool) {
 	e.val = v
 	if l.exp != nil {
-		(*timed[K, V])(unsafe.Pointer(e)).at = at
+		(*timed[K, V])(unsafe.Pointer(e)).setAt(at)
 	}
 	old, evicted = l.insert(e, false) // counts the mark out of len while it makes room
 	l.marks--

@@ -41,7 +41,7 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 		weigher:     weigher[K, V](&cfg),
 		clock:       cfg.clock,
 	}
-	c.timed = p.TTL > 0 || p.Window > 0 || p.CacheErrors > 0 || c.expireAfter != nil
+	c.timed = p.TTL > 0 || p.Window > 0 || p.ExpireAfterAccess > 0 || p.CacheErrors > 0 || c.expireAfter != nil
 	c.observe = logged(observer[K, V](&cfg), cfg.logger)
 	c.plain = !c.off && !c.check && c.slots == nil && !c.timed
 	if c.timed {
@@ -89,7 +89,7 @@ func newCache[K comparable, V any](fn func(context.Context, K) (V, error), opts 
 		}
 	}
 	c.extra = c.tier != nil || c.expireAfter != nil || c.weigher != nil || p.SingleFlight
-	c.bare = !c.extra && c.observe == nil && p.TTL == 0 && p.Window == 0
+	c.bare = !c.extra && c.observe == nil && p.TTL == 0 && p.Window == 0 && p.ExpireAfterAccess == 0
 	if t := c.tier; t != nil {
 		t.apply(c)
 		go t.poll(c)

@@ -13,7 +13,8 @@ import (
 const DefaultMaxSize = 128
 
 // Option configures a memoized function: MaxSize, Unbounded, MaxWeight,
-// Shards, TTL, Window, StaleWhileRevalidate, CacheErrors, ExpireAfter,
+// Shards, TTL, Window, ExpireAfterAccess, StaleWhileRevalidate,
+// RefreshAhead, CacheErrors, ExpireAfter,
 // SingleFlight, WTinyLFU, Clock, Typed, MeasureExecTime,
 // EstimateSizes, Share, Observe, Log.
 //
@@ -57,8 +58,9 @@ func configure(opts []Option) config {
 		panic(msg)
 	}
 	c.MaxSize = max(c.MaxSize, 0)
-	if c.TTL == 0 && c.Window == 0 && c.expire == nil {
+	if c.TTL == 0 && c.Window == 0 && c.ExpireAfterAccess == 0 && c.expire == nil {
 		c.StaleWhileRevalidate = 0 // nothing expires, so nothing is stale
+		c.RefreshAhead, c.RefreshJitter = 0, 0
 	}
 	if c.SingleFlight {
 		c.MaxSize, c.Unbounded = 0, false // nothing is kept
@@ -94,8 +96,14 @@ func (c *config) invalid() string {
 		return "memo: WTinyLFU chooses what to evict, so it needs a MaxSize, not Unbounded"
 	case c.WTinyLFU && (c.weigh != nil || c.EstimateSizes > 0):
 		return "memo: WTinyLFU cannot be combined with MaxWeight or EstimateSizes, which assume an LRU"
-	case c.SingleFlight && (c.sized || c.TTL > 0 || c.Window > 0 || c.StaleWhileRevalidate > 0 || c.CacheErrors > 0 || c.expire != nil || c.sharing != nil || c.weigh != nil):
-		return "memo: SingleFlight keeps no results, so it cannot be combined with MaxSize, Unbounded, TTL, Window, StaleWhileRevalidate, CacheErrors, ExpireAfter, MaxWeight or Share"
+	case c.SingleFlight && (c.sized || c.TTL > 0 || c.Window > 0 || c.ExpireAfterAccess > 0 || c.StaleWhileRevalidate > 0 || c.CacheErrors > 0 || c.expire != nil || c.sharing != nil || c.weigh != nil):
+		return "memo: SingleFlight keeps no results, so it cannot be combined with MaxSize, Unbounded, TTL, Window, ExpireAfterAccess, StaleWhileRevalidate, CacheErrors, ExpireAfter, MaxWeight or Share"
+	case c.RefreshJitter > c.RefreshAhead:
+		return fmt.Sprintf("memo: RefreshAhead's jitter (%v) must not be longer than ahead (%v)", c.RefreshJitter, c.RefreshAhead)
+	case c.RefreshAhead > 0 && c.ExpireAfterAccess > 0:
+		return "memo: RefreshAhead cannot be combined with ExpireAfterAccess, whose entries in use do not come near their expiry"
+	case c.ExpireAfterAccess > 0 && c.expire != nil:
+		return "memo: ExpireAfterAccess gives every value the same life, so it cannot be combined with ExpireAfter"
 	}
 	return ""
 }
@@ -146,9 +154,16 @@ type Parameters struct {
 	// Window is the length of the wall-clock windows at whose end values
 	// expire together; 0 when values do not expire by window.
 	Window time.Duration
+	// ExpireAfterAccess is how long a value stays fresh after it was last
+	// stored or served; 0 when values do not expire by access.
+	ExpireAfterAccess time.Duration
 	// StaleWhileRevalidate is how long past its expiry a value may still be
 	// served while it is refreshed in the background.
 	StaleWhileRevalidate time.Duration
+	// RefreshAhead is how long before its expiry a hit refreshes a value
+	// in the background, and RefreshJitter how much earlier, at random, it
+	// may do so; both 0 without RefreshAhead, and when nothing expires.
+	RefreshAhead, RefreshJitter time.Duration
 	// CacheErrors is how long an error is cached; 0 when errors are not.
 	CacheErrors time.Duration
 	// Typed reports that keys holding numbers of different types are kept
@@ -176,19 +191,43 @@ type Parameters struct {
 // TTL makes every stored value expire d after it was stored. A hit does not
 // extend it; a call after it is a miss and stores a fresh value. Every
 // positive d works: an expiry beyond what the clock can reach (such as
-// TTL(math.MaxInt64)) never comes. TTL(0) means values do not expire. Of TTL
-// and Window, the last given wins.
+// TTL(math.MaxInt64)) never comes. TTL(0) means values do not expire. Of TTL,
+// Window and ExpireAfterAccess, the last given wins.
 func TTL(d time.Duration) Option {
-	return func(c *config) { c.TTL, c.Window = c.duration("TTL", d), 0 }
+	return func(c *config) { c.TTL, c.Window, c.ExpireAfterAccess = c.duration("TTL", d), 0, 0 }
+}
+
+// ExpireAfterAccess makes every value expire d after it was last used: stored,
+// or served by a hit, which pushes its expiry to d from then (a sliding TTL,
+// for sessions and the like). A value nobody called for in the last d is
+// never served: the call is a miss, as after TTL. A hit moves the expiry
+// without a lock and allocates nothing; it leaves it where it is when that
+// would move it by less than d/1024, so that hits on one entry from many
+// cores do not all write to it: a value may thus expire up to d/1024 sooner
+// than d after its last use, never later. Peek, CacheInfo and the other
+// methods that look without calling do not count as uses, nor does a stale
+// value served under StaleWhileRevalidate.
+//
+// In a shared cache (see Share) only memory slides: a value written to the
+// store expires there d after it was written, hits in memory do not extend
+// it (that would be a store write per hit), and a value read from the store
+// starts in memory with the life it has left there, then slides from its
+// first hit. A process keeps serving a value that its callers keep using
+// after the store's copy has expired; another process then computes it
+// again. ExpireAfterAccess(0) means values do not expire by access. Of TTL,
+// Window and ExpireAfterAccess, the last given wins; ExpireAfter, which
+// gives each value its own life, cannot be combined with it.
+func ExpireAfterAccess(d time.Duration) Option {
+	return func(c *config) { c.TTL, c.Window, c.ExpireAfterAccess = 0, 0, c.duration("ExpireAfterAccess", d) }
 }
 
 // Window makes values expire together at the end of the wall-clock window of
 // length d in which they were stored. Windows are counted from the Unix
 // epoch, so every process using the same d expires its values at the same
-// instants. Window(0) means values do not expire. Of TTL and Window, the
-// last given wins.
+// instants. Window(0) means values do not expire. Of TTL, Window and
+// ExpireAfterAccess, the last given wins.
 func Window(d time.Duration) Option {
-	return func(c *config) { c.TTL, c.Window = 0, c.duration("Window", d) }
+	return func(c *config) { c.TTL, c.Window, c.ExpireAfterAccess = 0, c.duration("Window", d), 0 }
 }
 
 // StaleWhileRevalidate lets a value that expired less than grace ago still be
@@ -201,9 +240,34 @@ func Window(d time.Duration) Option {
 // value can no longer be served, later calls join the refresh; if they all
 // give up, its context is cancelled and the next call starts afresh. A grace
 // of 0 serves nothing stale; so does any grace when nothing makes values
-// expire (neither TTL, Window nor ExpireAfter).
+// expire (neither TTL, Window, ExpireAfterAccess nor ExpireAfter).
 func StaleWhileRevalidate(grace time.Duration) Option {
 	return func(c *config) { c.StaleWhileRevalidate = c.duration("StaleWhileRevalidate", grace) }
+}
+
+// RefreshAhead makes a hit on a value that expires within ahead start one
+// execution refreshing it in the background, as StaleWhileRevalidate does
+// after the expiry, so that the callers of a key in use never wait for it:
+// the call returns the value it found at once, one execution per key runs
+// in a goroutine that ends when the function returns, with the values of
+// the context of the call that started it but not its deadline or
+// cancellation, and its result replaces the value (reported to Observe as
+// Replaced). A refresh that fails leaves the value as it was, to be served
+// until it expires; the next hit within ahead tries again. A value nobody
+// calls for within ahead of its expiry is not refreshed, and expires.
+//
+// jitter, at most ahead, spreads the refreshes of processes that stored a
+// value at the same time (Window, or a value read from a shared store): each
+// hit refreshes when the value has less than ahead minus a random part of
+// jitter left. While a refresh runs, hits on its key take the cache's lock.
+// A negative ahead or jitter is invalid; RefreshAhead(0, 0) refreshes
+// nothing ahead, and so does any ahead when nothing makes values expire
+// (neither TTL, Window nor ExpireAfter). It cannot be combined with
+// ExpireAfterAccess.
+func RefreshAhead(ahead, jitter time.Duration) Option {
+	return func(c *config) {
+		c.RefreshAhead, c.RefreshJitter = c.duration("RefreshAhead", ahead), c.duration("RefreshAhead's jitter", jitter)
+	}
 }
 
 // CacheErrors makes an error returned by the function cached for d, so that
@@ -256,9 +320,11 @@ func Typed() Option {
 //
 // When several processes miss one key at once, one of them computes it under
 // a lease (Sharing.Lease) and the others wait for its result, so the function
-// runs once per key across processes while they live; if the computing
-// process dies or outlasts its lease, another one takes over. Values expire
-// in the store as in memory (TTL, Window); a value read from the store
+// runs once per key across processes while they live (the computing process
+// renews its lease as long as the function runs); if the computing process
+// dies, another one takes over within about Sharing.Lease. Values expire in
+// the store as in memory (TTL, Window; ExpireAfterAccess slides in memory
+// only); a value read from the store
 // expires in memory no later than it does there. Errors are never stored,
 // nor, with CacheErrors, shared. Forget and Clear reach the store and, within
 // Sharing.Poll, the memory of the other processes. A cache of size 0
@@ -274,7 +340,9 @@ func Typed() Option {
 // ErrUnsupportedArgument. Values go through s.Codec, framed with a checksum
 // and a fingerprint of the value type, so a damaged or foreign value is
 // never decoded, and two versions of a program whose value types differ
-// ignore each other's values. The constructor panics if s is invalid or if
+// ignore each other's values; with s.Secret, with a MAC instead of the
+// checksum, so that no value is decoded that a holder of the secret did not
+// write for its key. The constructor panics if s is invalid or if
 // the default codec cannot carry the value type exactly.
 //
 // A shared cache runs a goroutine that reads the other processes' deletions;

@@ -25,12 +25,12 @@ import "math"
 // recency-friendly traffic wants in a few periods.
 //
 // It keeps more of what matters on skewed traffic, scans and loops (the
-// README's table compares it with LRU and otter on public traces); exact
-// LRU, the default, is what Python's lru_cache users expect. Counting,
-// single-flight, invalidation (Forget, Clear) and expiry are the same as
-// with LRU; only the choice of the entry evicted for room changes. It needs a
-// MaxSize, and cannot be combined with MaxWeight or EstimateSizes, which
-// model an LRU.
+// table in docs/choosing.md compares it with LRU and otter on public
+// traces); exact LRU, the default, is what Python's lru_cache users expect.
+// Counting, single-flight, invalidation (Forget, Clear) and expiry are the
+// same as with LRU; only the choice of the entry evicted for room changes. It
+// needs a MaxSize, and cannot be combined with MaxWeight or EstimateSizes,
+// which model an LRU.
 func WTinyLFU() Option {
 	return func(c *config) { c.WTinyLFU = true }
 }

@@ -109,7 +109,7 @@ func (l *list[K, V]) read(mu *sync.Mutex, k K, now int64) (v V, ok bool) {
 			return v, false
 		}
 		i := e.ref.Load()
-		if i <= 0 || (l.exp != nil && now >= l.at(e)) {
+		if i <= 0 || (l.exp != nil && !l.fresh(e, now, true)) {
 			return v, false
 		}
 		st := &h.s[procPin()&h.mask]

@@ -322,8 +322,13 @@ func TestReadsCountingAcrossClear(t *testing.T) {
 	const goroutines = 8
 	for _, opts := range [][]Option{nil, {Shards(4)}, {WTinyLFU()}, {EstimateSizes(0)}} {
 		f, c := Memoize(func(k int) int { return k }, append(opts, MaxSize(1024))...)
+		var quit atomic.Bool // set if the bound fires, so the iterations end
+		t.Cleanup(func() { quit.Store(true) })
 		within(t, timeout, func() {
 			for iter := range longer(200) {
+				if quit.Load() {
+					return
+				}
 				for k := range 8 * goroutines {
 					f(k)
 				}
@@ -365,6 +370,8 @@ func TestReadsInvalidation(t *testing.T) {
 		f, c := Memoize(func(int) int { mu.Lock(); defer mu.Unlock(); return next }, opts...)
 		f(1)
 		stop := make(chan struct{})
+		halt := sync.OnceFunc(func() { close(stop) })
+		t.Cleanup(halt) // the hitting goroutines end if the bound fires
 		var wg sync.WaitGroup
 		for range 3 {
 			wg.Go(func() {
@@ -399,7 +406,7 @@ func TestReadsInvalidation(t *testing.T) {
 				}
 			}
 		})
-		close(stop)
+		halt()
 		wg.Wait()
 		checkList(t, &c.first.mu, &c.first.l)
 	}

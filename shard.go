@@ -61,8 +61,9 @@ type shard[K comparable, V any] struct {
 // init makes s an empty shard of c holding at most max entries.
 func (s *shard[K, V]) init(c *Cache[K, V], max int) {
 	s.c, s.max = c, max
-	if p := c.params; p.TTL > 0 || p.Window > 0 || c.expireAfter != nil {
-		s.l.exp = &expiries{grace: int64(p.StaleWhileRevalidate)}
+	if p := c.params; p.TTL > 0 || p.Window > 0 || p.ExpireAfterAccess > 0 || c.expireAfter != nil {
+		s.l.exp = &expiries{grace: int64(p.StaleWhileRevalidate), slide: int64(p.ExpireAfterAccess),
+			ahead: int64(p.RefreshAhead), jitter: int64(p.RefreshJitter)}
 	}
 	s.l.hits = newStripes()
 	s.l.init(max)
@@ -92,7 +93,7 @@ func (s *shard[K, V]) find(k K, now int64) (v V, r ref, hit bool) {
 	}
 	s.mu.Lock()
 	r = s.l.lookup(k)
-	if i, ok := r.entry(); ok && (s.l.exp == nil || now < s.l.exp.at[i]) {
+	if i, ok := r.entry(); ok && (s.l.exp == nil || s.l.fresh(s.l.nodes[i].e, now, false)) {
 		s.l.touch(i)
 		s.st.hits++
 		v = s.l.value(i)
@@ -119,33 +120,52 @@ func (s *shard[K, V]) miss(ctx context.Context, ctxDone <-chan struct{}, k K, r 
 	// once. It counts a miss instead, and execute returns ctx's error.
 	if f, ok := s.inFlight(k, r); ok && !ended(ctxDone) {
 		cl := s.flights[f]
-		s.joinRefresh(cl)
-		s.st.hits++
-		s.st.coalesced++
-		cl.waiters++
-		if cl.done == nil {
-			cl.done = make(chan struct{})
-		}
-		gen := s.gen
+		gen := s.join(cl)
 		s.unlock()
-		if s.c.traced {
-			// Looked for outside the lock: a Context's Value is the user's code.
-			if err := cycle(ctx, s.c, k); err != nil {
-				s.mu.Lock()
-				if gen == s.gen {
-					s.st.hits--
-					s.st.coalesced--
-					s.st.misses++
-				}
-				s.leave(k, cl)
-				var zero V
-				return zero, err
-			}
+		if err := s.cyclic(ctx, k, cl, gen); err != nil {
+			var zero V
+			return zero, err
 		}
 		return s.wait(ctxDone, ctx, k, cl)
 	}
 	s.st.misses++
 	return s.execute(ctx, ctxDone, k, fn, true)
+}
+
+// join adds a caller, counted as a hit, to cl, the execution in progress for
+// its key, with s.mu held, and returns the generation of the counters it
+// counted in.
+func (s *shard[K, V]) join(cl *call[V]) (gen uint64) {
+	s.joinRefresh(cl)
+	s.st.hits++
+	s.st.coalesced++
+	cl.waiters++
+	if cl.done == nil {
+		cl.done = make(chan struct{})
+	}
+	return s.gen
+}
+
+// cyclic checks, without s.mu, that the caller who joined cl, the execution
+// for k, in counters of generation gen, does not wait for an execution it
+// runs in. If it would, it takes the caller off cl, counted as a miss, and
+// returns an error wrapping ErrCycle.
+func (s *shard[K, V]) cyclic(ctx context.Context, k K, cl *call[V], gen uint64) error {
+	if !s.c.traced {
+		return nil
+	}
+	// Looked for outside the lock: a Context's Value is the user's code.
+	err := cycle(ctx, s.c, k)
+	if err != nil {
+		s.mu.Lock()
+		if gen == s.gen {
+			s.st.hits--
+			s.st.coalesced--
+			s.st.misses++
+		}
+		s.leave(k, cl)
+	}
+	return err
 }
 
 // inFlight returns the execution in progress for k, given r, what l
@@ -251,7 +271,7 @@ func (s *shard[K, V]) peek(k K, now int64) (v V, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i, held := s.l.lookup(k).entry()
-	if !held || (s.l.exp != nil && !s.l.exp.servable(s.l.exp.at[i], now)) {
+	if !held || (s.l.exp != nil && !s.l.exp.servable(s.l.expiry(i), now)) {
 		return v, false
 	}
 	return s.l.value(i), true
@@ -269,7 +289,7 @@ func (s *shard[K, V]) put(k K, v V, now, at int64, w int) {
 	s.releaseRefresh(k)
 	r := s.l.lookup(k)
 	if i, held := r.entry(); held {
-		if s.l.exp == nil || s.l.exp.servable(s.l.exp.at[i], now) {
+		if s.l.exp == nil || s.l.exp.servable(s.l.expiry(i), now) {
 			s.note(Replaced, k, s.l.value(i))
 			if s.l.sz != nil {
 				s.l.touch(i) // counted by the sizer as a call's hit is
@@ -292,7 +312,7 @@ func (s *shard[K, V]) forget(k K, now int64) bool {
 	ok := false
 	r := s.l.lookup(k)
 	if i, held := r.entry(); held {
-		ok = s.l.exp == nil || s.l.exp.servable(s.l.exp.at[i], now)
+		ok = s.l.exp == nil || s.l.exp.servable(s.l.expiry(i), now)
 		v := s.l.removeAt(i)
 		if ok {
 			s.note(Forgotten, k, v)

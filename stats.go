@@ -39,7 +39,7 @@ type CacheInfo struct {
 	// Errors counts executions that failed: returned an error, panicked or
 	// called runtime.Goexit. An execution that began before the last Clear
 	// is not counted, nor is its time in ExecTime. A failed background
-	// refresh (StaleWhileRevalidate) counts here, though the call that
+	// refresh (StaleWhileRevalidate, RefreshAhead) counts here, though the call that
 	// started it was a hit, so Errors may exceed Misses.
 	Errors int `json:"errors"`
 	// ExecTime is the total time spent running the function, measured only
@@ -71,6 +71,10 @@ type CacheInfo struct {
 	// StoreErrors counts failures of the store and damaged values read
 	// from it, each also reported as a StoreFailed event.
 	StoreErrors int `json:"store_errors"`
+	// StoreRejected counts the values read from the store that
+	// Sharing.Secret did not authenticate (see ErrUnauthenticated), each
+	// also counted in StoreErrors.
+	StoreRejected int `json:"store_rejected"`
 }
 
 // HitRatio returns Hits / (Hits + Misses), or 0 before the first call.
@@ -80,6 +84,54 @@ func (ci CacheInfo) HitRatio() float64 {
 		return 0
 	}
 	return float64(ci.Hits) / float64(calls)
+}
+
+// Measure is one of a CacheInfo's numbers as a metrics system reports it.
+// CacheInfo.Measures lists every number once, so an exporter (memoprom,
+// memootel, or one of your own) reports them all and stays complete when
+// CacheInfo gains a field.
+type Measure struct {
+	// Name names the number in OpenTelemetry's style: lower-case words
+	// joined by dots, as in "hits", "store.rejected" or "entries.limit".
+	// An exporter adds its prefix and its system's conventions.
+	Name string
+	// Unit is the number's unit in UCUM, as OpenTelemetry writes it:
+	// "{call}", "{entry}", "{execution}", "{error}", "s" or "1".
+	Unit string
+	// Help says in one sentence what the number counts.
+	Help string
+	// Level is true for a number that goes up and down (the entries and
+	// the weight, and their bounds), false for a count that only grows
+	// until Clear resets it.
+	Level bool
+	// Value is the number, in seconds for a time.
+	Value float64
+}
+
+// Measures returns the snapshot's numbers, each named, described and with
+// its unit: the same names, in the same order, for every CacheInfo. Unbounded
+// is left out; MaxSize reads 0 for it.
+func (ci CacheInfo) Measures() []Measure {
+	count := func(name, unit, help string, v int) Measure { return Measure{name, unit, help, false, float64(v)} }
+	level := func(name, unit, help string, v int) Measure { return Measure{name, unit, help, true, float64(v)} }
+	return []Measure{
+		count("hits", "{call}", "Calls answered without running the function.", ci.Hits),
+		count("misses", "{call}", "Calls the cache could not answer from memory.", ci.Misses),
+		count("coalesced", "{call}", "Hits that waited for another caller's execution.", ci.Coalesced),
+		count("evictions", "{entry}", "Entries dropped to make room.", ci.Evictions),
+		count("expirations", "{entry}", "Entries dropped because they had expired.", ci.Expirations),
+		count("errors", "{execution}", "Executions that failed.", ci.Errors),
+		{"exec.time", "s", "Time spent running the function (with memo.MeasureExecTime).", false, ci.ExecTime.Seconds()},
+		count("store.hits", "{execution}", "Executions answered from the shared store.", ci.StoreHits),
+		count("store.misses", "{execution}", "Executions that found nothing in the shared store.", ci.StoreMisses),
+		count("store.waits", "{execution}", "Store misses answered by another process's execution.", ci.StoreWaits),
+		count("store.errors", "{error}", "Failures of the shared store.", ci.StoreErrors),
+		count("store.rejected", "{error}", "Values read from the shared store that the Secret did not authenticate.", ci.StoreRejected),
+		level("entries", "{entry}", "Entries in the cache.", ci.CurrSize),
+		level("entries.limit", "{entry}", "The most entries the cache holds; 0 when unbounded.", ci.MaxSize),
+		level("weight", "1", "Total weight of the entries (with memo.MaxWeight).", ci.Weight),
+		level("weight.limit", "1", "The bound on the total weight; 0 without memo.MaxWeight.", ci.MaxWeight),
+	}
 }
 
 // String formats the snapshot the way Python prints its CacheInfo, as in

@@ -27,9 +27,12 @@ type memStore struct {
 	changes []change // changes[i] has cursor i+1
 	now     func() time.Time
 
-	fail    atomic.Pointer[error] // every operation fails with it
-	hang    atomic.Bool           // every operation blocks until its context ends
-	ops     atomic.Int64          // operations tried
+	fail atomic.Pointer[error] // every operation fails with it
+	// onLease, if set, is called by Lease with its context and token
+	// before it does anything; an error it returns is Lease's.
+	onLease atomic.Pointer[func(ctx context.Context, token string) error]
+	hang    atomic.Bool  // every operation blocks until its context ends
+	ops     atomic.Int64 // operations tried
 	sets    atomic.Int64
 	deletes atomic.Int64
 }
@@ -120,6 +123,11 @@ func (m *memStore) Clear(ctx context.Context, ns string) error {
 func (m *memStore) Lease(ctx context.Context, ns, key, token string, d time.Duration) (bool, error) {
 	if err := m.fault(ctx); err != nil {
 		return false, err
+	}
+	if f := m.onLease.Load(); f != nil {
+		if err := (*f)(ctx, token); err != nil {
+			return false, err
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -329,7 +337,7 @@ func TestShareDamagedAndForeignValues(t *testing.T) {
 				assert.Equal(t, 0, errs)
 			}
 			// b overwrote it with a good value.
-			_, err = unframe("square/0", mustKey(t, 12), fingerprint(reflect.TypeFor[int]()), st.only(t))
+			_, _, err = unframe("square/0", mustKey(t, 12), fingerprint(reflect.TypeFor[int]()), st.only(t))
 			assert.NoError(t, err)
 		})
 	}
@@ -385,23 +393,6 @@ func TestShareOneExecutionAcrossProcesses(t *testing.T) {
 	})
 	assert.Equal(t, int64(1), runs.Load(), "one execution for both processes")
 	assert.Equal(t, 1, cb.CacheInfo().StoreWaits)
-}
-
-func TestShareLeaseExpires(t *testing.T) {
-	st := newMemStore()
-	hung := make(chan struct{})
-	defer close(hung)
-	started := make(chan struct{})
-	sh := Sharing{Store: st, Name: "hang", Lease: 50 * time.Millisecond, Poll: time.Hour}
-	a, ca := Memoize(func(n int) int { close(started); <-hung; return n }, Share(sh))
-	defer ca.Close()
-	var runs atomic.Int64
-	b, cb := Memoize(func(n int) int { runs.Add(1); return n + 1 }, Share(sh))
-	defer cb.Close()
-	go a(1)
-	<-started
-	within(t, 5*time.Second, func() { assert.Equal(t, 2, b(1)) })
-	assert.Equal(t, int64(1), runs.Load(), "b computed once a's lease expired")
 }
 
 func TestShareForgetAndClearReachOtherProcesses(t *testing.T) {
@@ -530,7 +521,7 @@ func TestShareCodec(t *testing.T) {
 	f, c := Memoize(func(n int) Point { return Point{n, -n} }, Share(sh))
 	defer c.Close()
 	assert.Equal(t, Point{2, -2}, f(2))
-	body, err := unframe("p/0", mustKey(t, 2), fingerprint(reflect.TypeFor[Point]()), st.only(t))
+	body, _, err := unframe("p/0", mustKey(t, 2), fingerprint(reflect.TypeFor[Point]()), st.only(t))
 	require.NoError(t, err)
 	assert.Equal(t, byte(bodyCodec), body[0], "the codec's bytes, marked")
 	assert.JSONEq(t, `{"X":2,"Y":-2}`, string(body[1:]))
@@ -745,4 +736,97 @@ func TestShareOwnClearKeepsNewValues(t *testing.T) {
 		_, ok := st.values[[2]string{sh.Namespace(), mustKey(t, n)}]
 		assert.Equal(t, want, ok, "the store holds %d: %v", n, want)
 	}
+}
+
+// notifyingStore is a memStore that notifies its watchers of deletions, as
+// the Redis store does through pub/sub, unless told to lose the messages.
+type notifyingStore struct {
+	*memStore
+	wmu      sync.Mutex
+	watchers map[*chan<- struct{}]string // the watchers' namespaces
+	lose     atomic.Bool
+}
+
+func (n *notifyingStore) Notify(ns string, c chan<- struct{}) func() {
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	key := &c
+	n.watchers[key] = ns
+	return func() {
+		n.wmu.Lock()
+		defer n.wmu.Unlock()
+		delete(n.watchers, key)
+	}
+}
+
+// notify tells the watchers of ns.
+func (n *notifyingStore) notify(ns string) {
+	if n.lose.Load() {
+		return
+	}
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	for c, wns := range n.watchers {
+		if wns == ns {
+			select {
+			case *c <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func (n *notifyingStore) Delete(ctx context.Context, ns, key string) error {
+	err := n.memStore.Delete(ctx, ns, key)
+	n.notify(ns)
+	return err
+}
+
+func (n *notifyingStore) Clear(ctx context.Context, ns string) error {
+	err := n.memStore.Clear(ctx, ns)
+	n.notify(ns)
+	return err
+}
+
+func TestNotifierDeletionsArriveWithoutWaitingForPoll(t *testing.T) {
+	st := &notifyingStore{memStore: newMemStore(), watchers: map[*chan<- struct{}]string{}}
+	var runs atomic.Int64
+	open := func(poll time.Duration) (func(int) int, *Cache[int, int]) {
+		f, c := Memoize(func(n int) int { runs.Add(1); return n * n },
+			Share(Sharing{Store: st, Name: "square", Poll: poll}))
+		t.Cleanup(c.Close)
+		return f, c
+	}
+	a, ca := open(time.Hour)
+	b, cb := open(time.Hour)
+	a(3)
+	b(3)
+	a(4)
+	b(4)
+	require.True(t, cb.Contains(3))
+	await.Soon(t, func() bool { st.wmu.Lock(); defer st.wmu.Unlock(); return len(st.watchers) == 2 }, "both pollers watch")
+
+	ca.Forget(3)
+	await.Soon(t, func() bool { return !cb.Contains(3) }, "b drops 3 when notified, long before its Poll (1h)")
+	assert.True(t, cb.Contains(4))
+	ca.Clear()
+	await.Soon(t, func() bool { return cb.Len() == 0 }, "b empties its memory when notified of a's Clear")
+
+	// Lost notifications: the poll still reads the deletions.
+	st.lose.Store(true)
+	c, cc := open(20 * time.Millisecond)
+	d, cd := open(20 * time.Millisecond)
+	c(5)
+	d(5)
+	require.True(t, cd.Contains(5))
+	cc.Forget(5)
+	await.Soon(t, func() bool { return !cd.Contains(5) }, "d drops 5 within its Poll, with the notification lost")
+
+	ca.Close()
+	cb.Close()
+	cc.Close()
+	cd.Close()
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
+	assert.Empty(t, st.watchers, "Close stops the notifications")
 }

@@ -3,6 +3,8 @@ package memo
 import (
 	"context"
 	"math"
+	"math/rand/v2"
+	"unsafe"
 )
 
 // expiries records when each entry of a list expires. The entries are kept
@@ -13,10 +15,13 @@ import (
 // costs one comparison in the common case (its expiry is the latest);
 // removing an entry costs a path of the heap.
 type expiries struct {
-	at    []int64 // parallel to list.nodes: when each entry expires
-	slot  []int32 // parallel to list.nodes: where each entry is in heap
-	heap  []int32 // node indices, heap[0] the soonest to expire
-	grace int64   // how long past at an entry may still be served stale
+	at     []int64 // parallel to list.nodes: when each entry expires
+	slot   []int32 // parallel to list.nodes: where each entry is in heap
+	heap   []int32 // node indices, heap[0] the soonest to expire
+	grace  int64   // how long past at an entry may still be served stale
+	slide  int64   // ExpireAfterAccess: a hit moves its entry's expiry to now+slide
+	ahead  int64   // RefreshAhead: a hit this close to the expiry refreshes (see fresh)
+	jitter int64   // RefreshAhead's jitter
 }
 
 func (e *expiries) init(n int) {
@@ -105,8 +110,15 @@ func (e *expiries) servable(at, now int64) bool { return now < addSat(at, e.grac
 // purge drops every entry that can no longer be served at now, passing each
 // to gone if it is not nil, and returns how many it dropped.
 func (l *list[K, V]) purge(now int64, gone func(K, V)) (n int) {
-	for e := l.exp; len(e.heap) > 0 && !e.servable(e.at[e.heap[0]], now); n++ {
+	for e := l.exp; len(e.heap) > 0; n++ {
 		i := e.heap[0]
+		if e.servable(l.expiry(i), now) {
+			if e.heap[0] != i {
+				n-- // hits had moved i's expiry: it went down the heap
+				continue
+			}
+			break
+		}
 		k := l.nodes[i].e.key
 		v := l.removeAt(i)
 		if gone != nil {
@@ -160,6 +172,8 @@ func (c *Cache[K, V]) expiryAt(now, wall, until, life int64) int64 {
 		at = addSat(now, w-into)
 	case c.params.TTL > 0:
 		at = addSat(now, int64(c.params.TTL))
+	case c.params.ExpireAfterAccess > 0:
+		at = addSat(now, int64(c.params.ExpireAfterAccess))
 	}
 	if until > 0 {
 		if left := until - wall; left > 0 {
@@ -181,15 +195,15 @@ func (c *Cache[K, V]) now() int64 {
 	return now
 }
 
-// expired answers, with s.mu held, a call whose key has a stale value or a
-// cached error; it then releases the lock and reports true. Otherwise it
+// expired answers, with s.mu held, a call whose key has a stale value, a
+// value due for a refresh ahead of its expiry (see fresh), or a cached error; it then releases the lock and reports true. Otherwise it
 // drops what has expired for k and leaves the call to join or start an
 // execution; r is what s.l holds for k, and it returns what it holds
 // after.
 func (s *shard[K, V]) expired(ctx context.Context, k K, r ref, now int64, fn func(context.Context, K) (V, error)) (v V, after ref, answered bool, err error) {
-	if i, ok := r.entry(); ok { // present but not fresh
+	if i, ok := r.entry(); ok { // present but not fresh, or due for a refresh ahead
 		e := s.l.exp
-		if e.servable(e.at[i], now) {
+		if e.servable(s.l.expiry(i), now) {
 			v = s.l.value(i)
 			s.l.touch(i)
 			s.st.hits++
@@ -273,7 +287,7 @@ func (s *shard[K, V]) settleRefresh(k K, cl *call[V], failed bool, now, wall int
 	if !s.keeps(cl) {
 		return // the stale value stays until its grace ends
 	}
-	if i, held := s.l.lookup(k).entry(); held && s.l.exp.servable(s.l.exp.at[i], now) {
+	if i, held := s.l.lookup(k).entry(); held && s.l.exp.servable(s.l.expiry(i), now) {
 		s.note(Replaced, k, s.l.value(i))
 	}
 	s.storeResult(k, cl, now, wall, false)
@@ -307,4 +321,59 @@ func (c *Cache[K, V]) PurgeExpired() int {
 		s.unlock()
 	}
 	return n
+}
+
+// slack is the fraction of ExpireAfterAccess's d by which a hit may leave an
+// entry's expiry short of now+d rather than write it (see fresh).
+const slack = 1024
+
+// fresh reports whether e, an entry of l, which has expiries, is fresh at
+// now, and not so near its expiry that a hit on it must start a refresh
+// (RefreshAhead): such a hit takes the lock and is answered by
+// shard.expired, as a stale one is. The lock-free hit draws the jitter
+// (draw); the lock holder it then comes to does not draw again, so that one
+// hit is one draw. Under ExpireAfterAccess it also counts
+// now as a use of e: it moves
+// e's expiry to now+slide. It takes no lock and allocates nothing: the
+// expiry in e only ever moves later, by compare-and-swap, so a hit racing
+// with another keeps the later of the two; the lock holder brings the heap's
+// copy up to it when it looks (expiry), so the heap's is never later than
+// e's. The move is skipped when it would be less than slide/slack, so that
+// hits on a hot entry from many cores do not all write its cache line.
+func (l *list[K, V]) fresh(e *entry[K, V], now int64, draw bool) bool {
+	t := (*timed[K, V])(unsafe.Pointer(e))
+	at := t.at.Load()
+	if now >= at {
+		return false
+	}
+	if a := l.exp.ahead; a != 0 {
+		if j := l.exp.jitter; j > 0 && draw {
+			a -= rand.Int64N(j)
+		}
+		if at-now <= a {
+			return false
+		}
+	}
+	if s := l.exp.slide; s != 0 {
+		for next := addSat(now, s); next-at >= s/slack && next > at; at = t.at.Load() {
+			if t.at.CompareAndSwap(at, next) {
+				break
+			}
+		}
+	}
+	return true
+}
+
+// expiry returns when node i stops being fresh, with the lock held. Under
+// ExpireAfterAccess, hits move an entry's expiry without the lock (fresh);
+// expiry first brings the heap's copy up to it.
+func (l *list[K, V]) expiry(i int32) int64 {
+	e := l.exp
+	if e.slide != 0 {
+		if at := l.at(l.nodes[i].e); at > e.at[i] {
+			e.at[i] = at
+			e.down(int(e.slot[i]))
+		}
+	}
+	return e.at[i]
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Draw the README's benchmark chart from results.txt as an SVG.
+"""Draw the benchmark chart of docs/performance.md from results.txt as an SVG.
 
 For each workload (a hit on one goroutine, a get-or-compute), one horizontal
 bar per contender: the median ns/op over the rounds of the run in
-results.txt, the same numbers as the README's table.
+results.txt, the same numbers as that page's table.
 
     python3 chart.py [results.txt] > chart.svg
 """

@@ -18,6 +18,7 @@ package memoprom
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/gomemo/memo"
@@ -71,44 +72,28 @@ var (
 		[]string{"cache"}, nil)
 )
 
-// metric is one CacheInfo field as a Prometheus metric.
-type metric struct {
-	desc  *prometheus.Desc
-	kind  prometheus.ValueType
-	value func(memo.CacheInfo) float64
-}
-
-func counter(name, help string, value func(memo.CacheInfo) float64) metric {
-	return metric{prometheus.NewDesc("memo_"+name, help, []string{"cache"}, nil), prometheus.CounterValue, value}
-}
-
-func gauge(name, help string, value func(memo.CacheInfo) float64) metric {
-	return metric{prometheus.NewDesc("memo_"+name, help, []string{"cache"}, nil), prometheus.GaugeValue, value}
-}
-
-// metrics are the exported fields of CacheInfo.
-var metrics = []metric{
-	counter("hits_total", "Calls answered without running the function.", func(ci memo.CacheInfo) float64 { return float64(ci.Hits) }),
-	counter("misses_total", "Calls the cache could not answer from memory.", func(ci memo.CacheInfo) float64 { return float64(ci.Misses) }),
-	counter("coalesced_total", "Hits that waited for another caller's execution.", func(ci memo.CacheInfo) float64 { return float64(ci.Coalesced) }),
-	counter("evictions_total", "Entries dropped to make room.", func(ci memo.CacheInfo) float64 { return float64(ci.Evictions) }),
-	counter("expirations_total", "Entries dropped because they had expired.", func(ci memo.CacheInfo) float64 { return float64(ci.Expirations) }),
-	counter("errors_total", "Executions that failed.", func(ci memo.CacheInfo) float64 { return float64(ci.Errors) }),
-	counter("exec_seconds_total", "Time spent running the function (with memo.MeasureExecTime).", func(ci memo.CacheInfo) float64 { return ci.ExecTime.Seconds() }),
-	counter("store_hits_total", "Executions answered from the shared store.", func(ci memo.CacheInfo) float64 { return float64(ci.StoreHits) }),
-	counter("store_misses_total", "Executions that found nothing in the shared store.", func(ci memo.CacheInfo) float64 { return float64(ci.StoreMisses) }),
-	counter("store_waits_total", "Store misses answered by another process's execution.", func(ci memo.CacheInfo) float64 { return float64(ci.StoreWaits) }),
-	counter("store_errors_total", "Failures of the shared store.", func(ci memo.CacheInfo) float64 { return float64(ci.StoreErrors) }),
-	gauge("entries", "Entries in the cache.", func(ci memo.CacheInfo) float64 { return float64(ci.CurrSize) }),
-	gauge("max_entries", "The most entries the cache holds; 0 when unbounded.", func(ci memo.CacheInfo) float64 { return float64(ci.MaxSize) }),
-	gauge("weight", "Total weight of the entries (with memo.MaxWeight).", func(ci memo.CacheInfo) float64 { return float64(ci.Weight) }),
-	gauge("max_weight", "The bound on the total weight; 0 without memo.MaxWeight.", func(ci memo.CacheInfo) float64 { return float64(ci.MaxWeight) }),
-}
+// descs are the metrics of CacheInfo.Measures, in its order: the name
+// under memo_ in snake case, with Prometheus's unit suffix for a time and
+// _total for a count.
+var descs = func() []*prometheus.Desc {
+	var d []*prometheus.Desc
+	for _, m := range (memo.CacheInfo{}).Measures() {
+		name := "memo_" + strings.ReplaceAll(m.Name, ".", "_")
+		if m.Unit == "s" {
+			name += "_seconds"
+		}
+		if !m.Level {
+			name += "_total"
+		}
+		d = append(d, prometheus.NewDesc(name, m.Help, []string{"cache"}, nil))
+	}
+	return d
+}()
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, m := range metrics {
-		ch <- m.desc
+	for _, d := range descs {
+		ch <- d
 	}
 	ch <- hitRatioDesc
 	ch <- savedDesc
@@ -133,9 +118,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(savedDesc, prometheus.GaugeValue, a.TimeSaved.Seconds(), ac.name)
 	}
 	for _, cc := range caches {
-		ci := cc.info()
-		for _, m := range metrics {
-			ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(ci), cc.name)
+		for i, m := range cc.info().Measures() {
+			kind := prometheus.CounterValue
+			if m.Level {
+				kind = prometheus.GaugeValue
+			}
+			ch <- prometheus.MustNewConstMetric(descs[i], kind, m.Value, cc.name)
 		}
 	}
 }

@@ -1,8 +1,10 @@
 package memoprom
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gomemo/memo"
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,20 +39,20 @@ memo_evictions_total{cache="square"} 1
 # TYPE memo_hits_total counter
 memo_hits_total{cache="len"} 0
 memo_hits_total{cache="square"} 1
-# HELP memo_max_entries The most entries the cache holds; 0 when unbounded.
-# TYPE memo_max_entries gauge
-memo_max_entries{cache="len"} 0
-memo_max_entries{cache="square"} 2
+# HELP memo_entries_limit The most entries the cache holds; 0 when unbounded.
+# TYPE memo_entries_limit gauge
+memo_entries_limit{cache="len"} 0
+memo_entries_limit{cache="square"} 2
 # HELP memo_misses_total Calls the cache could not answer from memory.
 # TYPE memo_misses_total counter
 memo_misses_total{cache="len"} 0
 memo_misses_total{cache="square"} 3
 `
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want),
-		"memo_entries", "memo_evictions_total", "memo_hits_total", "memo_max_entries", "memo_misses_total"))
+		"memo_entries", "memo_evictions_total", "memo_hits_total", "memo_entries_limit", "memo_misses_total"))
 	n, err := testutil.GatherAndCount(reg)
 	require.NoError(t, err)
-	require.Equal(t, 2*len(metrics), n, "every CacheInfo field, for each cache")
+	require.Equal(t, 2*len(memo.CacheInfo{}.Measures()), n, "every CacheInfo number, for each cache")
 
 	problems, err := testutil.GatherAndLint(reg)
 	require.NoError(t, err)
@@ -85,4 +87,40 @@ memo_saved_seconds{cache="square"} 0
 	problems, err := testutil.GatherAndLint(reg)
 	require.NoError(t, err)
 	require.Empty(t, problems, "promlint finds nothing to fix")
+}
+
+// forgedStore is a store whose every value was written by someone without
+// the secret.
+type forgedStore struct{}
+
+func (forgedStore) Get(context.Context, string, string) ([]byte, time.Time, bool, error) {
+	return []byte("m\x02 a value no holder of the secret wrote, long enough for a sealed frame"), time.Time{}, true, nil
+}
+func (forgedStore) Set(context.Context, string, string, []byte, time.Time) error { return nil }
+func (forgedStore) Delete(context.Context, string, string) error                 { return nil }
+func (forgedStore) Clear(context.Context, string) error                          { return nil }
+func (forgedStore) Lease(context.Context, string, string, string, time.Duration) (bool, error) {
+	return true, nil
+}
+func (forgedStore) Unlease(context.Context, string, string, string) error { return nil }
+func (forgedStore) Changes(context.Context, string, uint64) ([]string, bool, uint64, error) {
+	return nil, false, 1, nil
+}
+
+func TestCollectorStoreRejected(t *testing.T) {
+	square, sq := memo.Memoize(func(n int) int { return n * n }, memo.Share(memo.Sharing{
+		Store: forgedStore{}, Name: "square", Secret: []byte("a secret of 16 bytes or more")}))
+	defer sq.Close()
+	require.Equal(t, 4, square(2))
+	require.Equal(t, 9, square(3))
+	col := New()
+	col.Add("square", sq.CacheInfo)
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(col))
+	want := `
+# HELP memo_store_rejected_total Values read from the shared store that the Secret did not authenticate.
+# TYPE memo_store_rejected_total counter
+memo_store_rejected_total{cache="square"} 2
+`
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want), "memo_store_rejected_total"))
 }

@@ -1,6 +1,6 @@
 module github.com/gomemo/memo/redisstore
 
-go 1.25
+go 1.26.0
 
 require (
 	github.com/gomemo/memo v0.1.0

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/gomemo/memo"
 	"github.com/gomemo/memo/internal/await"
+	"github.com/gomemo/memo/internal/holdtest"
 	"github.com/gomemo/memo/redisstore/redistest"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -61,6 +63,10 @@ func newStore(t *testing.T, client redis.UniversalClient) *Store {
 	return st
 }
 
+// values returns the pattern of the Redis keys of ns's values, in the
+// default layout.
+func values(ns string) string { return "memo:{" + ns + "#64.*}:v:*" }
+
 // report is what a child prints when it is done.
 type report struct {
 	Runs  int64
@@ -70,12 +76,24 @@ type report struct {
 
 // child runs one process of a multi-process test on the Redis at addr.
 func child(role, addr string) {
-	client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	// One address is a server, several a Cluster.
+	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: strings.Split(addr, ","), ContextTimeoutEnabled: true})
 	defer client.Close()
 	st, err := New(client, Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
+	}
+	switch role {
+	case "hold":
+		holdtest.Holder(st)
+		return
+	case "load":
+		loadChild(st)
+		return
+	case "watch":
+		holdtest.Watcher(st)
+		return
 	}
 	n, _ := strconv.Atoi(os.Getenv("MEMO_REDIS_KEYS"))
 	var runs atomic.Int64
@@ -135,7 +153,7 @@ func TestSharedBetweenClients(t *testing.T) {
 	t.Logf("another client's Clear seen after %v (Poll 20ms)", time.Since(start))
 	assert.Equal(t, expected(4), b(4))
 	assert.Equal(t, int64(2), runsB.Load(), "Redis was cleared too")
-	n, err := srv.Client(t).Keys(context.Background(), "memo:{expected/0}:v:*").Result()
+	n, err := srv.Client(t).Keys(context.Background(), values("expected/0")).Result()
 	require.NoError(t, err)
 	assert.Len(t, n, 1, "Clear deleted the old values; only 4, stored since, is left")
 }
@@ -210,7 +228,7 @@ func TestCorruptBytesUnderAKey(t *testing.T) {
 	var runs atomic.Int64
 	f, c := memoized(t, newStore(t, rc), &runs, memo.MaxSize(1))
 	f(1)
-	keys, err := rc.Keys(ctx, "memo:{expected/0}:v:*").Result()
+	keys, err := rc.Keys(ctx, values("expected/0")).Result()
 	require.NoError(t, err)
 	require.Len(t, keys, 1)
 	for _, bad := range []string{"0:garbage", "garbage without a generation", "0:", ""} {
@@ -234,7 +252,7 @@ func TestLargeValuesAreNotSent(t *testing.T) {
 	defer c.Close()
 	f(10)
 	f(5000)
-	keys, err := rc.Keys(context.Background(), "memo:{big/0}:v:*").Result()
+	keys, err := rc.Keys(context.Background(), values("big/0")).Result()
 	require.NoError(t, err)
 	assert.Len(t, keys, 1, "only the small value was sent")
 	assert.Equal(t, 1, c.CacheInfo().StoreErrors)
@@ -262,7 +280,7 @@ func TestLostDeletionsClearMemory(t *testing.T) {
 	srv := redistest.Start(t)
 	rc := srv.Client(t)
 	ctx := context.Background()
-	st, err := New(rc, Options{KeepChanges: 1})
+	st, err := New(rc, Options{KeepChanges: 1, Groups: 1})
 	require.NoError(t, err)
 	_, _, cursor, err := st.Changes(ctx, "ns", 0)
 	require.NoError(t, err)
@@ -311,7 +329,7 @@ func TestExpiryCarried(t *testing.T) {
 	var runs atomic.Int64
 	f, _ := memoized(t, newStore(t, rc), &runs, memo.TTL(time.Minute))
 	f(1)
-	keys, err := rc.Keys(context.Background(), "memo:{expected/0}:v:*").Result()
+	keys, err := rc.Keys(context.Background(), values("expected/0")).Result()
 	require.NoError(t, err)
 	require.Len(t, keys, 1)
 	ttl, err := rc.PTTL(context.Background(), keys[0]).Result()
@@ -327,7 +345,7 @@ func TestWindowEndsAtTheSameInstantEverywhere(t *testing.T) {
 	before := time.Now().Truncate(time.Hour).Add(time.Hour)
 	f(1)
 	after := time.Now().Truncate(time.Hour).Add(time.Hour)
-	keys, err := rc.Keys(context.Background(), "memo:{expected/0}:v:*").Result()
+	keys, err := rc.Keys(context.Background(), values("expected/0")).Result()
 	require.NoError(t, err)
 	require.Len(t, keys, 1)
 	at, err := rc.PExpireTime(context.Background(), keys[0]).Result()
@@ -405,17 +423,19 @@ func TestCluster(t *testing.T) {
 	}
 	assert.Zero(t, runsB.Load(), "b found every key in the cluster")
 
-	// Move the namespace's slot to another master: the clients follow.
-	ctx := context.Background()
-	slot, err := cb.ClusterKeySlot(ctx, "memo:{expected/0}:g").Result()
-	require.NoError(t, err)
-	from := cl.owner(t, slot)
-	to := cl.nodes[0]
-	if to == from {
-		to = cl.nodes[1]
+	// Move the slots of the namespace's values to other masters: the
+	// clients follow.
+	slots := cl.slotsOf(t, values("expected/0"))
+	require.Greater(t, len(slots), 5, "20 values fall in many groups")
+	for slot := range slots {
+		from := cl.owner(t, slot)
+		to := cl.nodes[0]
+		if to == from {
+			to = cl.nodes[1]
+		}
+		cl.moveSlot(t, slot, from, to)
+		require.Equal(t, to, cl.owner(t, slot))
 	}
-	cl.moveSlot(t, slot, from, to)
-	require.Equal(t, to, cl.owner(t, slot))
 	for k := range 20 {
 		require.Equal(t, expected(k), b(k))
 	}
@@ -475,4 +495,153 @@ func TestClearKeepsWhatComesAfter(t *testing.T) {
 	assert.Equal(t, int64(1), runsB.Load(), "a stored what it computed after its Clear")
 	assert.Equal(t, expected(3), a(3))
 	assert.Equal(t, int64(5), runsA.Load(), "b stored what it computed after a's Clear")
+}
+
+// roundTrips counts a client's pipelines that read values.
+type roundTrips struct{ pipelines atomic.Int64 }
+
+func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return c.Name() == "pexpiretime" }) {
+			r.pipelines.Add(1) // a read, not a connection's set-up
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// batchMemoized memoizes a batch function of expected on st, counting the
+// keys it computes in runs.
+func batchMemoized(t *testing.T, st memo.Store, runs *atomic.Int64) (*memo.Batch[int, string], *memo.Cache[int, string]) {
+	b, c := memo.MemoizeBatch(func(_ context.Context, keys []int) (map[int]string, error) {
+		runs.Add(int64(len(keys)))
+		m := map[int]string{}
+		for _, k := range keys {
+			m[k] = expected(k)
+		}
+		return m, nil
+	}, memo.Share(memo.Sharing{Store: st, Name: "expected", Poll: time.Hour, Timeout: 5 * time.Second}))
+	t.Cleanup(c.Close)
+	return b, c
+}
+
+// TestGetBatch: GetBatch answers as Get does, key by key, in one round
+// trip; a batch call reads what another client computed, with one pipeline,
+// and computes only the rest.
+func TestGetBatch(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	var runs atomic.Int64
+	f, _ := memoized(t, newStore(t, srv.Client(t)), &runs)
+	for k := range 10 {
+		f(k)
+	}
+	ns := "expected/0"
+	key := func(k int) string {
+		s, err := memo.TypedKeyOf(k)
+		require.NoError(t, err)
+		return s
+	}
+	rc := srv.Client(t)
+	trips := &roundTrips{}
+	rc.AddHook(trips)
+	st := newStore(t, rc)
+	keys := []string{key(3), key(99), key(0), key(3)}
+	got, err := st.GetBatch(ctx, ns, keys)
+	require.NoError(t, err)
+	require.Len(t, got, 4)
+	for i, k := range keys {
+		v, exp, found, err := st.Get(ctx, ns, k)
+		require.NoError(t, err)
+		assert.Equal(t, memo.Lookup{Value: v, Expires: exp, Found: found}, got[i], "lookup %d", i)
+	}
+	assert.True(t, got[0].Found)
+	assert.False(t, got[1].Found)
+	assert.Equal(t, int64(1+len(keys)), trips.pipelines.Load(), "one pipeline for the batch, one per Get")
+
+	trips.pipelines.Store(0)
+	var batchRuns atomic.Int64
+	b, c := batchMemoized(t, st, &batchRuns)
+	want := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
+	values, err := b.Get(ctx, want)
+	require.NoError(t, err)
+	for _, k := range want {
+		assert.Equal(t, expected(k), values[k])
+	}
+	assert.Equal(t, int64(2), batchRuns.Load(), "only 10 and 11 computed")
+	assert.Equal(t, int64(1), trips.pipelines.Load(), "the ten found in one round trip")
+	assert.Equal(t, 10, c.CacheInfo().StoreHits)
+	assert.Equal(t, 2, c.CacheInfo().StoreMisses)
+
+	srv.Kill()
+	values, err = b.Get(ctx, []int{20, 21})
+	require.NoError(t, err, "a store that is down never fails a batch")
+	assert.Equal(t, expected(21), values[21])
+	assert.Positive(t, c.CacheInfo().StoreErrors)
+}
+
+// TestGetBatchOnCluster: a batch call on a cluster reads every key another
+// client wrote, with no error.
+func TestGetBatchOnCluster(t *testing.T) {
+	cl := startCluster(t)
+	var runs, batchRuns atomic.Int64
+	a, _ := memoized(t, newStore(t, cl.client(t)), &runs)
+	for k := range 30 {
+		a(k)
+	}
+	b, c := batchMemoized(t, newStore(t, cl.client(t)), &batchRuns)
+	keys := make([]int, 40)
+	for i := range keys {
+		keys[i] = i
+	}
+	got, err := b.Get(context.Background(), keys)
+	require.NoError(t, err)
+	for _, k := range keys {
+		assert.Equal(t, expected(k), got[k])
+	}
+	assert.Equal(t, int64(10), batchRuns.Load())
+	assert.Equal(t, 30, c.CacheInfo().StoreHits)
+	assert.Zero(t, c.CacheInfo().StoreErrors)
+}
+
+func TestValueLongerThanMaxValueLeftUnread(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := srv.Client(t)
+	st := newStore(t, rc)
+	big, cb := memo.Memoize(func(int) string { return strings.Repeat("x", 100000) }, memo.Share(memo.Sharing{Store: st, Name: "expected"}))
+	big(1)
+	cb.Close()
+
+	var runs atomic.Int64
+	var failures []error
+	f, c := memo.Memoize(func(k int) string { runs.Add(1); return expected(k) },
+		memo.Share(memo.Sharing{Store: st, Name: "expected", MaxValue: 1000}),
+		memo.Observe(func(e memo.Event[int, string]) {
+			if e.Kind == memo.StoreFailed {
+				failures = append(failures, e.Err)
+			}
+		}))
+	defer c.Close()
+	sent := func() int64 {
+		info, err := rc.Info(context.Background(), "stats").Result()
+		require.NoError(t, err)
+		for line := range strings.Lines(info) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_net_output_bytes:"); ok {
+				n, err := strconv.ParseInt(v, 10, 64)
+				require.NoError(t, err)
+				return n
+			}
+		}
+		t.Fatal("no total_net_output_bytes in INFO stats")
+		return 0
+	}
+	before := sent()
+	assert.Equal(t, expected(1), f(1))
+	assert.Less(t, sent()-before, int64(20000), "the server sent a fraction of the 100 kB value")
+	assert.Equal(t, int64(1), runs.Load())
+	require.Len(t, failures, 1)
+	assert.ErrorIs(t, failures[0], memo.ErrValueTooLarge, "refused by the store, which did not fetch it")
 }

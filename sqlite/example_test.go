@@ -43,3 +43,36 @@ func ExampleOpen() {
 	// 144
 	// second: 1 miss in memory, 1 hit on disk
 }
+
+// With a Secret, a cache serves only the values that a holder of the secret
+// wrote: here another program, without it, has put a wrong value under the
+// key first.
+func ExampleOpen_secret() {
+	dir, err := os.MkdirTemp("", "memo-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	st, err := sqlite.Open(dir, sqlite.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer st.Close()
+
+	forger, c1 := memo.Memoize(func(n int) int { return -1 }, memo.Share(memo.Sharing{Store: st, Name: "square"}))
+	defer c1.Close()
+	forger(12)
+
+	secret := []byte("32 random bytes, kept as a password") // in production, from a secret store
+	square, c2 := memo.Memoize(func(n int) int {
+		fmt.Println("computing", n)
+		return n * n
+	}, memo.Share(memo.Sharing{Store: st, Name: "square", Secret: secret}))
+	defer c2.Close()
+	fmt.Println(square(12))
+	fmt.Println("rejected:", c2.CacheInfo().StoreRejected)
+	// Output:
+	// computing 12
+	// 144
+	// rejected: 1
+}

@@ -21,8 +21,7 @@
 // in either order; TestApproximateRecencyHitRatio measures what that costs
 // against an exact LRU. Freed pages go back to the file system and the WAL
 // is truncated after checkpoints, so the file stays near the bound. Expired
-// entries are never returned, and are deleted by later writes; no goroutine
-// runs in the background.
+// entries are never returned, and are deleted by later writes.
 //
 // Faults never fail a memoized call: memo runs the function when the store
 // errs. A database that is busy past its timeout, full, missing, or that
@@ -36,7 +35,13 @@
 //
 // Deletions (Forget, Clear) are kept for an hour for other processes to read
 // (memo.Store's Changes); a process that has not read them for longer drops
-// everything it holds in memory instead.
+// everything it holds in memory instead. The Store is a memo.Notifier: while
+// a cache is open on it, one goroutine checks the database's data_version
+// every 10 ms, on a connection of its own, and tells the caches of the
+// namespaces that another connection deleted from, so that another process's
+// Forget or Clear reaches this one's memory within tens of milliseconds
+// rather than within Sharing.Poll. No other goroutine runs in the
+// background.
 package sqlite
 
 import (
@@ -47,6 +52,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,9 +104,16 @@ type Store struct {
 	recovered time.Time // when recover last ran
 	writes    atomic.Uint64
 	closed    bool
+
+	wmu                  sync.Mutex                  // guards what follows, for Notify
+	watchers             map[*chan<- struct{}]string // the caches' channels, with their namespaces
+	watchStop, watchDone chan struct{}               // nil while nothing is watched; see watch
 }
 
-var _ memo.Store = (*Store)(nil)
+var (
+	_ memo.Store    = (*Store)(nil)
+	_ memo.Notifier = (*Store)(nil)
+)
 
 // handle is an open database, with the statement every lookup runs prepared.
 type handle struct {
@@ -179,7 +192,9 @@ func (s *Store) open() (*handle, error) {
 
 // prepare prepares the lookup statement on db.
 func prepare(db *sql.DB) (*handle, error) {
-	get, err := db.Prepare("SELECT value, expires, used FROM entries WHERE ns = ? AND key = ?")
+	// The value only if within the limit (-1: none); its length first,
+	// which SQLite reads without the value.
+	get, err := db.Prepare("SELECT CASE WHEN ?3 < 0 OR length(value) <= ?3 THEN value END, length(value), expires, used FROM entries WHERE ns = ?1 AND key = ?2")
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("memo/sqlite: %w", err)
@@ -377,8 +392,12 @@ func millis(t time.Time) int64 {
 // database cannot be written.
 func (s *Store) Get(ctx context.Context, ns, key string) (value []byte, expires time.Time, found bool, err error) {
 	err = s.do(func(db *handle) error {
-		var exp, used int64
-		err := db.get.QueryRowContext(ctx, ns, []byte(key)).Scan(&value, &exp, &used)
+		var size, exp, used int64
+		limit, ok := memo.ReadLimit(ctx)
+		if !ok {
+			limit = -1
+		}
+		err := db.get.QueryRowContext(ctx, ns, []byte(key), limit).Scan(&value, &size, &exp, &used)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -390,45 +409,141 @@ func (s *Store) Get(ctx context.Context, ns, key string) (value []byte, expires 
 			value = nil
 			return nil
 		}
+		if limit >= 0 && size > int64(limit) {
+			return fmt.Errorf("%w: %d bytes, more than the %d accepted, left unread", memo.ErrValueTooLarge, size, limit)
+		}
 		found = true
 		if exp != 0 {
 			expires = time.UnixMilli(exp)
 		}
-		if t-used >= touchEvery.Milliseconds() && !s.opts.ReadOnly {
-			// Recency is worth a write only if the write lock is free: a
-			// read never waits on another process's write.
-			tctx, cancel := context.WithTimeout(ctx, touchWait)
-			db.ExecContext(tctx, "UPDATE entries SET used = ? WHERE ns = ? AND key = ?", t, ns, []byte(key))
-			cancel()
+		if t-used >= touchEvery.Milliseconds() {
+			s.touch(ctx, db, t, ns, []any{[]byte(key)})
 		}
 		return nil
 	})
 	return value, expires, found, err
 }
 
+// touch records t as the time of use of keys (each a []byte) in ns, unless
+// the store is read-only. It fails silently where the database cannot be
+// written.
+func (s *Store) touch(ctx context.Context, db *handle, t int64, ns string, keys []any) {
+	if s.opts.ReadOnly || len(keys) == 0 {
+		return
+	}
+	// Recency is worth a write only if the write lock is free: a read never
+	// waits on another process's write.
+	tctx, cancel := context.WithTimeout(ctx, touchWait)
+	defer cancel()
+	for lo := 0; lo < len(keys); lo += batchMax {
+		chunk := keys[lo:min(lo+batchMax, len(keys))]
+		args := append([]any{t, ns}, chunk...)
+		db.ExecContext(tctx, "UPDATE entries SET used = ? WHERE ns = ? AND key IN ("+params(len(chunk))+")", args...)
+	}
+}
+
+var _ memo.BatchGetter = (*Store)(nil)
+
+// batchMax is the most keys one statement of GetBatch names, well within
+// SQLite's limit on a statement's parameters.
+const batchMax = 500
+
+// params returns n comma-separated SQL parameters.
+func params(n int) string { return strings.Repeat("?,", n-1) + "?" }
+
+// GetBatch implements memo.BatchGetter: one query per batchMax keys, and
+// the uses recorded as Get records them, in one statement.
+func (s *Store) GetBatch(ctx context.Context, ns string, keys []string) ([]memo.Lookup, error) {
+	out := make([]memo.Lookup, len(keys))
+	at := make(map[string][]int, len(keys)) // where each key is in keys
+	for i, k := range keys {
+		at[k] = append(at[k], i)
+	}
+	err := s.do(func(db *handle) error {
+		t := now()
+		var used []any // the keys whose use to record
+		for lo := 0; lo < len(keys); lo += batchMax {
+			chunk := keys[lo:min(lo+batchMax, len(keys))]
+			args := make([]any, 1, len(chunk)+1)
+			args[0] = ns
+			for _, k := range chunk {
+				args = append(args, []byte(k))
+			}
+			rows, err := db.QueryContext(ctx, "SELECT key, value, expires, used FROM entries WHERE ns = ? AND key IN ("+params(len(chunk))+")", args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var key, value []byte
+				var exp, last int64
+				if err := rows.Scan(&key, &value, &exp, &last); err != nil {
+					rows.Close()
+					return err
+				}
+				if exp != 0 && exp <= t {
+					continue
+				}
+				l := memo.Lookup{Value: value, Found: true}
+				if exp != 0 {
+					l.Expires = time.UnixMilli(exp)
+				}
+				for _, i := range at[string(key)] {
+					out[i] = l
+				}
+				if t-last >= touchEvery.Milliseconds() {
+					used = append(used, key)
+				}
+			}
+			err = rows.Err()
+			rows.Close()
+			if err != nil {
+				return err
+			}
+		}
+		s.touch(ctx, db, t, ns, used)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Set implements memo.Store. It evicts the least recently used entries past
 // the bounds, in the same transaction, and every so often deletes expired
 // entries, ended leases and old deletions.
 func (s *Store) Set(ctx context.Context, ns, key string, value []byte, expires time.Time) error {
+	return s.SetBatch(ctx, ns, []memo.Entry{{Key: key, Value: value, Expires: expires}})
+}
+
+var _ memo.BatchSetter = (*Store)(nil)
+
+// SetBatch implements memo.BatchSetter: Set for every entry, in one
+// transaction. An entry larger than MaxBytes fails the call, and nothing is
+// written.
+func (s *Store) SetBatch(ctx context.Context, ns string, entries []memo.Entry) error {
 	if s.opts.ReadOnly {
 		return nil
 	}
-	size := int64(len(key) + len(value))
-	if size > s.opts.MaxBytes {
-		return fmt.Errorf("memo/sqlite: an entry of %d bytes is larger than MaxBytes (%d)", size, s.opts.MaxBytes)
+	for _, e := range entries {
+		if size := int64(len(e.Key) + len(e.Value)); size > s.opts.MaxBytes {
+			return fmt.Errorf("memo/sqlite: an entry of %d bytes is larger than MaxBytes (%d)", size, s.opts.MaxBytes)
+		}
 	}
 	evicted := false
 	err := s.do(func(db *handle) error {
 		return tx(ctx, db.DB, func(tx *sql.Tx) error {
 			t := now()
-			if _, err := tx.ExecContext(ctx, `INSERT INTO entries (ns, key, value, size, expires, used) VALUES (?, ?, ?, ?, ?, ?)
+			for _, e := range entries {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO entries (ns, key, value, size, expires, used) VALUES (?, ?, ?, ?, ?, ?)
 				ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, size = excluded.size, expires = excluded.expires, used = excluded.used`,
-				ns, []byte(key), value, size, millis(expires), t); err != nil {
-				return err
-			}
-			if s.writes.Add(1)%64 == 1 {
-				if err := sweep(ctx, tx, t); err != nil {
+					ns, []byte(e.Key), e.Value, len(e.Key)+len(e.Value), millis(e.Expires), t); err != nil {
 					return err
+				}
+				if s.writes.Add(1)%64 == 1 {
+					if err := sweep(ctx, tx, t); err != nil {
+						return err
+					}
 				}
 			}
 			for {
@@ -440,7 +555,8 @@ func (s *Store) Set(ctx context.Context, ns, key string, value []byte, expires t
 				if n == 0 {
 					return nil
 				}
-				// The entry just written is the most recently used, so it goes last.
+				// The entries just written are the most recently used, so
+				// they go last, the last written last of all.
 				if _, err := tx.ExecContext(ctx, "DELETE FROM entries WHERE rowid IN (SELECT rowid FROM entries ORDER BY used, rowid LIMIT ?)", n); err != nil {
 					return err
 				}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/gomemo/memo"
 	"github.com/gomemo/memo/internal/await"
+	"github.com/gomemo/memo/internal/holdtest"
 	"github.com/gomemo/memo/internal/trace"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -71,6 +72,8 @@ func child(role, dir string) {
 	defer st.Close()
 	var runs atomic.Int64
 	switch role {
+	case "hold":
+		holdtest.Holder(st)
 	case "share":
 		// Every key of 0..n-1, in an order of this process's own, with a
 		// function slow enough for the processes to overlap.
@@ -90,6 +93,41 @@ func child(role, dir string) {
 		}
 		r.Runs, r.Info = runs.Load(), c.CacheInfo()
 		json.NewEncoder(os.Stdout).Encode(r)
+	case "batch":
+		// Keys 0..n-1 in one batch call.
+		n, _ := strconv.Atoi(os.Getenv("MEMO_SQLITE_KEYS"))
+		b, c := memo.MemoizeBatch(func(_ context.Context, keys []int) (map[int]string, error) {
+			runs.Add(int64(len(keys)))
+			m := map[int]string{}
+			for _, k := range keys {
+				m[k] = expected(k)
+			}
+			return m, nil
+		}, memo.Share(memo.Sharing{Store: st, Name: "expected", Timeout: 10 * time.Second}), memo.Observe(func(e memo.Event[int, string]) {
+			if e.Kind == memo.StoreFailed {
+				fmt.Fprintln(os.Stderr, "store failed:", e.Err)
+			}
+		}))
+		defer c.Close()
+		keys := make([]int, n)
+		for i := range keys {
+			keys[i] = i
+		}
+		got, err := b.Get(context.Background(), keys)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		r := report{}
+		for _, k := range keys {
+			if got[k] != expected(k) {
+				r.Wrong++
+			}
+		}
+		r.Runs, r.Info = runs.Load(), c.CacheInfo()
+		json.NewEncoder(os.Stdout).Encode(r)
+	case "watch":
+		holdtest.Watcher(st)
 	case "write":
 		// Writes keys from MEMO_SQLITE_FROM up, announcing each, until
 		// killed.
@@ -759,4 +797,109 @@ func TestClearKeepsWhatComesAfter(t *testing.T) {
 	assert.Equal(t, int64(1), runsB.Load(), "a stored what it computed after its Clear")
 	assert.Equal(t, expected(3), a(3))
 	assert.Equal(t, int64(5), runsA.Load(), "b stored what it computed after a's Clear")
+}
+
+func TestGetBatch(t *testing.T) {
+	st := open(t, t.TempDir(), Options{})
+	ctx := context.Background()
+	require.NoError(t, st.Set(ctx, "ns", "a", []byte("A"), time.Time{}))
+	require.NoError(t, st.Set(ctx, "ns", "b", []byte("B"), time.Now().Add(time.Hour)))
+	require.NoError(t, st.Set(ctx, "ns", "old", []byte("O"), time.Now().Add(-time.Second)))
+	require.NoError(t, st.Set(ctx, "other", "c", []byte("C"), time.Time{}))
+	got, err := st.GetBatch(ctx, "ns", []string{"b", "none", "a", "old", "c", "a"})
+	require.NoError(t, err)
+	require.Len(t, got, 6)
+	assert.Equal(t, memo.Lookup{Value: []byte("A"), Found: true}, got[2])
+	assert.Equal(t, got[2], got[5], "a key asked twice")
+	assert.Equal(t, []byte("B"), got[0].Value)
+	assert.WithinDuration(t, time.Now().Add(time.Hour), got[0].Expires, time.Minute)
+	for _, i := range []int{1, 3, 4} {
+		assert.False(t, got[i].Found, "lookup %d: missing, expired, or of another namespace", i)
+	}
+	// As Get does, GetBatch agrees with Get and records the use of what it
+	// finds.
+	_, err = st.db.Exec("UPDATE entries SET used = 1")
+	require.NoError(t, err)
+	_, err = st.GetBatch(ctx, "ns", []string{"a", "none"})
+	require.NoError(t, err)
+	var used int64
+	require.NoError(t, st.db.QueryRow("SELECT used FROM entries WHERE ns = 'ns' AND key = ?", []byte("a")).Scan(&used))
+	assert.Greater(t, used, int64(1))
+	require.NoError(t, st.db.QueryRow("SELECT used FROM entries WHERE ns = 'ns' AND key = ?", []byte("b")).Scan(&used))
+	assert.Equal(t, int64(1), used)
+
+	// More keys than one statement names.
+	keys := make([]string, 2*batchMax+7)
+	for i := range keys {
+		keys[i] = strconv.Itoa(i)
+		if i%3 == 0 {
+			require.NoError(t, st.Set(ctx, "many", keys[i], []byte(keys[i]), time.Time{}))
+		}
+	}
+	got, err = st.GetBatch(ctx, "many", keys)
+	require.NoError(t, err)
+	for i, l := range got {
+		if i%3 == 0 {
+			assert.Equal(t, memo.Lookup{Value: []byte(keys[i]), Found: true}, l)
+		} else {
+			assert.False(t, l.Found)
+		}
+	}
+
+	st.Close()
+	_, err = st.GetBatch(ctx, "ns", []string{"a"})
+	assert.ErrorContains(t, err, "memo/sqlite: the store is closed")
+}
+
+// TestBatchAcrossProcesses: a process's batch call reads what another
+// process computed from the file, and computes only the rest.
+func TestBatchAcrossProcesses(t *testing.T) {
+	dir := t.TempDir()
+	run := func(keys int) report {
+		cmd, out := start(t, "batch", dir, "MEMO_SQLITE_KEYS="+strconv.Itoa(keys))
+		require.True(t, out.Scan(), "the process reported nothing")
+		var r report
+		require.NoError(t, json.Unmarshal(out.Bytes(), &r))
+		require.NoError(t, cmd.Wait())
+		assert.Zero(t, r.Wrong)
+		assert.Zero(t, r.Info.StoreErrors)
+		return r
+	}
+	first := run(300)
+	assert.Equal(t, int64(300), first.Runs)
+	second := run(350)
+	assert.Equal(t, int64(50), second.Runs, "only the keys the file lacks are computed")
+	assert.Equal(t, 300, second.Info.StoreHits)
+	assert.Equal(t, 50, second.Info.StoreMisses)
+}
+
+func TestSetBatch(t *testing.T) {
+	st := open(t, t.TempDir(), Options{MaxBytes: 1000})
+	ctx := context.Background()
+	soon := time.Now().Add(time.Hour)
+	require.NoError(t, st.SetBatch(ctx, "ns", []memo.Entry{{Key: "a", Value: []byte("A")}, {Key: "b", Value: []byte("B"), Expires: soon}}))
+	got, err := st.GetBatch(ctx, "ns", []string{"a", "b"})
+	require.NoError(t, err)
+	assert.Equal(t, []byte("A"), got[0].Value)
+	assert.Equal(t, []byte("B"), got[1].Value)
+	assert.Equal(t, soon.UnixMilli(), got[1].Expires.UnixMilli())
+
+	err = st.SetBatch(ctx, "ns", []memo.Entry{{Key: "c", Value: []byte("C")}, {Key: "big", Value: make([]byte, 1000)}})
+	assert.ErrorContains(t, err, "larger than MaxBytes")
+	_, _, found, err := st.Get(ctx, "ns", "c")
+	require.NoError(t, err)
+	assert.False(t, found, "nothing of a refused batch is written")
+
+	// The bound holds across the batch: the least recently used go.
+	var many []memo.Entry
+	for i := range 30 {
+		many = append(many, memo.Entry{Key: fmt.Sprintf("k%02d", i), Value: make([]byte, 100)})
+	}
+	require.NoError(t, st.SetBatch(ctx, "ns", many))
+	var bytes int64
+	require.NoError(t, st.db.QueryRow("SELECT bytes FROM totals").Scan(&bytes))
+	assert.LessOrEqual(t, bytes, int64(1000))
+	_, _, found, err = st.Get(ctx, "ns", "k29")
+	require.NoError(t, err)
+	assert.True(t, found, "the last written is kept")
 }

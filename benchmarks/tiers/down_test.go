@@ -19,8 +19,8 @@ import (
 )
 
 // TestWhenRedisIsDown records what a call gets from memo, go-redis/cache and
-// rueidisaside while their Redis is killed, then paused (SIGSTOP): the rows
-// of the README's comparison. memo must always answer, within its Timeout;
+// rueidisaside while their Redis is killed, then paused (SIGSTOP). memo must
+// always answer, within its Timeout;
 // the others' behaviour is asserted as observed, so that a change in it
 // shows here.
 func TestWhenRedisIsDown(t *testing.T) {

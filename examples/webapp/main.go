@@ -1,22 +1,31 @@
 // Command webapp is the article's web app, in Go: a page where a person types
 // a query and gets the result of a slow computation, with a panel that shows
-// the cache working (hits, misses, hit ratio over time, executions saved, how
-// long the last answer took and which tier answered) and what another size
-// would give it (the hit ratio memo.EstimateSizes estimates at other sizes,
-// and the time the cache saved).
+// the cache working (answers from memory, from the shared tier and computed,
+// the share answered without computing over time, how long the last answer
+// took and which tier answered) and what another size would give it (the
+// hit ratio memo.EstimateSizes estimates at other sizes, and the time the
+// cache saved).
 //
 //	go run .                      # one process, the in-process cache only
-//	go run . -workers 4           # four worker processes behind a round-robin proxy,
+//	go run . -workers 4           # four worker processes behind a proxy,
 //	                              # sharing results through a SQLite file
 //	go run . -workers 4 -redis localhost:6379   # ... or through Redis
 //
 // Then open http://localhost:8080. /stats.json gives the panel's numbers and
-// /metrics the cache's metrics for Prometheus. With workers, the panel says
-// which worker answered: a result computed by one is served by another from
-// the shared tier. The SQLite file lives under the user's cache directory
-// (see -dir), where it outlives the checkout, so a query asked in an earlier
-// run is answered from the disk; the program says where the file is, and
-// whether an earlier run made it, when it starts.
+// /metrics the cache's metrics for Prometheus. With workers, the proxy sends
+// the queries to the workers in turn, so a result computed by one is served
+// by another from the shared tier, and the page says which worker answered.
+// /stats.json and /metrics on the proxy speak for the whole service: the
+// panel sums every worker's figures, an answer from the shared tier counting
+// as one without computing, and lists each worker's; /metrics serves every
+// worker's series, each with a worker label (worker="1" to "4"), so each
+// counter only grows from one scrape to the next. A worker that does not
+// answer is named in the panel and its series are left out.
+//
+// The SQLite file lives under the user's cache directory (see -dir), where
+// it outlives the checkout, so a query asked in an earlier run is answered
+// from the disk; the program says where the file is, and whether an earlier
+// run made it, when it starts.
 package main
 
 import (
@@ -27,15 +36,10 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"html/template"
 	"log"
-	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -74,6 +78,7 @@ type app struct {
 
 	fromMemory, fromShared, computed atomic.Int64
 	lastTook                         atomic.Int64 // nanoseconds
+	lastAt                           atomic.Int64 // Unix milliseconds
 }
 
 // probe is how the memoized function tells a request that it ran for it.
@@ -98,7 +103,12 @@ func newApp(worker int, store memo.Store, shared string) *app {
 	col.Add("analyse", a.cache.CacheInfo)
 	col.AddAdvice("analyse", a.cache.SizeAdvice)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(col)
+	var r prometheus.Registerer = reg
+	if worker > 0 {
+		// The proxy serves every worker's series: each says whose it is.
+		r = prometheus.WrapRegistererWith(prometheus.Labels{"worker": strconv.Itoa(worker)}, reg)
+	}
+	r.MustRegister(col)
 	a.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	return a
 }
@@ -159,32 +169,118 @@ func (a *app) query(w http.ResponseWriter, r *http.Request) {
 		a.fromShared.Add(1)
 	}
 	a.lastTook.Store(int64(took))
+	a.lastAt.Store(time.Now().UnixMilli())
 	writeJSON(w, answer{q, result, source, a.worker, float64(took.Microseconds()) / 1000})
 }
 
-// stats is the JSON of the panel.
+// stats are the panel's figures of one worker (or the one process), or
+// their sum over the workers.
 type stats struct {
-	Worker     int            `json:"worker"`
-	Shared     string         `json:"shared"`
-	Cache      memo.CacheInfo `json:"cache"`
-	HitRatio   float64        `json:"hit_ratio"`
-	Saved      int            `json:"executions_saved"`
-	FromMemory int64          `json:"from_memory"`
-	FromShared int64          `json:"from_shared"`
-	Computed   int64          `json:"computed"`
-	LastTookMS float64        `json:"last_took_ms"`
-	Advice     memo.Advice    `json:"advice"` // the hit ratio at other sizes, the time saved
+	Worker int            `json:"worker"`          // the worker's number; 0 for the sum, or one process
+	Error  string         `json:"error,omitempty"` // why the worker did not answer
+	Cache  memo.CacheInfo `json:"cache"`
+	// HitRatio is the share of calls answered without running the
+	// function: from memory, or from the shared tier.
+	HitRatio   float64     `json:"hit_ratio"`
+	Saved      int         `json:"executions_saved"` // Hits + StoreHits + StoreWaits
+	FromMemory int64       `json:"from_memory"`
+	FromShared int64       `json:"from_shared"`
+	Computed   int64       `json:"computed"`
+	LastTookMS float64     `json:"last_took_ms"`
+	LastAt     int64       `json:"last_at_ms"` // when the last answer was given, in Unix milliseconds; 0 before the first
+	Advice     memo.Advice `json:"advice"`     // the hit ratio from memory at other sizes, the time saved
 }
 
+// panel is the JSON of the panel: the whole service, and each worker.
+type panel struct {
+	Shared  string  `json:"shared"`
+	Total   stats   `json:"total"`
+	Workers []stats `json:"workers"`
+}
+
+// newPanel sums the statistics of workers.
+func newPanel(shared string, workers []stats) panel {
+	var t stats
+	var calls int
+	var hits []float64 // estimated hits at each size of the advice
+	for _, w := range workers {
+		if w.Error != "" {
+			continue
+		}
+		c, wc := &t.Cache, w.Cache
+		c.Hits += wc.Hits
+		c.Misses += wc.Misses
+		c.MaxSize += wc.MaxSize
+		c.Unbounded = c.Unbounded || wc.Unbounded
+		c.CurrSize += wc.CurrSize
+		c.Evictions += wc.Evictions
+		c.Coalesced += wc.Coalesced
+		c.Errors += wc.Errors
+		c.ExecTime += wc.ExecTime
+		c.Expirations += wc.Expirations
+		c.Weight += wc.Weight
+		c.MaxWeight += wc.MaxWeight
+		c.StoreHits += wc.StoreHits
+		c.StoreMisses += wc.StoreMisses
+		c.StoreWaits += wc.StoreWaits
+		c.StoreErrors += wc.StoreErrors
+		c.StoreRejected += wc.StoreRejected
+		t.FromMemory += w.FromMemory
+		t.FromShared += w.FromShared
+		t.Computed += w.Computed
+		if w.LastAt > t.LastAt {
+			t.LastAt, t.LastTookMS = w.LastAt, w.LastTookMS
+		}
+		// Every worker estimates the same sizes: the sum's estimate at a
+		// size is the estimated hits of all over the calls of all.
+		if t.Advice.Sizes == nil {
+			t.Advice.Sizes = make([]memo.SizeEstimate, len(w.Advice.Sizes))
+			hits = make([]float64, len(w.Advice.Sizes))
+		}
+		for i, e := range w.Advice.Sizes {
+			if i < len(hits) {
+				t.Advice.Sizes[i].Size = e.Size
+				hits[i] += e.HitRatio * float64(w.Advice.Calls)
+			}
+		}
+		calls += w.Advice.Calls
+		t.Advice.Saved += w.Advice.Saved
+		t.Advice.TimeSaved += w.Advice.TimeSaved
+	}
+	for i := range t.Advice.Sizes {
+		if calls > 0 {
+			t.Advice.Sizes[i].HitRatio = hits[i] / float64(calls)
+		}
+	}
+	t.Advice.Calls = calls
+	if t.Cache.ExecTime > 0 && t.Cache.Misses > 0 {
+		t.Advice.MeanExecTime = t.Cache.ExecTime / time.Duration(t.Cache.Misses)
+	}
+	t.Saved, t.HitRatio = saved(t.Cache)
+	return panel{Shared: shared, Total: t, Workers: workers}
+}
+
+// saved returns the calls ci answered without running the function, and
+// their share of all calls.
+func saved(ci memo.CacheInfo) (int, float64) {
+	n := ci.Hits + ci.StoreHits + ci.StoreWaits
+	if ci.Hits+ci.Misses == 0 {
+		return n, 0
+	}
+	return n, float64(n) / float64(ci.Hits+ci.Misses)
+}
+
+// stats serves the panel of this process alone.
 func (a *app) stats(w http.ResponseWriter, r *http.Request) {
-	ci := a.cache.CacheInfo()
-	writeJSON(w, stats{
-		Worker: a.worker, Shared: a.shared, Cache: ci, HitRatio: ci.HitRatio(),
-		Saved:      ci.Hits + ci.StoreHits + ci.StoreWaits,
+	s := stats{
+		Worker: a.worker, Cache: a.cache.CacheInfo(),
 		FromMemory: a.fromMemory.Load(), FromShared: a.fromShared.Load(), Computed: a.computed.Load(),
 		LastTookMS: float64(time.Duration(a.lastTook.Load()).Microseconds()) / 1000,
+		LastAt:     a.lastAt.Load(),
 		Advice:     a.cache.SizeAdvice(),
-	})
+	}
+	s.Saved, s.HitRatio = saved(s.Cache)
+	writeJSON(w, newPanel(a.shared, []stats{s}))
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -220,80 +316,13 @@ func sharedTier(dir, redisAddr string) string {
 	return file + ", new"
 }
 
-// startWorkers starts n worker processes of this program on free loopback
-// ports and returns their addresses once each answers, and a function that
-// stops them.
-func startWorkers(n int, dir, redisAddr string) ([]string, func(), error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, nil, err
-	}
-	var addrs []string
-	var cmds []*exec.Cmd
-	stop := func() {
-		for _, c := range cmds {
-			c.Process.Kill()
-			c.Wait()
-		}
-	}
-	for i := 1; i <= n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			stop()
-			return nil, nil, err
-		}
-		addr := l.Addr().String()
-		l.Close()
-		cmd := exec.Command(self, "-worker", strconv.Itoa(i), "-addr", addr, "-dir", dir, "-redis", redisAddr)
-		cmd.Env = append(os.Environ(), "MEMO_WEBAPP_WORKER=1") // for a test binary standing in for this program
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Start(); err != nil {
-			stop()
-			return nil, nil, err
-		}
-		cmds = append(cmds, cmd)
-		addrs = append(addrs, addr)
-	}
-	for _, addr := range addrs {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			resp, err := http.Get("http://" + addr + "/stats.json")
-			if err == nil {
-				resp.Body.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				stop()
-				return nil, nil, fmt.Errorf("memo webapp: worker at %s did not answer within 30s", addr)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	return addrs, stop, nil
-}
-
-// roundRobin is a reverse proxy that sends each query to the next worker.
-// Queries and the page's other requests (statistics, every second) take
-// turns apart, so that the statistics do not decide which worker answers
-// the next query.
-func roundRobin(addrs []string) http.Handler {
-	var queries, others atomic.Uint64
-	return &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		turn := &others
-		if r.In.URL.Path == "/api/query" {
-			turn = &queries
-		}
-		r.SetURL(&url.URL{Scheme: "http", Host: addrs[int(turn.Add(1)-1)%len(addrs)]})
-	}}
-}
-
 func main() {
 	home, err := os.UserCacheDir()
 	if err != nil {
 		home = os.TempDir()
 	}
 	addr := flag.String("addr", "localhost:8080", "where to listen")
-	workers := flag.Int("workers", 0, "worker processes behind a round-robin proxy; 0 serves from this process alone")
+	workers := flag.Int("workers", 0, "worker processes behind a proxy that takes queries to them in turn and serves their statistics and metrics together; 0 serves from this process alone")
 	dir := flag.String("dir", filepath.Join(home, "memo-example-webapp"), "the shared tier's directory, with workers")
 	redisAddr := flag.String("redis", "", "share through the Redis at this address instead of the disk, with workers")
 	worker := flag.Int("worker", 0, "run as worker number n (the main process starts them)")
@@ -308,7 +337,7 @@ func main() {
 			log.Fatal(err)
 		}
 		defer stop()
-		h = roundRobin(addrs)
+		h = service(addrs)
 		log.Printf("%d workers behind http://%s, sharing through %s (-dir puts it elsewhere)", *workers, *addr, tier)
 	case *worker > 0:
 		st, shared, closeStore, err := openStore(*dir, *redisAddr)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -51,14 +52,18 @@ func TestHandlers(t *testing.T) {
 	assert.Equal(t, first.Result, second.Result)
 	assert.Equal(t, "memory", second.Source)
 
-	var s stats
-	get(t, srv.URL+"/stats.json", &s)
+	var p panel
+	get(t, srv.URL+"/stats.json", &p)
+	require.Len(t, p.Workers, 1)
+	assert.Equal(t, p.Workers[0], p.Total, "the sum of one process is that process")
+	s := p.Total
 	assert.Equal(t, 1, s.Cache.Hits)
 	assert.Equal(t, 1, s.Cache.Misses)
 	assert.Equal(t, 0.5, s.HitRatio)
 	assert.Equal(t, 1, s.Saved)
 	assert.Equal(t, int64(1), s.Computed)
 	assert.Equal(t, int64(1), s.FromMemory)
+	assert.Positive(t, s.LastAt)
 	require.Len(t, s.Advice.Sizes, 6, "the hit ratio at 500 to 8000 entries, and unbounded")
 	assert.Equal(t, 500, s.Advice.Sizes[0].Size)
 	assert.Equal(t, 0.5, s.Advice.Sizes[5].HitRatio, "one call of two was for a key seen before")
@@ -83,17 +88,17 @@ func TestHandlers(t *testing.T) {
 	assert.Contains(t, string(body), `<button id="go"`)
 }
 
-// workers starts two worker processes sharing a SQLite file, or the Redis
-// at redisAddr if not empty, behind a round-robin proxy, stopped at the end
-// of the test.
-func workers(t *testing.T, redisAddr string) *httptest.Server {
+// workers starts n worker processes sharing a SQLite file, or the Redis at
+// redisAddr if not empty, behind the service's proxy, stopped at the end of
+// the test. It returns the proxy and the workers' addresses.
+func workers(t *testing.T, n int, redisAddr string) (*httptest.Server, []string) {
 	t.Helper()
-	addrs, stop, err := startWorkers(2, t.TempDir(), redisAddr)
+	addrs, stop, err := startWorkers(n, t.TempDir(), redisAddr)
 	require.NoError(t, err)
 	t.Cleanup(stop)
-	srv := httptest.NewServer(roundRobin(addrs))
+	srv := httptest.NewServer(service(addrs))
 	t.Cleanup(srv.Close)
-	return srv
+	return srv, addrs
 }
 
 // Two workers behind the round robin share results through the disk or
@@ -111,7 +116,7 @@ func TestWorkersShare(t *testing.T) {
 			if tc.redis != nil {
 				addr = tc.redis(t)
 			}
-			srv := workers(t, addr)
+			srv, _ := workers(t, 2, addr)
 			var first, second answer
 			get(t, srv.URL+"/api/query?q=via-"+tc.tier, &first)
 			get(t, srv.URL+"/api/query?q=via-"+tc.tier, &second)
@@ -197,14 +202,14 @@ func TestBrowser(t *testing.T) {
 		ratio, err := chromedp.Run(ctx, chromedp.Text("#ratio"))
 		require.NoError(t, err)
 		t.Logf("one process: the page read %q, then %q; panel: hits %s, hit ratio %s", "computed", source, hits, ratio)
-		assert.Equal(t, "0.500", ratio)
-		points, err := chromedp.Run(ctx, chromedp.Poll[string](`document.getElementById('line').getAttribute('points')`))
+		assert.Equal(t, "50.0 %", ratio)
+		points, err := chromedp.Run(ctx, chromedp.Poll[string](`document.getElementById('line') && document.getElementById('line').getAttribute('points')`))
 		require.NoError(t, err)
 		assert.NotEmpty(t, points, "the chart draws the hit ratio")
 		labels, err := chromedp.Run(ctx, chromedp.Poll[string](`document.querySelectorAll('#sizes .size-bar').length === 6 && document.getElementById('sizes').textContent`))
 		require.NoError(t, err)
 		t.Logf("one process: the size chart reads %q", labels)
-		assert.Contains(t, labels, "unbounded: 0.50", "the chart draws the estimate at every size")
+		assert.Contains(t, labels, "50.0 %unbounded", "the chart draws the estimate at every size, the unbounded one last")
 
 		// An empty query is refused, and the page says why.
 		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -221,22 +226,93 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("workers", func(t *testing.T) {
-		srv := workers(t, "")
+		srv, addrs := workers(t, 2, "")
 		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.URL), chromedp.WaitVisible("#go")))
+		// The queries take turns: worker A computes, worker B finds the
+		// result on the disk, worker A finds it in its memory.
 		source1, worker1 := ask(t, ctx, "across workers")
-		assert.Equal(t, "computed", source1)
-		// The page's own statistics requests go through the round robin
-		// too, so press until another worker answers.
-		for range 8 {
-			source, worker := ask(t, ctx, "across workers")
-			if worker == worker1 {
-				assert.Equal(t, "memory", source, "worker %s again: from its memory", worker)
-				continue
-			}
-			t.Logf("workers: worker %s answered %q, then worker %s answered %q", worker1, source1, worker, source)
-			assert.Equal(t, "disk", source, "another worker found the result in the shared tier")
-			return
+		source2, worker2 := ask(t, ctx, "across workers")
+		source3, worker3 := ask(t, ctx, "across workers")
+		t.Logf("workers: worker %s answered %q, worker %s %q, worker %s %q", worker1, source1, worker2, source2, worker3, source3)
+		assert.Equal(t, []string{"computed", "disk", "memory"}, []string{source1, source2, source3})
+		assert.NotEqual(t, worker1, worker2, "another worker found the result in the shared tier")
+		assert.Equal(t, worker1, worker3)
+
+		// The panel shows the whole service, each worker, and their sum.
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById('answers').textContent === '3'`, chromedp.WithPollingTimeout(10*time.Second)))
+		require.NoError(t, err, "the panel counts the 3 answers of both workers")
+		type panelText struct {
+			Scope   string
+			Summary map[string]string   // the figures above the table
+			Workers []map[string]string // the table's rows, by column
+			Total   map[string]string   // its last row
 		}
-		t.Fatal("no other worker answered in 8 presses")
+		shown, err := chromedp.Run(ctx, chromedp.Evaluate[panelText](`(() => {
+			const row = (r) => Object.fromEntries([...r.cells].map((c) => [c.className, c.textContent]));
+			const text = (id) => document.getElementById(id).textContent;
+			return {
+				Scope: text('scope'),
+				Summary: Object.fromEntries(['answers', 'from-memory', 'from-shared', 'computed', 'ratio'].map((id) => [id, text(id)])),
+				Workers: [...document.querySelectorAll('#workers tbody tr')].map(row),
+				Total: row(document.getElementById('total-row')),
+			};
+		})()`))
+		require.NoError(t, err)
+		t.Logf("workers: the panel reads %+v", shown)
+		assert.Equal(t, "The service: all 2 workers", shown.Scope)
+		require.Len(t, shown.Workers, 2)
+		assert.Equal(t, []string{"worker 1", "worker 2"}, []string{shown.Workers[0]["name"], shown.Workers[1]["name"]})
+		for _, col := range []string{"answers", "from-memory", "from-shared", "computed", "entries"} {
+			var sum int
+			for _, w := range shown.Workers {
+				n, err := strconv.Atoi(w[col])
+				require.NoError(t, err, "column %s of %s", col, w["name"])
+				sum += n
+			}
+			assert.Equal(t, strconv.Itoa(sum), shown.Total[col], "the sum of column %s", col)
+			if summary, ok := shown.Summary[col]; ok {
+				assert.Equal(t, shown.Total[col], summary, "the service's %s", col)
+			}
+		}
+		assert.Equal(t, map[string]string{"answers": "3", "from-memory": "1", "from-shared": "1", "computed": "1", "ratio": "66.7 %"}, shown.Summary,
+			"the answer from the disk counts as one without computing")
+		assert.Equal(t, "66.7 %", shown.Total["ratio"])
+
+		// Both charts have their axes: a scale from 0 to 100 % with its
+		// title, and a titled horizontal axis with its marks.
+		axes, err := chromedp.Run(ctx, chromedp.Evaluate[map[string][]string](`(() => {
+			const texts = (sel) => [...document.querySelectorAll(sel)].map((e) => e.textContent);
+			return {
+				chartY: texts('#chart .y-tick'), chartX: texts('#chart .x-tick'), chartTitles: texts('#chart .x-title, #chart .y-title'),
+				sizesY: texts('#sizes .y-tick'), sizesX: texts('#sizes .x-tick'), sizesTitles: texts('#sizes .x-title, #sizes .y-title'),
+			};
+		})()`))
+		require.NoError(t, err)
+		t.Logf("workers: the charts' axes read %v", axes)
+		for _, chart := range []string{"chart", "sizes"} {
+			assert.Equal(t, []string{"0 %", "25 %", "50 %", "75 %", "100 %"}, axes[chart+"Y"], "the scale of #%s", chart)
+		}
+		assert.Equal(t, []string{"60", "50", "40", "30", "20", "10", "now"}, axes["chartX"])
+		assert.Equal(t, []string{"seconds ago", "of all calls"}, axes["chartTitles"])
+		assert.Equal(t, []string{"500", "1000 (now)", "2000", "4000", "8000", "unbounded"}, axes["sizesX"])
+		assert.Equal(t, []string{"entries in each worker's cache", "estimated hit ratio"}, axes["sizesTitles"])
+
+		// A third worker that does not answer: the panel names it and says
+		// what its sum covers.
+		dead := deadAddr(t)
+		down := httptest.NewServer(service(append(addrs[:2:2], dead)))
+		defer down.Close()
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(down.URL), chromedp.WaitVisible("#go")))
+		scope, err := chromedp.Run(ctx, chromedp.Poll[string](`document.querySelector('#workers td.error') && document.getElementById('scope').textContent`, chromedp.WithPollingTimeout(10*time.Second)))
+		require.NoError(t, err, "the panel shows the worker that does not answer")
+		assert.Equal(t, "The service: the 2 of 3 workers that answer", scope)
+		row, err := chromedp.Run(ctx, chromedp.Text("#workers tbody tr:nth-child(3)"))
+		require.NoError(t, err)
+		assert.Contains(t, row, "worker 3")
+		assert.Contains(t, row, "does not answer")
+		assert.Contains(t, row, dead)
+		answers, err := chromedp.Run(ctx, chromedp.Text("#answers"))
+		require.NoError(t, err)
+		assert.Equal(t, "3", answers, "the sum of the workers that answer")
 	})
 }
