@@ -1,13 +1,11 @@
 package memo
 
-import "math"
-
 // WTinyLFU makes the cache choose what to evict by how often keys are used
 // as well as how recently, instead of exact LRU: the W-TinyLFU policy
 // (Einziger, Friedman and Manes, "TinyLFU: A Highly Efficient Cache Admission
-// Policy", 2017), with the size of its recency window adapted by hill
-// climbing (Einziger, Eytan, Friedman and Manes, "Adaptive Software Cache
-// Management", 2018).
+// Policy", 2017), with the size of its recency window adapted to the traffic
+// from a history of recent evictions, as ARC adapts its parts (Megiddo and
+// Modha, "ARC: A Self-Tuning, Low Overhead Replacement Cache", 2003).
 //
 // A new entry enters a small LRU window. When the window overflows, its
 // least recently used entry may enter the main part only by evicting the
@@ -18,9 +16,13 @@ import "math"
 // frequency sketch of about 8 bytes per entry, halved periodically so that
 // old popularity fades. The main part keeps its entries used twice in a
 // protected segment (80% of it). The window's share of the cache starts at
-// 1% and moves, every 10 x MaxSize calls, in whichever direction raised the
-// hit ratio: toward LRU where recency wins (large windows), toward LFU where
-// frequency does.
+// 1%. A ghost history remembers, for about MaxSize recent evictions (4 to 8
+// bytes per entry), each evicted key's fingerprint and why it went: refused
+// by the main part as it left the window, or evicted from the main part. A
+// miss on a key the main part refused shows that a larger window would have
+// kept it, and widens the window; a miss on a key the main part evicted
+// narrows it. So the window grows toward LRU where recency wins, and stays
+// small where frequency does.
 //
 // It keeps more of what matters on skewed traffic, scans and loops (the
 // table in docs/choosing.md compares it with LRU and otter on public
@@ -42,37 +44,33 @@ const (
 	segments  = 3
 )
 
-// The policy's settings: how far the hill climber moves the window at first
-// (a share of MaxSize), how much each step shrinks, the change in hit ratio
-// that starts it over (the traffic changed), how many calls a step waits for,
-// and the protected segment's share of the main part.
-const (
-	climbStep    = 0.0625
-	climbDecay   = 0.98
-	climbRestart = 0.05
-	climbPeriod  = 10 // calls per step, in multiples of MaxSize
-	protectShare = 0.8
-)
+// protectShare is the protected segment's share of the main part.
+const protectShare = 0.8
 
 // tinyLFU is the W-TinyLFU policy of one list (see WTinyLFU). It knows each
 // node's segment and how many nodes each segment holds; the list calls it
 // wherever a node enters, moves or leaves.
 type tinyLFU[K comparable, V any] struct {
-	hash        func(K) uint64
-	where       []uint8 // per node: its segment
-	count       [segments]int
-	max         int // entries the list holds at most
-	wmax, pmax  int // the most entries the window and the protected segment hold
-	sketch      sketch
-	hits, calls int     // since the climber's last step
-	last        float64 // the hit ratio of the climber's last period
-	step        float64 // how far the next step moves the window, in entries
-	widen       bool    // whether the next step widens the window
+	hash       func(K) uint64
+	where      []uint8 // per node: its segment
+	count      [segments]int
+	max        int // entries the list holds at most
+	wmax, pmax int // the most entries the window and the protected segment hold
+	sketch     sketch
+	ghost      []uint32 // the ghost history: per slot, an evicted key's fingerprint and cause, or 0
+	ghostMask  uint64   // len(ghost) - 1
+	ghosts     [3]int   // per cause (ghostWindow, ghostMain): the slots that hold it
 }
 
-func newTinyLFU[K comparable, V any](max int, hash func(K) uint64) *tinyLFU[K, V] {
-	p := &tinyLFU[K, V]{hash: hash, max: max}
-	p.sketch.init(max)
+func newTinyLFU[K comparable, V any](size int, hash func(K) uint64) *tinyLFU[K, V] {
+	p := &tinyLFU[K, V]{hash: hash, max: size}
+	p.sketch.init(size)
+	n := 1 // the ghost's slots: the least power of 2 >= size
+	for n < size {
+		n <<= 1
+	}
+	p.ghost = make([]uint32, n)
+	p.ghostMask = uint64(n - 1)
 	p.reset()
 	return p
 }
@@ -84,11 +82,11 @@ func (p *tinyLFU[K, V]) init(n int) {
 	p.count = [segments]int{}
 }
 
-// reset forgets what the policy learnt: the sketch and the climber.
+// reset forgets what the policy learnt: the sketch and the ghost history.
 func (p *tinyLFU[K, V]) reset() {
 	p.sketch.clear()
-	p.hits, p.calls, p.last = 0, 0, 0
-	p.step, p.widen = climbStep*float64(p.max), true
+	clear(p.ghost)
+	p.ghosts = [3]int{}
 	p.resizeTo(max(1, p.max/100))
 }
 
@@ -102,9 +100,7 @@ func (p *tinyLFU[K, V]) grow(n int) {
 // again.
 func (p *tinyLFU[K, V]) hit(l *list[K, V], i int32) {
 	p.sketch.add(p.hash(l.nodes[i].e.key))
-	p.hits++
 	p.front(l, i)
-	p.tick(l)
 }
 
 // front moves node i as a use of its entry does.
@@ -122,34 +118,46 @@ func (p *tinyLFU[K, V]) front(l *list[K, V], i int32) {
 }
 
 // inserted links node i, a new entry for k, at the front of the window,
-// counting the miss. The room was made first (victim).
+// counting the miss and moving the window if the ghost remembers k. The
+// room was made first (victim).
 func (p *tinyLFU[K, V]) inserted(l *list[K, V], i int32, k K) {
-	p.sketch.add(p.hash(k))
+	h := p.hash(k)
+	p.sketch.add(h)
 	p.where[i] = window
 	p.count[window]++
 	l.linkFront(window, i)
+	p.recall(h)
 	p.overflow(l)
-	p.tick(l)
+	p.demote(l)
 }
 
 // victim returns the node to evict so that a new entry fits in the full
 // list. If the window is full, its least recently used entry (the candidate)
 // moves to the probation, and of it and the probation's least recently used
 // entry, the one whose key was used less often goes (the candidate, on a
-// tie). Otherwise the main part gives up its least recently used entry.
+// tie). Otherwise the main part gives up its least recently used entry. The
+// ghost history remembers the key evicted, and why.
 func (p *tinyLFU[K, V]) victim(l *list[K, V]) int32 {
 	if p.count[window] >= p.wmax && p.count[window] > 0 {
 		c := l.nodes[window].prev
 		p.move(l, c, probation)
 		v := l.nodes[probation].prev
-		if v != c && p.sketch.freq(p.hash(l.nodes[c].e.key)) > p.sketch.freq(p.hash(l.nodes[v].e.key)) {
-			return v
+		hc := p.hash(l.nodes[c].e.key)
+		if v != c {
+			hv := p.hash(l.nodes[v].e.key)
+			if p.sketch.freq(hc) > p.sketch.freq(hv) {
+				p.bury(hv, ghostMain)
+				return v
+			}
 		}
+		p.bury(hc, ghostWindow)
 		return c
 	}
 	for _, s := range []int32{probation, protected, window} {
 		if p.count[s] > 0 {
-			return l.nodes[s].prev
+			v := l.nodes[s].prev
+			p.bury(p.hash(l.nodes[v].e.key), ghostMain)
+			return v
 		}
 	}
 	panic("memo: victim of an empty list")
@@ -185,33 +193,44 @@ func (p *tinyLFU[K, V]) demote(l *list[K, V]) {
 	}
 }
 
-// tick counts a call, and every climbPeriod x max calls moves the window
-// one step: on in the same direction if the hit ratio of the period rose,
-// back if it fell.
-func (p *tinyLFU[K, V]) tick(l *list[K, V]) {
-	p.calls++
-	if p.calls < climbPeriod*p.max {
+// The causes of an eviction the ghost history remembers, in a slot's low 2
+// bits (0: an empty slot).
+const (
+	ghostWindow = 1 // a candidate from the window, refused by the main part
+	ghostMain   = 2 // the main part's victim
+)
+
+// bury remembers that the key of hash h was evicted, and why, in the slot
+// its hash chooses: a direct-mapped table, where a newer eviction replaces
+// an older one, so that the history holds about as many evictions as the
+// table has slots.
+func (p *tinyLFU[K, V]) bury(h uint64, cause uint32) {
+	s := &p.ghost[(h>>8)&p.ghostMask]
+	p.ghosts[*s&3]--
+	*s = uint32(h>>32)&^3 | cause
+	p.ghosts[cause]++
+}
+
+// recall moves the window if the key of hash h, missed, is in the ghost
+// history, and forgets it there. A key the main part refused widens the
+// window; one the main part evicted narrows it. Each step is 1 entry, or
+// the ratio of the other cause's slots to this one's if larger, as ARC
+// weighs its two ghost lists: a hit on the rarer cause moves the window
+// further.
+func (p *tinyLFU[K, V]) recall(h uint64) {
+	s := &p.ghost[(h>>8)&p.ghostMask]
+	if *s == 0 || *s&^3 != uint32(h>>32)&^3 {
 		return
 	}
-	ratio := float64(p.hits) / float64(p.calls)
-	p.hits, p.calls = 0, 0
-	change := ratio - p.last
-	if change < 0 {
-		p.widen = !p.widen
-	}
-	if p.last > 0 && math.Abs(change) >= climbRestart {
-		p.step = climbStep * float64(p.max)
+	cause := *s & 3
+	p.ghosts[cause]--
+	*s = 0
+	w, m := float64(p.ghosts[ghostWindow]), float64(p.ghosts[ghostMain])
+	if cause == ghostWindow {
+		p.resizeTo(min(p.wmax+int(max(1, m/max(w, 1))), p.max))
 	} else {
-		p.step *= climbDecay
+		p.resizeTo(max(p.wmax-int(max(1, w/max(m, 1))), 1))
 	}
-	p.last = ratio
-	d := int(p.step)
-	if !p.widen {
-		d = -d
-	}
-	p.resizeTo(min(max(p.wmax+d, 1), p.max))
-	p.overflow(l)
-	p.demote(l)
 }
 
 // resizeTo gives the window w entries, and the protected segment its share

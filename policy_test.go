@@ -38,7 +38,7 @@ func checkPolicy(t *testing.T, l *list[int, int]) {
 }
 
 // The list under WTinyLFU through every operation that adds, moves or
-// removes entries, and through the hill climber's steps: its segments stay
+// removes entries, and through the window's moves: its segments stay
 // consistent.
 func TestWTinyLFUSegments(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -70,7 +70,7 @@ func TestWTinyLFUSegments(t *testing.T) {
 					checkPolicy(t, &l)
 				}
 				if step == 10000 {
-					space = max(bound/2, 1) // the traffic changes: the climber moves
+					space = max(bound/2, 1) // the traffic changes: the window moves
 				}
 			}
 			checkPolicy(t, &l)
@@ -273,4 +273,94 @@ func TestSketch(t *testing.T) {
 	for k, n := range before {
 		assert.Equal(t, n/2, s.freq(h(k)), "key %d", k)
 	}
+}
+
+// replayWindow replays keys through a list of size entries under WTinyLFU,
+// with a fixed hash so that the run is the same every time, and returns its
+// hit ratio and the window's share of the cache (in %) at each of 40 points
+// spread over the replay.
+func replayWindow(keys []int, size int) (ratio float64, window []int) {
+	var l list[int, int]
+	l.pol = newTinyLFU[int, int](size, func(k int) uint64 { return mix(uint64(k) + 1) })
+	l.init(size)
+	hits := 0
+	for n, k := range keys {
+		if i, ok := l.lookup(k).entry(); ok {
+			l.touch(i)
+			hits++
+		} else {
+			l.add(k, k, 0)
+		}
+		if (n+1)%(len(keys)/40) == 0 {
+			window = append(window, 100*l.pol.wmax/size)
+		}
+	}
+	return float64(hits) / float64(len(keys)), window
+}
+
+// The window follows the traffic: it grows where recency wins, to the whole
+// cache on a drifting working set, to the few dozen entries that hold keys
+// used again within 50 calls on lookups, within the first quarter of the
+// trace, and stays small where frequency wins (a Zipf distribution, a scan
+// through a hot set). The log shows the window over time (go test -run
+// TestWTinyLFUWindowAdapts -v).
+func TestWTinyLFUWindowAdapts(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		keys    []int
+		size    int
+		recency bool
+		share   int // recency: the least mean window (% of size); else the most
+	}{
+		{"drift", trace.Drift(1<<20, trace.Seed), 1000, true, 90},
+		{"lookups", trace.Lookups(1<<18, trace.Seed), 1000, true, 3},
+		{"zipf", trace.GetOrCompute(), 1024, false, 5},
+		{"scan in hot set", trace.ScanInHot(1<<20, trace.Seed), 1000, false, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ratio, window := replayWindow(tc.keys, tc.size)
+			lru := exactHitRatio(tc.keys, tc.size)
+			t.Logf("%s at %d: LRU %.3f, WTinyLFU %.3f, window %% of the cache over time: %v", tc.name, tc.size, lru, ratio, window)
+			mean := 0
+			for _, w := range window[10:] {
+				mean += w
+			}
+			mean /= len(window) - 10
+			if tc.recency {
+				assert.GreaterOrEqual(t, mean, tc.share, "the window grew, by the first quarter of the trace")
+				assert.GreaterOrEqual(t, ratio, lru-0.01, "close to LRU")
+			} else {
+				assert.LessOrEqual(t, mean, tc.share, "the window stayed small")
+				assert.Greater(t, ratio, lru+0.02, "better than LRU")
+			}
+		})
+	}
+}
+
+// A miss on a key the main part refused widens the window, one on a key it
+// evicted narrows it; a key not in the ghost history, or recalled already,
+// leaves it alone.
+func TestWTinyLFUGhost(t *testing.T) {
+	p := newTinyLFU[int, int](100, func(k int) uint64 { return mix(uint64(k)) })
+	h := func(k int) uint64 { return mix(uint64(k)) }
+	require.Equal(t, 1, p.wmax)
+	p.bury(h(1), ghostWindow)
+	p.bury(h(2), ghostWindow)
+	p.bury(h(3), ghostMain)
+	p.recall(h(1)) // 1 refused candidate and 1 victim left: a step of 1
+	assert.Equal(t, 2, p.wmax)
+	p.recall(h(1))
+	p.recall(h(4))
+	assert.Equal(t, 2, p.wmax, "recalled already, never buried")
+	p.bury(h(5), ghostMain)
+	p.bury(h(6), ghostMain)
+	p.bury(h(7), ghostMain)
+	p.recall(h(2)) // 4 victims, no refused candidate left: a step of 4
+	assert.Equal(t, 6, p.wmax)
+	p.recall(h(3))
+	assert.Equal(t, 5, p.wmax)
+	assert.Equal(t, int(protectShare*95), p.pmax, "the protected segment keeps its share of the rest")
+	p.reset()
+	p.recall(h(5))
+	assert.Equal(t, 1, p.wmax, "reset forgets the history")
 }

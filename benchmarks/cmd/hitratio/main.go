@@ -1,6 +1,7 @@
-// Command hitratio replays public cache traces and the Zipf stream of the
-// get-or-compute benchmark through memo (LRU and WTinyLFU) and the other Go
-// caches, and prints their hit ratios as a Markdown table, then how many
+// Command hitratio replays public cache traces, the Zipf stream of the
+// get-or-compute benchmark and the synthetic traces of internal/trace
+// (Synthetics: each stresses WTinyLFU's adaptive window from one side)
+// through memo (LRU and WTinyLFU) and the other Go caches, and prints their hit ratios as a Markdown table, then how many
 // entries otter held on average.
 //
 //	go run ./cmd/hitratio > hitratio.md
@@ -140,6 +141,9 @@ func main() {
 	}
 	streams = append(streams, stream{"Zipf 1.01, 64K keys", trace.GetOrCompute(),
 		[]int{trace.GetOrComputeSize / 4, trace.GetOrComputeSize}})
+	for _, s := range trace.Synthetics() {
+		streams = append(streams, stream{s.Name, s.Keys(), s.Sizes})
+	}
 
 	fmt.Print("| trace | entries |")
 	for _, c := range contenders {
