@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/gomemo/memo/internal/holdtest"
 )
 
 // server is a memcached started by a test.
@@ -70,7 +71,19 @@ func startServer(t testing.TB, extra ...string) *server {
 
 // TestMain starts a memcached for the Example, which finds it in
 // MEMCACHED_SERVERS, and stops it after the tests.
+//
+// With MEMO_MEMCACHED_CHILD=hold, the binary is instead holdtest's holder on
+// the memcached at MEMO_MEMCACHED_ADDR.
 func TestMain(m *testing.M) {
+	if os.Getenv("MEMO_MEMCACHED_CHILD") == "hold" {
+		st, err := New(memcache.New(os.Getenv("MEMO_MEMCACHED_ADDR")), Options{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		holdtest.Holder(st)
+		os.Exit(0)
+	}
 	s, err := launch()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
