@@ -10,6 +10,7 @@ package holdtest
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -49,12 +50,16 @@ func Holder(st memo.Store) {
 // its environment; given by each store's test.
 type Start func(env ...string) *exec.Cmd
 
-// started starts a holder and waits for it to be computing, failing t
-// unless it is within 10s.
-func started(t testing.TB, start Start, env ...string) (*exec.Cmd, *bufio.Scanner) {
+// run starts cmd, the other process, and waits for it to print first,
+// failing t unless it does within 20s (see next). It returns the process's
+// stdin and the lines of its output; the process is killed when t ends.
+func run(t testing.TB, cmd *exec.Cmd, first string) (io.WriteCloser, *bufio.Scanner) {
 	t.Helper()
-	cmd := start(env...)
 	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -64,19 +69,17 @@ func started(t testing.TB, start Start, env ...string) (*exec.Cmd, *bufio.Scanne
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	lines := bufio.NewScanner(out)
-	line := make(chan string, 1)
-	go func() {
-		lines.Scan()
-		line <- lines.Text()
-	}()
-	select {
-	case l := <-line:
-		if l != "computing" {
-			t.Fatalf("the holder printed %q, not computing", l)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the holder did not start computing within 10s")
+	if l := next(t, lines); l != first {
+		t.Fatalf("the other process printed %q, not %s", l, first)
 	}
+	return in, lines
+}
+
+// started starts a holder and waits for it to be computing.
+func started(t testing.TB, start Start, env ...string) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
+	cmd := start(env...)
+	_, lines := run(t, cmd, "computing")
 	return cmd, lines
 }
 

@@ -61,23 +61,7 @@ func next(t testing.TB, lines *bufio.Scanner) string {
 func Invalidation(t testing.TB, st memo.Store, start Start) {
 	t.Helper()
 	cmd := start()
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	lines := bufio.NewScanner(out)
-	if l := next(t, lines); l != "ready" {
-		t.Fatalf("the watcher printed %q, not ready", l)
-	}
+	in, lines := run(t, cmd, "ready")
 	f, c := memo.Memoize(watched, memo.Share(memo.Sharing{Store: st, Name: "watch"}))
 	defer c.Close()
 	var times []time.Duration
