@@ -362,7 +362,10 @@ func (s *Store) Lease(ctx context.Context, ns, key, token string, d time.Duratio
 			return false, err
 		}
 		until := time.Now().Add(max(d, time.Millisecond))
-		item := &memcache.Item{Key: lkey, Value: leaseValue(token, until.UnixMilli()), Expiration: expiration(until)}
+		// The lease's end in whole milliseconds, rounded up, so that it is
+		// never taken before d has passed.
+		end := (until.UnixNano() + int64(time.Millisecond) - 1) / int64(time.Millisecond)
+		item := &memcache.Item{Key: lkey, Value: leaseValue(token, end), Expiration: expiration(until)}
 		err := s.client.Add(item)
 		if err == nil {
 			return true, nil

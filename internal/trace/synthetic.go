@@ -2,6 +2,7 @@ package trace
 
 import (
 	"math"
+	"math/bits"
 	"math/rand/v2"
 )
 
@@ -42,6 +43,10 @@ func Drift(n int, seed uint64) []int {
 	return keys
 }
 
+// apart is where the keys that no Zipf draw gives begin: 1<<40 on a 64-bit
+// platform, 1<<24 on a 32-bit one, both above every Zipf key of these traces.
+const apart = 1 << (bits.UintSize/2 + 8)
+
 // Phases returns n keys in phases of 1<<17 calls that alternate between
 // recency and frequency: a recency phase is the Lookups shape (keys used
 // twice a few calls apart, or once), a frequency phase draws from a fixed
@@ -52,7 +57,7 @@ func Phases(n int, seed uint64) []int {
 	rng := newRand(seed)
 	z := rand.NewZipf(rng, ZipfS, ZipfV, 1<<15-1)
 	keys := make([]int, 0, n)
-	next := 1 << 40 // the recency phases' new keys, apart from the Zipf keys
+	next := apart // the recency phases' new keys, apart from the Zipf keys
 	for len(keys) < n {
 		m := min(phase, n-len(keys))
 		if len(keys)/phase%2 == 0 {
@@ -76,7 +81,7 @@ func ScanInHot(n int, seed uint64) []int {
 	keys := make([]int, n)
 	for i := range keys {
 		if i >= 3*n/8 && i < 5*n/8 {
-			keys[i] = 1<<40 + i
+			keys[i] = apart + i
 		} else {
 			keys[i] = int(z.Uint64())
 		}
@@ -94,7 +99,7 @@ func Disk(n int, seed uint64) []int {
 	const space = 500_000
 	z := zipf(rng, 0.9, space)
 	keys := make([]int, n)
-	next := 1 << 40
+	next := apart
 	for i := range keys {
 		switch u := rng.Float64(); {
 		case u < 0.30 && i >= 40_000:
