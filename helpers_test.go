@@ -65,6 +65,32 @@ func hammer(t *testing.T, n int, limit time.Duration, seed uint64, body func(g i
 	})
 }
 
+// hitting calls hit over and over from n goroutines until the returned stop
+// is called, which waits for them to return. They are also told to stop when
+// the test ends, so that a bound that fires does not leave them running.
+func hitting(t *testing.T, n int, hit func()) (stop func()) {
+	done := make(chan struct{})
+	halt := sync.OnceFunc(func() { close(done) })
+	t.Cleanup(halt)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+					hit()
+				}
+			}
+		})
+	}
+	return func() {
+		halt()
+		wg.Wait()
+	}
+}
+
 // callSquares calls f, a memoized k*k, calls times from each of goroutines
 // goroutines (as hammer does, with seed), on keys drawn by key, and fails the
 // test on a wrong answer; after each call, goroutine g runs also(g, i, k)

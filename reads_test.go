@@ -369,22 +369,7 @@ func TestReadsInvalidation(t *testing.T) {
 		next := 0 // what the function returns for key 1
 		f, c := Memoize(func(int) int { mu.Lock(); defer mu.Unlock(); return next }, opts...)
 		f(1)
-		stop := make(chan struct{})
-		halt := sync.OnceFunc(func() { close(stop) })
-		t.Cleanup(halt) // the hitting goroutines end if the bound fires
-		var wg sync.WaitGroup
-		for range 3 {
-			wg.Go(func() {
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-						f(1)
-					}
-				}
-			})
-		}
+		stop := hitting(t, 3, func() { f(1) })
 		within(t, timeout, func() {
 			for v := 1; v <= 300; v++ {
 				switch v % 3 {
@@ -406,8 +391,7 @@ func TestReadsInvalidation(t *testing.T) {
 				}
 			}
 		})
-		halt()
-		wg.Wait()
+		stop()
 		checkList(t, &c.first.mu, &c.first.l)
 	}
 }

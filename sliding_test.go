@@ -146,26 +146,12 @@ func TestExpireAfterAccessConcurrentHits(t *testing.T) {
 			clk.Advance(3 * time.Second)
 		}
 		// Now with the clock moving under the hits.
-		var wg sync.WaitGroup
-		stop := make(chan struct{})
-		for range 4 {
-			wg.Go(func() {
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-						f(1)
-					}
-				}
-			})
-		}
+		stop := hitting(t, 4, func() { f(1) })
 		for range 50 { // 5s: with the 3s since the last step's hits, under 10s
 			clk.Advance(time.Second / 10)
 			c.PurgeExpired()
 		}
-		close(stop)
-		wg.Wait()
+		stop()
 	})
 	mu.Lock()
 	defer mu.Unlock()
