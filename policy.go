@@ -1,5 +1,7 @@
 package memo
 
+import "math"
+
 // WTinyLFU makes the cache choose what to evict by how often keys are used
 // as well as how recently, instead of exact LRU: the W-TinyLFU policy
 // (Einziger, Friedman and Manes, "TinyLFU: A Highly Efficient Cache Admission
@@ -16,13 +18,16 @@ package memo
 // frequency sketch of about 8 bytes per entry, halved periodically so that
 // old popularity fades. The main part keeps its entries used twice in a
 // protected segment (80% of it). The window's share of the cache starts at
-// 1%. A ghost history remembers, for about MaxSize recent evictions (4 to 8
+// 1%. A ghost history remembers, for about MaxSize/2 recent evictions (2
 // bytes per entry), each evicted key's fingerprint and why it went: refused
 // by the main part as it left the window, or evicted from the main part. A
 // miss on a key the main part refused shows that a larger window would have
 // kept it, and widens the window; a miss on a key the main part evicted
 // narrows it. So the window grows toward LRU where recency wins, and stays
-// small where frequency does.
+// small where frequency does. While the window keeps moving one way, well
+// beyond what chance would move it, its steps lengthen, so that a large
+// cache reaches the window its traffic wants within a few times MaxSize
+// calls; they shorten again as soon as it stops.
 //
 // It keeps more of what matters on skewed traffic, scans and loops (the
 // table in docs/choosing.md compares it with LRU and otter on public
@@ -58,19 +63,20 @@ type tinyLFU[K comparable, V any] struct {
 	wmax, pmax int // the most entries the window and the protected segment hold
 	sketch     sketch
 	ghost      []uint32 // the ghost history: per slot, an evicted key's fingerprint and cause, or 0
-	ghostMask  uint64   // len(ghost) - 1
 	ghosts     [3]int   // per cause (ghostWindow, ghostMain): the slots that hold it
+	gain       float64  // what the window's steps are multiplied by: 1 or more (see recall)
+	recalls    int      // the recalls of the current round
+	moved      float64  // the sum of the current round's steps (before the gain)
+	spread     float64  // the sum of their squares
+	trend      float64  // the sign of the last round's move if it stood out, else 0
 }
 
 func newTinyLFU[K comparable, V any](size int, hash func(K) uint64) *tinyLFU[K, V] {
 	p := &tinyLFU[K, V]{hash: hash, max: size}
 	p.sketch.init(size)
-	n := 1 // the ghost's slots: the least power of 2 >= size
-	for n < size {
-		n <<= 1
-	}
-	p.ghost = make([]uint32, n)
-	p.ghostMask = uint64(n - 1)
+	// Half as many ghost slots as entries: a recall then says what a part
+	// somewhat larger would have kept, rather than one twice as large.
+	p.ghost = make([]uint32, max(1, size/2))
 	p.reset()
 	return p
 }
@@ -82,11 +88,13 @@ func (p *tinyLFU[K, V]) init(n int) {
 	p.count = [segments]int{}
 }
 
-// reset forgets what the policy learnt: the sketch and the ghost history.
+// reset forgets what the policy learnt: the sketch, the ghost history and
+// the window's steps.
 func (p *tinyLFU[K, V]) reset() {
 	p.sketch.clear()
 	clear(p.ghost)
 	p.ghosts = [3]int{}
+	p.gain, p.recalls, p.moved, p.spread, p.trend = 1, 0, 0, 0, 0
 	p.resizeTo(max(1, p.max/100))
 }
 
@@ -200,12 +208,18 @@ const (
 	ghostMain   = 2 // the main part's victim
 )
 
-// bury remembers that the key of hash h was evicted, and why, in the slot
-// its hash chooses: a direct-mapped table, where a newer eviction replaces
-// an older one, so that the history holds about as many evictions as the
-// table has slots.
+// slot returns the ghost history's slot for the key of hash h: a
+// direct-mapped table, where a newer eviction replaces an older one, so that
+// the history holds about as many evictions as the table has slots. The low
+// 32 bits of h choose the slot (by multiplication, for a table of any
+// length); the high ones are the fingerprint.
+func (p *tinyLFU[K, V]) slot(h uint64) *uint32 {
+	return &p.ghost[(h&0xffffffff)*uint64(len(p.ghost))>>32]
+}
+
+// bury remembers that the key of hash h was evicted, and why.
 func (p *tinyLFU[K, V]) bury(h uint64, cause uint32) {
-	s := &p.ghost[(h>>8)&p.ghostMask]
+	s := p.slot(h)
 	p.ghosts[*s&3]--
 	*s = uint32(h>>32)&^3 | cause
 	p.ghosts[cause]++
@@ -216,9 +230,20 @@ func (p *tinyLFU[K, V]) bury(h uint64, cause uint32) {
 // window; one the main part evicted narrows it. Each step is 1 entry, or
 // the ratio of the other cause's slots to this one's if larger, as ARC
 // weighs its two ghost lists: a hit on the rarer cause moves the window
-// further.
+// further. The step is then multiplied by the gain.
+//
+// The gain follows rounds of 64 recalls. A round's move stands out when it
+// is more than 3 times the spread that steps of the same lengths in random
+// directions would have (the root of the sum of their squares). After a
+// round that stands out the same way as the round before, the gain doubles,
+// up to MaxSize/100; after one that stands out when the round before did
+// not, it stays; after any other round (one that does not stand out, or a
+// turn), it halves, down to 1. A large cache
+// whose traffic wants a much larger or smaller window gets there in a few
+// dozen rounds instead of tens of thousands of 1-entry steps, and where the
+// window is where it should be, its steps stay as short as ARC's.
 func (p *tinyLFU[K, V]) recall(h uint64) {
-	s := &p.ghost[(h>>8)&p.ghostMask]
+	s := p.slot(h)
 	if *s == 0 || *s&^3 != uint32(h>>32)&^3 {
 		return
 	}
@@ -226,12 +251,31 @@ func (p *tinyLFU[K, V]) recall(h uint64) {
 	p.ghosts[cause]--
 	*s = 0
 	w, m := float64(p.ghosts[ghostWindow]), float64(p.ghosts[ghostMain])
-	if cause == ghostWindow {
-		p.resizeTo(min(p.wmax+int(max(1, m/max(w, 1))), p.max))
-	} else {
-		p.resizeTo(max(p.wmax-int(max(1, w/max(m, 1))), 1))
+	step := max(1, m/max(w, 1))
+	if cause == ghostMain {
+		step = -max(1, w/max(m, 1))
 	}
+	p.resizeTo(min(max(p.wmax+int(p.gain*step), 1), p.max))
+	p.moved += step
+	p.spread += step * step
+	if p.recalls++; p.recalls < roundRecalls {
+		return
+	}
+	trend := 0.0
+	if p.moved*p.moved > 9*p.spread {
+		trend = math.Copysign(1, p.moved)
+	}
+	switch {
+	case trend != 0 && trend == p.trend:
+		p.gain = min(2*p.gain, max(1, float64(p.max)/100))
+	case trend == 0 || p.trend != 0:
+		p.gain = max(1, p.gain/2)
+	}
+	p.trend, p.recalls, p.moved, p.spread = trend, 0, 0, 0
 }
+
+// roundRecalls is the number of recalls in a round of the window's gain.
+const roundRecalls = 64
 
 // resizeTo gives the window w entries, and the protected segment its share
 // of the rest.

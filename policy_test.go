@@ -301,40 +301,104 @@ func replayWindow(keys []int, size int) (ratio float64, window []int) {
 // The window follows the traffic: it grows where recency wins, to the whole
 // cache on a drifting working set, to the few dozen entries that hold keys
 // used again within 50 calls on lookups, within the first quarter of the
-// trace, and stays small where frequency wins (a Zipf distribution, a scan
-// through a hot set). The log shows the window over time (go test -run
-// TestWTinyLFUWindowAdapts -v).
+// trace, and to most of a large cache on a disk's block reads, re-read
+// 40,000 to 300,000 calls later; it stays small where frequency wins (a
+// Zipf distribution, a scan through a hot set); on phases that alternate
+// the two, it opens and closes with them. The log shows the window over
+// time (go test -run TestWTinyLFUWindowAdapts -v).
 func TestWTinyLFUWindowAdapts(t *testing.T) {
+	const (
+		recency   = iota // share: the least mean window (% of size); at most 0.01 behind LRU
+		frequency        // share: the most mean window; 0.02 ahead of LRU
+		both             // share: the least widest window; the narrowest at most 5%; 0.02 ahead of LRU
+	)
 	for _, tc := range []struct {
-		name    string
-		keys    []int
-		size    int
-		recency bool
-		share   int // recency: the least mean window (% of size); else the most
+		name  string
+		keys  func() []int
+		size  int
+		kind  int
+		share int
+		long  bool // too slow under -race
 	}{
-		{"drift", trace.Drift(1<<20, trace.Seed), 1000, true, 90},
-		{"lookups", trace.Lookups(1<<18, trace.Seed), 1000, true, 3},
-		{"zipf", trace.GetOrCompute(), 1024, false, 5},
-		{"scan in hot set", trace.ScanInHot(1<<20, trace.Seed), 1000, false, 5},
+		{"drift", func() []int { return trace.Drift(1<<20, trace.Seed) }, 1000, recency, 90, false},
+		{"lookups", func() []int { return trace.Lookups(1<<18, trace.Seed) }, 1000, recency, 3, false},
+		{"disk", func() []int { return trace.Disk(1<<22, trace.Seed) }, 200_000, recency, 85, true},
+		{"zipf", trace.GetOrCompute, 1024, frequency, 5, false},
+		{"scan in hot set", func() []int { return trace.ScanInHot(1<<20, trace.Seed) }, 1000, frequency, 5, false},
+		{"phases", func() []int { return trace.Phases(1<<21, trace.Seed) }, 1000, both, 30, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ratio, window := replayWindow(tc.keys, tc.size)
-			lru := exactHitRatio(tc.keys, tc.size)
-			t.Logf("%s at %d: LRU %.3f, WTinyLFU %.3f, window %% of the cache over time: %v", tc.name, tc.size, lru, ratio, window)
-			mean := 0
-			for _, w := range window[10:] {
-				mean += w
+			if tc.long && raceEnabled() {
+				t.Skip("pure computation, slow under -race; the runs without -race check it")
 			}
-			mean /= len(window) - 10
-			if tc.recency {
+			keys := tc.keys()
+			ratio, window := replayWindow(keys, tc.size)
+			lru := exactHitRatio(keys, tc.size)
+			t.Logf("%s at %d: LRU %.3f, WTinyLFU %.3f, window %% of the cache over time: %v", tc.name, tc.size, lru, ratio, window)
+			later := window[10:]
+			mean, least, most := 0, 100, 0
+			for _, w := range later {
+				mean += w
+				least, most = min(least, w), max(most, w)
+			}
+			mean /= len(later)
+			switch tc.kind {
+			case recency:
 				assert.GreaterOrEqual(t, mean, tc.share, "the window grew, by the first quarter of the trace")
 				assert.GreaterOrEqual(t, ratio, lru-0.01, "close to LRU")
-			} else {
+			case frequency:
 				assert.LessOrEqual(t, mean, tc.share, "the window stayed small")
+				assert.Greater(t, ratio, lru+0.02, "better than LRU")
+			case both:
+				assert.GreaterOrEqual(t, most, tc.share, "the window opened in a recency phase")
+				assert.LessOrEqual(t, least, 5, "the window closed in a frequency phase")
 				assert.Greater(t, ratio, lru+0.02, "better than LRU")
 			}
 		})
 	}
+}
+
+// The window's steps lengthen while it keeps moving one way, beyond chance,
+// and shorten when it stops or turns: a round of 64 recalls that stands out
+// after one that did not leaves the gain, a second one the same way doubles
+// it, and any other round halves it.
+func TestWTinyLFUGain(t *testing.T) {
+	p := newTinyLFU[int, int](100_000, func(k int) uint64 { return mix(uint64(k)) })
+	k := 0
+	recall := func(n int, cause ...uint32) { // n recalls, each of a key just buried, causes in turn
+		for i := range n {
+			k++
+			p.bury(mix(uint64(k)), cause[i%len(cause)])
+			p.recall(mix(uint64(k)))
+		}
+	}
+	require.Equal(t, 1000, p.wmax)
+	recall(64, ghostWindow)
+	assert.Equal(t, 1064, p.wmax, "steps of 1")
+	assert.Equal(t, 1.0, p.gain, "one round that stands out leaves the gain")
+	recall(64, ghostWindow)
+	assert.Equal(t, 1128, p.wmax)
+	assert.Equal(t, 2.0, p.gain, "a second one the same way doubles it")
+	recall(64, ghostWindow)
+	assert.Equal(t, 1256, p.wmax, "steps of 2")
+	assert.Equal(t, 4.0, p.gain)
+	recall(64, ghostWindow, ghostMain)
+	assert.Equal(t, 1256, p.wmax, "as many steps each way")
+	assert.Equal(t, 2.0, p.gain, "a round that does not stand out halves it")
+	recall(64, ghostMain)
+	assert.Equal(t, 1128, p.wmax)
+	assert.Equal(t, 2.0, p.gain, "a round that stands out, after one that did not")
+	recall(64, ghostWindow)
+	assert.Equal(t, 1256, p.wmax)
+	assert.Equal(t, 1.0, p.gain, "a turn halves it")
+	for range 20 {
+		recall(64, ghostWindow)
+	}
+	assert.Equal(t, 1000.0, p.gain, "at most MaxSize/100")
+	assert.Equal(t, 100_000, p.wmax, "at most the whole cache")
+	p.reset()
+	assert.Equal(t, 1.0, p.gain, "reset forgets it")
+	assert.Equal(t, 1000, p.wmax)
 }
 
 // A miss on a key the main part refused widens the window, one on a key it
