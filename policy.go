@@ -24,10 +24,11 @@ import "math"
 // miss on a key the main part refused shows that a larger window would have
 // kept it, and widens the window; a miss on a key the main part evicted
 // narrows it. So the window grows toward LRU where recency wins, and stays
-// small where frequency does. While the window keeps moving one way, well
-// beyond what chance would move it, its steps lengthen, so that a large
-// cache reaches the window its traffic wants within a few times MaxSize
-// calls; they shorten again as soon as it stops.
+// small where frequency does. In a cache of more than 6,400 entries, the
+// window's steps lengthen while it keeps moving one way, well beyond what
+// chance would move it, so that it can cross the whole cache within about
+// 6,400 misses found in the ghost history, and shorten again as soon as it
+// stops.
 //
 // It keeps more of what matters on skewed traffic, scans and loops (the
 // table in docs/choosing.md compares it with LRU and otter on public
@@ -235,13 +236,15 @@ func (p *tinyLFU[K, V]) bury(h uint64, cause uint32) {
 // The gain follows rounds of 64 recalls. A round's move stands out when it
 // is more than 3 times the spread that steps of the same lengths in random
 // directions would have (the root of the sum of their squares). After a
-// round that stands out the same way as the round before, the gain doubles,
-// up to MaxSize/100; after one that stands out when the round before did
-// not, it stays; after any other round (one that does not stand out, or a
-// turn), it halves, down to 1. A large cache
-// whose traffic wants a much larger or smaller window gets there in a few
-// dozen rounds instead of tens of thousands of 1-entry steps, and where the
-// window is where it should be, its steps stay as short as ARC's.
+// round that stands out the same way as the round before, the gain doubles;
+// after one that stands out when the round before did not, it stays; after
+// any other round (one that does not stand out, or a turn), it halves, down
+// to 1. The gain is at most MaxSize/6,400, so that a round of 1-entry steps
+// moves the window by at most 1% of the cache and cannot overshoot far: in
+// a cache of at most 6,400 entries the steps are ARC's. A large cache
+// whose traffic wants a much larger or smaller window gets there in about a
+// hundred rounds instead of tens of thousands of 1-entry steps, and where
+// the window is where it should be, its steps stay as short as ARC's.
 func (p *tinyLFU[K, V]) recall(h uint64) {
 	s := p.slot(h)
 	if *s == 0 || *s&^3 != uint32(h>>32)&^3 {
@@ -267,7 +270,7 @@ func (p *tinyLFU[K, V]) recall(h uint64) {
 	}
 	switch {
 	case trend != 0 && trend == p.trend:
-		p.gain = min(2*p.gain, max(1, float64(p.max)/100))
+		p.gain = min(2*p.gain, max(1, float64(p.max)/(100*roundRecalls)))
 	case trend == 0 || p.trend != 0:
 		p.gain = max(1, p.gain/2)
 	}

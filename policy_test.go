@@ -361,44 +361,55 @@ func TestWTinyLFUWindowAdapts(t *testing.T) {
 // The window's steps lengthen while it keeps moving one way, beyond chance,
 // and shorten when it stops or turns: a round of 64 recalls that stands out
 // after one that did not leaves the gain, a second one the same way doubles
-// it, and any other round halves it.
+// it, and any other round halves it. The gain is at most MaxSize/6,400: 1,
+// ARC's steps, in a cache of at most 6,400 entries.
 func TestWTinyLFUGain(t *testing.T) {
-	p := newTinyLFU[int, int](100_000, func(k int) uint64 { return mix(uint64(k)) })
 	k := 0
-	recall := func(n int, cause ...uint32) { // n recalls, each of a key just buried, causes in turn
+	recall := func(p *tinyLFU[int, int], n int, cause ...uint32) { // n recalls, each of a key just buried, causes in turn
 		for i := range n {
 			k++
 			p.bury(mix(uint64(k)), cause[i%len(cause)])
 			p.recall(mix(uint64(k)))
 		}
 	}
-	require.Equal(t, 1000, p.wmax)
-	recall(64, ghostWindow)
-	assert.Equal(t, 1064, p.wmax, "steps of 1")
+	p := newTinyLFU[int, int](640_000, func(k int) uint64 { return mix(uint64(k)) })
+	require.Equal(t, 6400, p.wmax)
+	recall(p, 64, ghostWindow)
+	assert.Equal(t, 6464, p.wmax, "steps of 1")
 	assert.Equal(t, 1.0, p.gain, "one round that stands out leaves the gain")
-	recall(64, ghostWindow)
-	assert.Equal(t, 1128, p.wmax)
+	recall(p, 64, ghostWindow)
+	assert.Equal(t, 6528, p.wmax)
 	assert.Equal(t, 2.0, p.gain, "a second one the same way doubles it")
-	recall(64, ghostWindow)
-	assert.Equal(t, 1256, p.wmax, "steps of 2")
+	recall(p, 64, ghostWindow)
+	assert.Equal(t, 6656, p.wmax, "steps of 2")
 	assert.Equal(t, 4.0, p.gain)
-	recall(64, ghostWindow, ghostMain)
-	assert.Equal(t, 1256, p.wmax, "as many steps each way")
+	recall(p, 64, ghostWindow, ghostMain)
+	assert.Equal(t, 6656, p.wmax, "as many steps each way")
 	assert.Equal(t, 2.0, p.gain, "a round that does not stand out halves it")
-	recall(64, ghostMain)
-	assert.Equal(t, 1128, p.wmax)
+	recall(p, 64, ghostMain)
+	assert.Equal(t, 6528, p.wmax)
 	assert.Equal(t, 2.0, p.gain, "a round that stands out, after one that did not")
-	recall(64, ghostWindow)
-	assert.Equal(t, 1256, p.wmax)
+	recall(p, 64, ghostWindow)
+	assert.Equal(t, 6656, p.wmax)
 	assert.Equal(t, 1.0, p.gain, "a turn halves it")
 	for range 20 {
-		recall(64, ghostWindow)
+		recall(p, 64, ghostWindow)
 	}
-	assert.Equal(t, 1000.0, p.gain, "at most MaxSize/100")
-	assert.Equal(t, 100_000, p.wmax, "at most the whole cache")
+	assert.Equal(t, 100.0, p.gain, "at most MaxSize/6,400")
 	p.reset()
 	assert.Equal(t, 1.0, p.gain, "reset forgets it")
-	assert.Equal(t, 1000, p.wmax)
+	assert.Equal(t, 6400, p.wmax)
+
+	small := newTinyLFU[int, int](6_400, func(k int) uint64 { return mix(uint64(k)) })
+	for range 20 {
+		recall(small, 64, ghostWindow)
+	}
+	assert.Equal(t, 1.0, small.gain, "ARC's steps in a cache of at most 6,400 entries")
+	assert.Equal(t, 64+20*64, small.wmax)
+	for range 200 {
+		recall(small, 64, ghostWindow)
+	}
+	assert.Equal(t, 6_400, small.wmax, "at most the whole cache")
 }
 
 // A miss on a key the main part refused widens the window, one on a key it
