@@ -95,6 +95,20 @@ func ScanInHot(n int, seed uint64) []int {
 // cache of 100,000 entries or more), 25% draw from a Zipf distribution over
 // 500,000 blocks (skew 0.9; what frequency keeps), the rest read new blocks.
 func Disk(n int, seed uint64) []int {
+	return DiskShape{Gap: 40_000, Span: 260_000, Reread: 0.30, Zipf: 0.25}.Keys(n, seed)
+}
+
+// DiskShape describes a disk-like trace: the share of calls that re-read
+// the block read Gap to Gap+Span calls before, the share that draw from a
+// Zipf distribution over 500,000 blocks (skew 0.9), and new blocks for the
+// rest.
+type DiskShape struct {
+	Gap, Span    int
+	Reread, Zipf float64
+}
+
+// Keys returns n keys of the shape.
+func (d DiskShape) Keys(n int, seed uint64) []int {
 	rng := newRand(seed)
 	const space = 500_000
 	z := zipf(rng, 0.9, space)
@@ -102,9 +116,9 @@ func Disk(n int, seed uint64) []int {
 	next := apart
 	for i := range keys {
 		switch u := rng.Float64(); {
-		case u < 0.30 && i >= 40_000:
-			keys[i] = keys[i-40_000-rng.IntN(min(i-40_000, 260_000)+1)]
-		case u < 0.55:
+		case u < d.Reread && i >= d.Gap:
+			keys[i] = keys[i-d.Gap-rng.IntN(min(i-d.Gap, d.Span)+1)]
+		case u < d.Reread+d.Zipf:
 			keys[i] = z()
 		default:
 			keys[i] = next
