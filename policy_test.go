@@ -405,24 +405,24 @@ func TestWTinyLFUGain(t *testing.T) {
 	}
 	p := newTinyLFU[int, int](640_000, func(k int) uint64 { return mix(uint64(k)) })
 	require.Equal(t, 6400, p.wmax)
-	recall(p, 64, ghostWindow)
-	assert.Equal(t, 6464, p.wmax, "steps of 1")
-	assert.Equal(t, 1.0, p.gain, "one round that stands out leaves the gain")
-	recall(p, 64, ghostWindow)
-	assert.Equal(t, 6528, p.wmax)
-	assert.Equal(t, 2.0, p.gain, "a second one the same way doubles it")
-	recall(p, 64, ghostWindow)
-	assert.Equal(t, 6656, p.wmax, "steps of 2")
-	assert.Equal(t, 4.0, p.gain)
-	recall(p, 64, ghostWindow, ghostMain)
-	assert.Equal(t, 6656, p.wmax, "as many steps each way")
-	assert.Equal(t, 2.0, p.gain, "a round that does not stand out halves it")
-	recall(p, 64, ghostMain)
-	assert.Equal(t, 6528, p.wmax)
-	assert.Equal(t, 2.0, p.gain, "a round that stands out, after one that did not")
-	recall(p, 64, ghostWindow)
-	assert.Equal(t, 6656, p.wmax)
-	assert.Equal(t, 1.0, p.gain, "a turn halves it")
+	w, m := uint32(ghostWindow), uint32(ghostMain)
+	for _, round := range []struct {
+		causes []uint32 // of the round's recalls, in turn
+		wmax   int      // after the round
+		gain   float64
+		why    string
+	}{
+		{[]uint32{w}, 6464, 1, "one round that stands out leaves the gain; steps of 1"},
+		{[]uint32{w}, 6528, 2, "a second one the same way doubles it"},
+		{[]uint32{w}, 6656, 4, "steps of 2"},
+		{[]uint32{w, m}, 6656, 2, "as many steps each way: a round that does not stand out halves it"},
+		{[]uint32{m}, 6528, 2, "a round that stands out, after one that did not"},
+		{[]uint32{w}, 6656, 1, "a turn halves it"},
+	} {
+		recall(p, 64, round.causes...)
+		assert.Equal(t, round.wmax, p.wmax, round.why)
+		assert.Equal(t, round.gain, p.gain, round.why)
+	}
 	for range 20 {
 		recall(p, 64, ghostWindow)
 	}
