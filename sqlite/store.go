@@ -122,8 +122,9 @@ type handle struct {
 }
 
 // Open opens the store in dir, creating dir (mode 0700) and the database
-// (mode 0600) if they do not exist. A database file that is corrupt or not a
-// database is set aside and replaced by a new one.
+// (mode 0600) if they do not exist; processes may do so at the same moment
+// (Open waits up to BusyTimeout for each other's locks). A database file that
+// is corrupt or not a database is set aside and replaced by a new one.
 func Open(dir string, opts Options) (*Store, error) {
 	if opts.MaxBytes < 0 || opts.MaxEntries < 0 || opts.BusyTimeout < 0 {
 		return nil, fmt.Errorf("memo/sqlite: MaxBytes, MaxEntries and BusyTimeout must not be negative, got %d, %d and %v", opts.MaxBytes, opts.MaxEntries, opts.BusyTimeout)
@@ -164,12 +165,9 @@ func (s *Store) Close() error {
 // open opens the database at s.path, creating it and its tables if need be,
 // or setting it aside and creating a new one if it is damaged.
 func (s *Store) open() (*handle, error) {
-	db, err := s.connect()
+	db, err := s.ready()
 	if err == nil {
-		if err = s.check(db); err == nil {
-			return prepare(db)
-		}
-		db.Close()
+		return prepare(db)
 	}
 	if s.opts.ReadOnly || !damaged(err) {
 		return nil, fmt.Errorf("memo/sqlite: opening %s: %w", s.path, err)
@@ -177,17 +175,37 @@ func (s *Store) open() (*handle, error) {
 	if err := s.setAside(); err != nil {
 		return nil, err
 	}
-	db, err = s.connect()
-	if err == nil {
-		err = s.check(db)
-	}
+	db, err = s.ready()
 	if err != nil {
-		if db != nil {
-			db.Close()
-		}
 		return nil, fmt.Errorf("memo/sqlite: creating %s after setting a damaged one aside: %w", s.path, err)
 	}
 	return prepare(db)
+}
+
+// ready connects to the database and checks it. While another process
+// holds a lock that SQLite does not wait for (setting the journal mode of a
+// new file, for one), it tries again every 10 ms, up to BusyTimeout.
+func (s *Store) ready() (*sql.DB, error) {
+	deadline := time.Now().Add(s.opts.BusyTimeout)
+	for {
+		db, err := s.connect()
+		if err == nil {
+			if err = s.check(db); err == nil {
+				return db, nil
+			}
+			db.Close()
+		}
+		if !busy(err) || time.Now().After(deadline) {
+			return nil, err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// busy reports whether err is SQLite's "database is locked".
+func busy(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == codeBusy
 }
 
 // prepare prepares the lookup statement on db.
@@ -306,6 +324,7 @@ func (e errCorrupt) Error() string { return "the database is corrupt: " + e.what
 
 // SQLite's primary result codes that this store tells apart.
 const (
+	codeBusy    = 5
 	codeCorrupt = 11
 	codeNotADB  = 26
 )

@@ -73,6 +73,8 @@ func child(role, dir string) {
 	defer st.Close()
 	var runs atomic.Int64
 	switch role {
+	case "open":
+		fmt.Println("opened")
 	case "hold":
 		holdtest.Holder(st)
 	case "share":
@@ -306,6 +308,28 @@ func TestForgetAndClearReachAnotherProcess(t *testing.T) {
 
 // timeout bounds what a test waits for.
 const timeout = 10 * time.Second
+
+// Processes that open a new database file at the same moment all open it:
+// setting a new file's journal mode takes a lock that SQLite does not wait
+// for, so Open tries again while it is busy, up to BusyTimeout.
+func TestProcessesOpenANewFileAtOnce(t *testing.T) {
+	const procs = 6
+	for range 4 {
+		dir := t.TempDir()
+		var cmds []*exec.Cmd
+		var outs []*bufio.Scanner
+		for range procs {
+			cmd, out := start(t, "open", dir)
+			cmds = append(cmds, cmd)
+			outs = append(outs, out)
+		}
+		for i, cmd := range cmds {
+			require.True(t, outs[i].Scan(), "process %d did not open the file (its error is above)", i)
+			require.Equal(t, "opened", outs[i].Text())
+			require.NoError(t, cmd.Wait())
+		}
+	}
+}
 
 func TestProcessesShareOneFile(t *testing.T) {
 	const procs, keys = 4, 300
