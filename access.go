@@ -60,19 +60,9 @@ func (c *Cache[K, V]) Len() int {
 // store is paused after a failure, and reports a failure as a StoreFailed
 // event, as Forget does.
 func (c *Cache[K, V]) Put(k K, v V) bool {
-	s, k, ok := c.locate(k)
-	if !ok || c.params.SingleFlight {
+	s, k, life, w, ok := c.storable(k, v)
+	if !ok {
 		return false
-	}
-	life := c.lifeOf(v) // asked before the lock is taken: it is the user's code
-	if life < 0 {
-		return false
-	}
-	var w int
-	if c.weigher != nil {
-		if w = c.weigh(k, v); !s.fits(w) {
-			return false
-		}
 	}
 	var now, wall int64
 	if c.timed {
@@ -86,6 +76,27 @@ func (c *Cache[K, V]) Put(k K, v V) bool {
 		}
 	}
 	return true
+}
+
+// storable returns what Put and Load need to store v under k: k's shard, k
+// normalised, v's life (see lifeOf) and weight; ok is false if v is not to
+// be stored: k cannot be cached, every call runs (SingleFlight), v's life is
+// negative, or v weighs more than the shard holds. It runs the user's code
+// (ExpireAfter's function, the weigher), so the caller holds no lock.
+func (c *Cache[K, V]) storable(k K, v V) (s *shard[K, V], key K, life int64, w int, ok bool) {
+	s, k, ok = c.locate(k)
+	if !ok || c.params.SingleFlight {
+		return nil, k, 0, 0, false
+	}
+	if life = c.lifeOf(v); life < 0 {
+		return nil, k, 0, 0, false
+	}
+	if c.weigher != nil {
+		if w = c.weigh(k, v); !s.fits(w) {
+			return nil, k, 0, 0, false
+		}
+	}
+	return s, k, life, w, true
 }
 
 // locate returns the shard of k, and k normalised, if k can be cached.

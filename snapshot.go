@@ -294,19 +294,9 @@ func (c *Cache[K, V]) Load(r io.Reader) (int, error) {
 // adopt stores v under k for Load, to expire by exp (Unix nanoseconds, 0
 // for never) at the latest, and reports whether it did.
 func (c *Cache[K, V]) adopt(k K, v V, exp int64) bool {
-	s, k, ok := c.locate(k)
-	if !ok || c.params.SingleFlight {
+	s, k, life, w, ok := c.storable(k, v)
+	if !ok {
 		return false
-	}
-	life := c.lifeOf(v) // the user's code: no lock held
-	if life < 0 {
-		return false
-	}
-	var w int
-	if c.weigher != nil {
-		if w = c.weigh(k, v); !s.fits(w) {
-			return false
-		}
 	}
 	now, wall := c.instant()
 	if exp != 0 && exp <= wall {
