@@ -1,24 +1,21 @@
 package memcachedstore
 
 import (
-	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/gomemo/memo/internal/holdtest"
+	"github.com/gomemo/memo/internal/testserver"
 )
 
 // server is a memcached started by a test.
 type server struct {
 	addr string
-	cmd  *exec.Cmd
+	proc *testserver.Process
 }
 
 // notInstalled says how to install memcached.
@@ -27,31 +24,17 @@ const notInstalled = "memcached is not installed: apt-get install memcached (Deb
 // launch starts a memcached on a free loopback port, with extra arguments
 // appended, and waits until it answers.
 func launch(extra ...string) (*server, error) {
-	path, err := exec.LookPath("memcached")
-	if err != nil {
-		return nil, errors.New(notInstalled)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testserver.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	s := &server{addr: "127.0.0.1:" + strconv.Itoa(port)}
 	// -U 0: no UDP; -u root: memcached refuses to run as root otherwise.
 	args := append([]string{"-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-u", "root"}, extra...)
-	s.cmd = exec.Command(path, args...)
-	s.cmd.Stderr = os.Stderr
-	if err := s.cmd.Start(); err != nil {
-		return nil, err
-	}
 	c := memcache.New(s.addr)
 	defer c.Close()
-	for deadline := time.Now().Add(10 * time.Second); c.Ping() != nil; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			s.kill()
-			return nil, fmt.Errorf("memcached on %s did not answer within 10s", s.addr)
-		}
+	if s.proc, err = testserver.Start("memcached", args, func() bool { return c.Ping() == nil }, notInstalled); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -98,19 +81,14 @@ func TestMain(m *testing.M) {
 // kill kills the server with SIGKILL, paused or not, and waits until it is
 // gone.
 func (s *server) kill() {
-	if s.cmd == nil {
-		return
-	}
-	syscall.Kill(s.cmd.Process.Pid, syscall.SIGCONT)
-	syscall.Kill(s.cmd.Process.Pid, syscall.SIGKILL)
-	s.cmd.Wait()
-	s.cmd = nil
+	s.proc.Kill()
+	s.proc = nil
 }
 
 // signal sends sig to the server.
 func (s *server) signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
-	if err := syscall.Kill(s.cmd.Process.Pid, sig); err != nil {
+	if err := s.proc.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 }

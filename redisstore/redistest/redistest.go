@@ -5,14 +5,11 @@ package redistest
 
 import (
 	"context"
-	"net"
-	"os"
-	"os/exec"
 	"strconv"
 	"syscall"
 	"testing"
-	"time"
 
+	"github.com/gomemo/memo/internal/testserver"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -21,7 +18,7 @@ type Server struct {
 	tb   testing.TB
 	port int
 	args []string
-	cmd  *exec.Cmd
+	proc *testserver.Process
 }
 
 // Start starts a redis-server on a free loopback port, with persistence off
@@ -46,12 +43,11 @@ func StartAt(tb testing.TB, port int, extra ...string) *Server {
 // FreePort returns a loopback port that nothing listens on.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testserver.FreePort()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // Port returns the server's port.
@@ -64,44 +60,29 @@ func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 // until it answers.
 func (s *Server) Restart() {
 	s.tb.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		s.tb.Fatal("redis-server is not installed: apt-get install redis-server (Debian, Ubuntu; memo's ./test.sh does it when run as root), brew install redis (macOS)")
-	}
-	s.cmd = exec.Command(path, s.args...)
-	s.cmd.Stderr = os.Stderr
-	if err := s.cmd.Start(); err != nil {
-		s.tb.Fatal(err)
-	}
 	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
 	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			s.tb.Fatalf("redis-server on %s did not answer within 10s", s.Addr())
-		}
-		time.Sleep(5 * time.Millisecond)
+	answers := func() bool { return c.Ping(context.Background()).Err() == nil }
+	p, err := testserver.Start("redis-server", s.args, answers, "redis-server is not installed: apt-get install redis-server (Debian, Ubuntu; memo's ./test.sh does it when run as root), brew install redis (macOS)")
+	if err != nil {
+		s.tb.Fatal(err)
 	}
+	s.proc = p
 }
 
 // Kill kills the server with SIGKILL, paused or not, and waits until it is
 // gone.
 func (s *Server) Kill() {
-	if s.cmd == nil {
-		return
-	}
-	s.cmd.Process.Signal(syscall.SIGCONT)
-	s.cmd.Process.Kill()
-	s.cmd.Wait()
-	s.cmd = nil
+	s.proc.Kill()
+	s.proc = nil
 }
 
 // Pause stops the server with SIGSTOP: it holds its connections and answers
 // nothing until Resume.
-func (s *Server) Pause() { s.cmd.Process.Signal(syscall.SIGSTOP) }
+func (s *Server) Pause() { s.proc.Signal(syscall.SIGSTOP) }
 
 // Resume lets a paused server go on.
-func (s *Server) Resume() { s.cmd.Process.Signal(syscall.SIGCONT) }
+func (s *Server) Resume() { s.proc.Signal(syscall.SIGCONT) }
 
 // Client returns a client of the server that honours context deadlines, as
 // memo's Redis store requires, closed when the test ends.
