@@ -680,11 +680,14 @@ func (s *Store) Lease(ctx context.Context, ns, key, token string, d time.Duratio
 	}
 	var owner bool
 	err := s.do(func(db *handle) error {
-		t := now()
+		t := time.Now()
+		// The lease's end in whole milliseconds, rounded up, so that it is
+		// never taken before d has passed.
+		end := (t.Add(max(d, time.Millisecond)).UnixNano() + int64(time.Millisecond) - 1) / int64(time.Millisecond)
 		r, err := db.ExecContext(ctx, `INSERT INTO leases (ns, key, token, expires) VALUES (?, ?, ?, ?)
 			ON CONFLICT (ns, key) DO UPDATE SET token = excluded.token, expires = excluded.expires
 			WHERE leases.expires <= ? OR leases.token = excluded.token`,
-			ns, []byte(key), token, t+max(d.Milliseconds(), 1), t)
+			ns, []byte(key), token, end, t.UnixMilli())
 		if err != nil {
 			return err
 		}
