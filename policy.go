@@ -24,11 +24,13 @@ import "math"
 // miss on a key the main part refused shows that a larger window would have
 // kept it, and widens the window; a miss on a key the main part evicted
 // narrows it. So the window grows toward LRU where recency wins, and stays
-// small where frequency does. In a cache of more than 6,400 entries, the
-// window's steps lengthen while it keeps moving one way, well beyond what
-// chance would move it, so that it can cross the whole cache within about
-// 6,400 misses found in the ghost history, and shorten again as soon as it
-// stops.
+// small where frequency does. The window holds at least 1 entry and at most
+// all but 1: the main part keeps an entry even where recency wins, so that
+// its evictions still show when frequency wins again. In a cache of more
+// than 6,400 entries, the window's steps lengthen while it keeps moving one
+// way, well beyond what chance would move it, so that it can cross the
+// whole cache within about 6,400 misses found in the ghost history, and
+// shorten again as soon as it stops.
 //
 // It keeps more of what matters on skewed traffic, scans and loops (the
 // table in docs/choosing.md compares it with LRU and otter on public
@@ -231,7 +233,9 @@ func (p *tinyLFU[K, V]) bury(h uint64, cause uint32) {
 // window; one the main part evicted narrows it. Each step is 1 entry, or
 // the ratio of the other cause's slots to this one's if larger, as ARC
 // weighs its two ghost lists: a hit on the rarer cause moves the window
-// further. The step is then multiplied by the gain.
+// further. The step is then multiplied by the gain. The window keeps
+// between 1 entry and all but 1: a main part of no entries would evict
+// nothing, and no recall could narrow the window again.
 //
 // The gain follows rounds of 64 recalls. A round's move stands out when it
 // is more than 3 times the spread that steps of the same lengths in random
@@ -258,7 +262,7 @@ func (p *tinyLFU[K, V]) recall(h uint64) {
 	if cause == ghostMain {
 		step = -max(1, w/max(m, 1))
 	}
-	p.resizeTo(min(max(p.wmax+int(p.gain*step), 1), p.max))
+	p.resizeTo(min(max(p.wmax+int(p.gain*step), 1), max(1, p.max-1)))
 	p.moved += step
 	p.spread += step * step
 	if p.recalls++; p.recalls < roundRecalls {
