@@ -20,17 +20,23 @@ import "math"
 // protected segment (80% of it). The window's share of the cache starts at
 // 1%. A ghost history remembers, for about MaxSize/2 recent evictions (2
 // bytes per entry), each evicted key's fingerprint and why it went: refused
-// by the main part as it left the window, or evicted from the main part. A
-// miss on a key the main part refused shows that a larger window would have
-// kept it, and widens the window; a miss on a key the main part evicted
-// narrows it. So the window grows toward LRU where recency wins, and stays
-// small where frequency does. The window holds at least 1 entry and at most
-// all but 1: the main part keeps an entry even where recency wins, so that
-// its evictions still show when frequency wins again. In a cache of more
-// than 6,400 entries, the window's steps lengthen while it keeps moving one
-// way, well beyond what chance would move it, so that it can cross the
-// whole cache within about 6,400 misses found in the ghost history, and
-// shorten again as soon as it stops.
+// by the main part as it left the window, or evicted from the main part for
+// a candidate used more often. A miss on a key the main part refused shows
+// that a larger window would have kept it, and widens the window; a miss on
+// a key the main part evicted narrows it. So the window grows toward LRU
+// where recency wins, and stays small where frequency does. After it grows,
+// the window fills with new entries while the main part gives up its least
+// recently used ones for room; the ghost history does not remember those (a
+// recall of one would narrow the window again only because it grew), and
+// while the window is short of its size by more than 1% of the cache, an
+// entry of the main part used again joins the window, as under LRU, instead
+// of staying in a main part that is shrinking. The window holds at least 1
+// entry and at most all but 1: the main part keeps an entry even where
+// recency wins, so that its evictions still show when frequency wins again.
+// In a cache of more than 6,400 entries, the window's steps lengthen while
+// it keeps moving one way, well beyond what chance would move it, so that it
+// can cross the whole cache within about 6,400 misses found in the ghost
+// history, and shorten again as soon as it stops.
 //
 // It keeps more of what matters on skewed traffic, scans and loops (the
 // table in docs/choosing.md compares it with LRU and otter on public
@@ -114,10 +120,14 @@ func (p *tinyLFU[K, V]) hit(l *list[K, V], i int32) {
 	p.front(l, i)
 }
 
-// front moves node i as a use of its entry does.
+// front moves node i as a use of its entry does: to the front of its
+// segment, from the probation to the protected segment, or, while the
+// window is growing, into the window.
 func (p *tinyLFU[K, V]) front(l *list[K, V], i int32) {
 	to := p.where[i]
-	if to == probation {
+	if to != window && p.growing() {
+		to = window
+	} else if to == probation {
 		to = protected
 	} else if l.nodes[to].next == i {
 		return // already first in its segment
@@ -146,8 +156,9 @@ func (p *tinyLFU[K, V]) inserted(l *list[K, V], i int32, k K) {
 // list. If the window is full, its least recently used entry (the candidate)
 // moves to the probation, and of it and the probation's least recently used
 // entry, the one whose key was used less often goes (the candidate, on a
-// tie). Otherwise the main part gives up its least recently used entry. The
-// ghost history remembers the key evicted, and why.
+// tie); the ghost history remembers the key evicted, and why. Otherwise the
+// window is growing, and the main part gives up its least recently used
+// entry, which the ghost history does not remember (see WTinyLFU).
 func (p *tinyLFU[K, V]) victim(l *list[K, V]) int32 {
 	if p.count[window] >= p.wmax && p.count[window] > 0 {
 		c := l.nodes[window].prev
@@ -166,13 +177,15 @@ func (p *tinyLFU[K, V]) victim(l *list[K, V]) int32 {
 	}
 	for _, s := range []int32{probation, protected, window} {
 		if p.count[s] > 0 {
-			v := l.nodes[s].prev
-			p.bury(p.hash(l.nodes[v].e.key), ghostMain)
-			return v
+			return l.nodes[s].prev
 		}
 	}
 	panic("memo: victim of an empty list")
 }
+
+// growing reports whether the window holds fewer entries than its size by
+// more than 1% of the cache: it grew, and is filling.
+func (p *tinyLFU[K, V]) growing() bool { return p.count[window]+p.max/100 < p.wmax }
 
 // removing notes that node i is about to be unlinked.
 func (p *tinyLFU[K, V]) removing(i int32) {
@@ -208,7 +221,7 @@ func (p *tinyLFU[K, V]) demote(l *list[K, V]) {
 // bits (0: an empty slot).
 const (
 	ghostWindow = 1 // a candidate from the window, refused by the main part
-	ghostMain   = 2 // the main part's victim
+	ghostMain   = 2 // the main part's victim, for a candidate used more often
 )
 
 // slot returns the ghost history's slot for the key of hash h: a

@@ -375,10 +375,8 @@ func driftThenZipf() []int {
 
 // On disk-like traces of other shapes (re-reads nearer or farther back, more
 // or fewer of them, more or less frequency), WTinyLFU is far ahead of LRU
-// where it keeps a small window, and close to it where it follows LRU: the
-// goal is 0.01, which two of these twelve cells miss (by up to 0.013: the
-// window settles at about 94% where the whole cache would do better), so
-// the test holds it to 0.015. Each replay takes seconds: it runs when
+// where it keeps a small window, and within 0.01 of it where it follows
+// LRU. Each replay takes seconds: it runs when
 // MEMO_LONG_TESTS is set, as CI does once, without -race
 // (MEMO_LONG_TESTS=1 go test -run TestWTinyLFUDiskShapes -v . logs the table).
 func TestWTinyLFUDiskShapes(t *testing.T) {
@@ -397,7 +395,7 @@ func TestWTinyLFUDiskShapes(t *testing.T) {
 				ratio, window := replayWindow(keys, size)
 				lru := exactHitRatio(keys, size)
 				t.Logf("%+v at %d: LRU %.3f, WTinyLFU %.3f, window %% at the end %d", shape, size, lru, ratio, window[len(window)-1])
-				assert.GreaterOrEqual(t, ratio, lru-0.015)
+				assert.GreaterOrEqual(t, ratio, lru-0.01)
 			})
 		}
 	}
@@ -484,4 +482,47 @@ func TestWTinyLFUGhost(t *testing.T) {
 	p.reset()
 	p.recall(h(5))
 	assert.Equal(t, 1, p.wmax, "reset forgets the history")
+}
+
+// While the window grows, the main part gives up its least recently used
+// entries to make room, and the ghost history does not remember them: their
+// recalls leave the window alone. While the window is short of its size by
+// more than 1% of the cache, an entry of the main part used again joins it.
+// Once the window holds its size, its refused candidates are remembered
+// again, and a used entry of the probation is protected.
+func TestWTinyLFUGrowth(t *testing.T) {
+	var l list[int, int]
+	l.pol = newTinyLFU[int, int](100, func(k int) uint64 { return mix(uint64(k)) })
+	l.init(100)
+	for k := range 100 {
+		l.add(k, k, 0)
+	}
+	require.Equal(t, 1, l.pol.wmax)
+	l.pol.resizeTo(50)
+	for k := 100; k < 110; k++ {
+		l.add(k, k, 0) // evicts 0 to 9, the probation's oldest
+	}
+	for k := range 10 {
+		assert.False(t, l.lookup(k) > 0, "key %d evicted", k)
+	}
+	assert.Equal(t, [3]int{}, l.pol.ghosts, "nothing remembered")
+	for k := range 10 {
+		l.add(k, k, 0)
+	}
+	assert.Equal(t, 50, l.pol.wmax, "recalls of the keys evicted for the growth")
+	at := func(k int) uint8 { i, _ := l.lookup(k).entry(); return l.pol.where[i] }
+	require.Equal(t, uint8(probation), at(80))
+	i, _ := l.lookup(80).entry()
+	l.touch(i)
+	assert.Equal(t, uint8(window), at(80), "used while the window grows")
+	for k := 110; l.pol.count[window] < l.pol.wmax; k++ {
+		l.add(k, k, 0)
+	}
+	l.add(1000, 1000, 0)
+	assert.Equal(t, 1, l.pol.ghosts[ghostWindow], "the window's candidate refused")
+	require.Equal(t, uint8(probation), at(90))
+	i, _ = l.lookup(90).entry()
+	l.touch(i)
+	assert.Equal(t, uint8(protected), at(90), "used once the window is full")
+	checkPolicy(t, &l)
 }
