@@ -157,8 +157,9 @@ func (p *tinyLFU[K, V]) inserted(l *list[K, V], i int32, k K) {
 // moves to the probation, and of it and the probation's least recently used
 // entry, the one whose key was used less often goes (the candidate, on a
 // tie); the ghost history remembers the key evicted, and why. Otherwise the
-// window is growing, and the main part gives up its least recently used
-// entry, which the ghost history does not remember (see WTinyLFU).
+// window has room (it grew, or lost entries), and the main part gives up its
+// least recently used entry, which the ghost history does not remember: the
+// main part did not choose it over a candidate (see WTinyLFU).
 func (p *tinyLFU[K, V]) victim(l *list[K, V]) int32 {
 	if p.count[window] >= p.wmax && p.count[window] > 0 {
 		c := l.nodes[window].prev

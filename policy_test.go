@@ -306,8 +306,8 @@ func replayWindow(keys []int, size int) (ratio float64, window []int) {
 // 40,000 to 300,000 calls later; it stays small where frequency wins (a
 // Zipf distribution, a scan through a hot set); on phases that alternate
 // the two, it opens and closes with them, and it closes again when a
-// drifting working set gives way to a Zipf distribution. The log shows the window over
-// time (go test -run TestWTinyLFUWindowAdapts -v).
+// drifting working set gives way to a Zipf distribution. The log shows the
+// window over time (go test -run TestWTinyLFUWindowAdapts -v).
 func TestWTinyLFUWindowAdapts(t *testing.T) {
 	const (
 		recency   = iota // share: the least mean window (% of size); at most 0.01 behind LRU
@@ -376,9 +376,9 @@ func driftThenZipf() []int {
 // On disk-like traces of other shapes (re-reads nearer or farther back, more
 // or fewer of them, more or less frequency), WTinyLFU is far ahead of LRU
 // where it keeps a small window, and within 0.01 of it where it follows
-// LRU. Each replay takes seconds: it runs when
-// MEMO_LONG_TESTS is set, as CI does once, without -race
-// (MEMO_LONG_TESTS=1 go test -run TestWTinyLFUDiskShapes -v . logs the table).
+// LRU. Each replay takes seconds: it runs when MEMO_LONG_TESTS is set, as CI
+// does once, without -race (MEMO_LONG_TESTS=1 go test -run
+// TestWTinyLFUDiskShapes -v . logs the table).
 func TestWTinyLFUDiskShapes(t *testing.T) {
 	if os.Getenv("MEMO_LONG_TESTS") == "" {
 		t.Skip("long: set MEMO_LONG_TESTS=1 (CI does)")
