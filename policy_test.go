@@ -299,10 +299,10 @@ func replayWindow(keys []int, size int) (ratio float64, window []int) {
 	return float64(hits) / float64(len(keys)), window
 }
 
-// The window follows the traffic: it grows where recency wins, to the whole
-// cache on a drifting working set, to the few dozen entries that hold keys
-// used again within 50 calls on lookups, within the first quarter of the
-// trace, and to most of a large cache on a disk's block reads, re-read
+// The window follows the traffic: it grows where recency wins, to nearly
+// the whole cache on a drifting working set, to the few dozen entries that
+// hold keys used again within 50 calls on lookups, within the first quarter
+// of the trace, and to most of a large cache on a disk's block reads, re-read
 // 40,000 to 300,000 calls later; it stays small where frequency wins (a
 // Zipf distribution, a scan through a hot set); on phases that alternate
 // the two, it opens and closes with them, and it closes again when a
