@@ -91,7 +91,12 @@ func nodeID(t testing.TB, n *redistest.Server) string {
 
 // moveSlot moves hash slot slot, with its keys, from node from to node to,
 // as redis-cli --cluster reshard does: IMPORTING on the target, MIGRATING on
-// the source, MIGRATE of every key, then the new owner announced to all.
+// the source, MIGRATE of every key, then the new owner announced to the
+// target, the source and the others, in that order (the other way round,
+// for a moment the source would send clients to the target, and the target,
+// still importing, back to the source). It returns once every node sees the
+// new owner, so that a client's reload of the slots finds it wherever it
+// asks.
 func (cl *cluster) moveSlot(t testing.TB, slot int64, from, to *redistest.Server) {
 	t.Helper()
 	ctx := context.Background()
@@ -117,15 +122,36 @@ func (cl *cluster) moveSlot(t testing.TB, slot int64, from, to *redistest.Server
 		}
 		must(src.Do(ctx, args...).Err())
 	}
+	order := []*redistest.Server{to, from}
 	for _, n := range cl.nodes {
+		if n != to && n != from {
+			order = append(order, n)
+		}
+	}
+	for _, n := range order {
 		must(n.Client(t).Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err())
+	}
+	deadline := time.Now().Add(timeout)
+	for _, n := range cl.nodes {
+		for cl.ownerSeenBy(t, n, slot) != to {
+			if time.Now().After(deadline) {
+				t.Fatalf("moving slot %d: %s does not see %s as its owner after %v", slot, n.Addr(), to.Addr(), timeout)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }
 
 // owner returns the node that holds slot, as node 0 sees the cluster.
 func (cl *cluster) owner(t testing.TB, slot int64) *redistest.Server {
 	t.Helper()
-	shards, err := cl.nodes[0].Client(t).ClusterShards(context.Background()).Result()
+	return cl.ownerSeenBy(t, cl.nodes[0], slot)
+}
+
+// ownerSeenBy returns the node that holds slot, as node by sees the cluster.
+func (cl *cluster) ownerSeenBy(t testing.TB, by *redistest.Server, slot int64) *redistest.Server {
+	t.Helper()
+	shards, err := by.Client(t).ClusterShards(context.Background()).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
