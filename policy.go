@@ -346,15 +346,20 @@ func counter(b *sketchBlock, h uint64, q int) (*uint64, uint64) {
 	return &b[(2*q+int(c>>4&1))&7], (c & 15) * 4
 }
 
+// bump adds 1 to the counter at shift sh of word w, unless it is at 15,
+// without a branch.
+func bump(w *uint64, sh uint64) {
+	n := (*w >> sh) & 15
+	*w += ((n+1)>>4 ^ 1) << sh
+}
+
 // add counts a use of the key of hash h.
 func (s *sketch) add(h uint64) {
 	b := &s.blocks[h&s.mask]
-	for q := range 4 {
-		w, sh := counter(b, h, q)
-		if (*w>>sh)&15 != 15 {
-			*w += 1 << sh
-		}
-	}
+	bump(counter(b, h, 0))
+	bump(counter(b, h, 1))
+	bump(counter(b, h, 2))
+	bump(counter(b, h, 3))
 	s.adds++
 	if s.adds >= s.period {
 		for i := range s.blocks {
