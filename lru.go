@@ -190,16 +190,16 @@ func (l *list[K, V]) apply(noted []int32) {
 		case l.sz != nil:
 			l.sz.hit(l, i)
 		default:
-			l.promote(i)
+			l.promote(0, i)
 		}
 	}
 }
 
-// promote moves node i to the front. The common case, a node already in
-// front, costs one comparison.
-func (l *list[K, V]) promote(i int32) {
+// promote moves node i to the front of the list of sentinel s, which holds
+// it. The common case, a node already in front, costs one comparison.
+func (l *list[K, V]) promote(s, i int32) {
 	nodes := l.nodes
-	root := &nodes[0]
+	root := &nodes[s]
 	if root.next == i {
 		return
 	}
@@ -208,7 +208,7 @@ func (l *list[K, V]) promote(i int32) {
 	nodes[n.prev].next = n.next
 	nodes[n.next].prev = n.prev
 	first := root.next
-	n.prev, n.next = 0, first
+	n.prev, n.next = s, first
 	nodes[first].prev = i
 	root.next = i
 }
@@ -252,9 +252,9 @@ func (l *list[K, V]) add(k K, v V, at int64) (old *entry[K, V], evicted bool) {
 		l.pol.front(l, i)
 	case l.sz != nil:
 		l.sz.front(l, i)
-		l.promote(i)
+		l.promote(0, i)
 	default:
-		l.promote(i)
+		l.promote(0, i)
 	}
 	if l.exp != nil {
 		l.exp.unlink(i)

@@ -124,13 +124,16 @@ func (p *tinyLFU[K, V]) hit(l *list[K, V], i int32) {
 // segment, from the probation to the protected segment, or, while the
 // window is growing, into the window.
 func (p *tinyLFU[K, V]) front(l *list[K, V], i int32) {
-	to := p.where[i]
-	if to != window && p.growing() {
+	from := p.where[i]
+	to := from
+	if from != window && p.growing() {
 		to = window
-	} else if to == probation {
+	} else if from == probation {
 		to = protected
-	} else if l.nodes[to].next == i {
-		return // already first in its segment
+	}
+	if to == from {
+		l.promote(int32(to), i)
+		return
 	}
 	p.move(l, i, to)
 	if to == protected {

@@ -239,7 +239,7 @@ func (z *sizer[K, V]) hit(l *list[K, V], i int32) {
 	if sg != 0 {
 		z.front(l, i)
 	}
-	l.promote(i)
+	l.promote(0, i)
 }
 
 // front notes that node i, past the first segment, is about to move to the
