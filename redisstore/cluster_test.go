@@ -133,7 +133,8 @@ func (cl *cluster) moveSlot(t testing.TB, slot int64, from, to *redistest.Server
 	}
 	deadline := time.Now().Add(timeout)
 	for _, n := range cl.nodes {
-		for cl.ownerSeenBy(t, n, slot) != to {
+		c := n.Client(t)
+		for cl.ownerSeenBy(t, c, slot) != to {
 			if time.Now().After(deadline) {
 				t.Fatalf("moving slot %d: %s does not see %s as its owner after %v", slot, n.Addr(), to.Addr(), timeout)
 			}
@@ -145,13 +146,14 @@ func (cl *cluster) moveSlot(t testing.TB, slot int64, from, to *redistest.Server
 // owner returns the node that holds slot, as node 0 sees the cluster.
 func (cl *cluster) owner(t testing.TB, slot int64) *redistest.Server {
 	t.Helper()
-	return cl.ownerSeenBy(t, cl.nodes[0], slot)
+	return cl.ownerSeenBy(t, cl.nodes[0].Client(t), slot)
 }
 
-// ownerSeenBy returns the node that holds slot, as node by sees the cluster.
-func (cl *cluster) ownerSeenBy(t testing.TB, by *redistest.Server, slot int64) *redistest.Server {
+// ownerSeenBy returns the node that holds slot, as the node c is a client
+// of sees the cluster.
+func (cl *cluster) ownerSeenBy(t testing.TB, c *redis.Client, slot int64) *redistest.Server {
 	t.Helper()
-	shards, err := by.Client(t).ClusterShards(context.Background()).Result()
+	shards, err := c.ClusterShards(context.Background()).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
